@@ -1,0 +1,44 @@
+"""The warehouse base tables, rebuilt from the Parquet lake by one writer.
+
+Where a table's rows come from (one hop): the lake assets listed in `LAKE_WRITERS`.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from pipelines.resources import LakeResource, WarehouseResource
+from pipelines.warehouse.load import POOL, load_tables
+from pipelines.warehouse.schema import TABLES
+
+# Lake assets (key prefix `lake`) that write files for each base table.
+LAKE_WRITERS: dict[str, list[dg.AssetKey]] = {
+    "hub_models": [dg.AssetKey(["lake", "published_results"])],
+    "datasets": [dg.AssetKey(["lake", "published_results"])],
+    "finetune_runs": [dg.AssetKey(["lake", "published_results"])],
+    "probe_scores": [dg.AssetKey(["lake", "published_results"])],
+    "rejected_rows": [dg.AssetKey(["lake", "published_results"])],
+}
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            name,
+            deps=LAKE_WRITERS.get(name, []),
+            description=spec.description,
+            group_name="warehouse",
+            kinds={"duckdb"},
+            metadata={"dagster/table_name": f"warehouse.main.{name}"},
+        )
+        for name, spec in TABLES.items()
+    ],
+    pool=POOL,
+    can_subset=False,
+)
+def warehouse_tables(context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource):
+    """Rebuild every base table from the lake in one transaction (newest row per key wins)."""
+    counts = load_tables(lake.url, warehouse.path)
+    for name, n in counts.items():
+        context.log.info(f"{name}: {n} rows")
+        yield dg.MaterializeResult(asset_key=name, metadata={"dagster/row_count": n, "warehouse": warehouse.path})

@@ -1,0 +1,1 @@
+"""startpoint: rank intermediate models as starting points for finetuning (Dagster + DuckDB)."""

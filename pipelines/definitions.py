@@ -1,0 +1,20 @@
+"""The Dagster code location: every asset module in `assets/`, the jobs, schedules, sensors and resources."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+import assets
+from pipelines.jobs import ALL_JOBS
+from pipelines.resources import default_resources
+from pipelines.schedules import ALL_SCHEDULES
+from pipelines.sensors import ALL_SENSORS
+
+defs = dg.Definitions(
+    assets=dg.load_assets_from_package_module(assets),
+    asset_checks=dg.load_asset_checks_from_package_module(assets),
+    jobs=ALL_JOBS,
+    schedules=ALL_SCHEDULES,
+    sensors=ALL_SENSORS,
+    resources=default_resources(),
+)

@@ -1,0 +1,14 @@
+"""Jobs: named selections of assets a user launches from the UI or `dagster job execute`."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+# Import published results, load the warehouse, and derive every SQL model from it.
+published_job = dg.define_asset_job(
+    name="published",
+    selection=dg.AssetSelection.groups("published", "warehouse", "analytics"),
+    description="Import published finetuning results, load the warehouse and build every SQL model.",
+)
+
+ALL_JOBS = [published_job]

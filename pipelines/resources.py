@@ -1,0 +1,52 @@
+"""Dagster resources: where the lake and the warehouse are. Values come from `pipelines.settings`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from pipelines.settings import get_settings
+from pipelines.warehouse.load import connect
+
+
+class LakeResource(dg.ConfigurableResource):
+    """The Parquet results lake (any fsspec URL: a local folder, s3://bucket/prefix, ...)."""
+
+    url: str
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The DuckDB warehouse file. Writers must run in the `duckdb` pool (limit 1)."""
+
+    path: str
+
+    def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+        return connect(Path(self.path), read_only=read_only)
+
+
+class HomeResource(dg.ConfigurableResource):
+    """$STARTPOINT_HOME: models, caches and artifacts written by the engine."""
+
+    path: str
+
+    @property
+    def models_dir(self) -> Path:
+        return Path(self.path) / "models"
+
+    @property
+    def cache_dir(self) -> Path:
+        return Path(self.path) / "cache"
+
+
+def default_resources() -> dict[str, object]:
+    from pipelines.dbt import dbt_resource
+
+    settings = get_settings()
+    return {
+        "lake": LakeResource(url=settings.lake_url),
+        "warehouse": WarehouseResource(path=str(settings.warehouse_path)),
+        "home": HomeResource(path=str(settings.home)),
+        "dbt": dbt_resource(),
+    }

@@ -1,0 +1,5 @@
+"""Schedules."""
+
+from __future__ import annotations
+
+ALL_SCHEDULES: list = []

@@ -1,0 +1,5 @@
+"""Sensors."""
+
+from __future__ import annotations
+
+ALL_SENSORS: list = []

@@ -1,0 +1,66 @@
+"""Configuration from environment variables, shared by the Python code and the dbt project.
+
+Every path the project writes to hangs off ``STARTPOINT_HOME``:
+
+- ``$STARTPOINT_HOME/warehouse.duckdb``: the DuckDB results warehouse (one writer at a time);
+- ``$STARTPOINT_LAKE`` (default ``$STARTPOINT_HOME/lake``): the Parquet results lake, any fsspec URL;
+- ``$STARTPOINT_HOME/models``: intermediate models made by the engine;
+- ``$STARTPOINT_HOME/cache``: tokenization and feature caches.
+
+The dbt profile (``sql/profiles.yml``) reads ``STARTPOINT_WAREHOUSE`` which :func:`export_env` sets from
+the same values, so dbt and Python can never disagree about which file is the warehouse.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SQL_DIR = REPO_ROOT / "sql"
+DEFAULT_PUBLISHED = REPO_ROOT.parent / "shared" / "model-recycling"
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    lake_url: str
+    published_results: Path | None
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.home / "warehouse.duckdb"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.home / "artifacts"
+
+
+def get_settings() -> Settings:
+    """Read the environment now (not at import) so tests can point each run at a temp folder."""
+    home = Path(os.environ.get("STARTPOINT_HOME", ".startpoint")).expanduser().resolve()
+    lake = os.environ.get("STARTPOINT_LAKE") or str(home / "lake")
+    published_env = os.environ.get("STARTPOINT_PUBLISHED_RESULTS")
+    if published_env is not None:
+        published = Path(published_env).expanduser().resolve() if published_env.strip() else None
+    else:
+        published = DEFAULT_PUBLISHED if DEFAULT_PUBLISHED.is_dir() else None
+    return Settings(home=home, lake_url=lake, published_results=published)
+
+
+def export_env(settings: Settings | None = None) -> dict[str, str]:
+    """Environment for subprocesses (dbt): the same warehouse path Python uses."""
+    settings = settings or get_settings()
+    env = dict(os.environ)
+    env["STARTPOINT_HOME"] = str(settings.home)
+    env["STARTPOINT_WAREHOUSE"] = str(settings.warehouse_path)
+    return env
