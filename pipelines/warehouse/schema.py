@@ -54,6 +54,8 @@ HUB_MODELS = TableSpec(
         ("local_path", pa.string()),
         ("flagged", pa.bool_()),
         ("flag_reason", pa.string()),
+        ("download_bytes", pa.int64()),  # weights a load would fetch (hub catalog)
+        ("revision", pa.string()),  # Hub commit the catalog checked
     ),
 )
 
