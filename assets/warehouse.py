@@ -14,7 +14,7 @@ from pipelines.warehouse.schema import TABLES
 # Lake assets (key prefix `lake`) that write files for each base table.
 LAKE_WRITERS: dict[str, list[dg.AssetKey]] = {
     "hub_models": [dg.AssetKey(["lake", "published_results"])],
-    "datasets": [dg.AssetKey(["lake", "published_results"])],
+    "datasets": [dg.AssetKey(["lake", "published_results"]), dg.AssetKey(["lake", "datasets"])],
     "finetune_runs": [dg.AssetKey(["lake", "published_results"])],
     "probe_scores": [dg.AssetKey(["lake", "published_results"])],
     "rejected_rows": [dg.AssetKey(["lake", "published_results"])],
