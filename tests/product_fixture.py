@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import random
+import shutil
+import tempfile
 from pathlib import Path
 
 import duckdb
@@ -37,8 +39,20 @@ def _models(arch: str) -> list[tuple[str, float]]:
     return models
 
 
+_CACHE: dict[tuple[str, ...], Path] = {}
+
+
 def build(path: Path, architectures: tuple[str, ...] = ("roberta-base", "all-MiniLM-L6-v2")) -> Path:
-    """Write the fixture warehouse to `path` (a .duckdb file) and return it."""
+    """Write the fixture warehouse to `path` (a .duckdb file) and return it; built once per process, then copied."""
+    if architectures not in _CACHE:
+        cache = Path(tempfile.mkdtemp(prefix="product-fixture-")) / "warehouse.duckdb"
+        _build(cache, architectures)
+        _CACHE[architectures] = cache
+    shutil.copyfile(_CACHE[architectures], path)
+    return path
+
+
+def _build(path: Path, architectures: tuple[str, ...]) -> None:
     rng = random.Random(7)
     con = duckdb.connect(str(path))
     con.execute(
@@ -150,4 +164,3 @@ def build(path: Path, architectures: tuple[str, ...] = ("roberta-base", "all-Min
             [pretrained_avg, pretrained_avg, arch],
         )
     con.close()
-    return path
