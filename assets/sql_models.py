@@ -1,6 +1,5 @@
 """Every dbt model in `sql/` as a Dagster asset (group `analytics`); dbt tests become asset checks."""
 
-from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any

@@ -3,7 +3,6 @@
 Where a table's rows come from (one hop): the lake assets listed in `LAKE_WRITERS`.
 """
 
-from __future__ import annotations
 
 import dagster as dg
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 from dagster_dbt import DbtCliResource, DbtProject
 
-from pipelines.settings import SQL_DIR, get_settings
+from pipelines.settings import SQL_DIR, export_env, get_settings
 
 # dbt's profile reads STARTPOINT_WAREHOUSE; set it from the same settings Python uses.
 os.environ.setdefault("STARTPOINT_WAREHOUSE", str(get_settings().warehouse_path))
@@ -15,10 +19,24 @@ dbt_project = DbtProject(project_dir=SQL_DIR, profiles_dir=SQL_DIR)
 
 
 def ensure_manifest() -> None:
-    """Parse the dbt project once when no manifest exists (fresh clone), so every CLI entry point works."""
-    if not dbt_project.manifest_path.exists():
-        dbt_project.preparer.prepare(dbt_project)
+    """Run `dbt parse` when the manifest is missing (fresh clone) or older than a SQL/YAML file, so every entry
+    point (`dagster dev`, `dagster job execute`, tests) sees the current models."""
+    manifest = dbt_project.manifest_path
+    sources = [p for p in SQL_DIR.rglob("*") if p.suffix in {".sql", ".yml", ".yaml", ".csv"} and "target" not in p.parts]
+    if manifest.exists() and all(p.stat().st_mtime <= manifest.stat().st_mtime for p in sources):
+        return
+    subprocess.run(
+        [_dbt_executable(), "parse", "--quiet", "--project-dir", str(SQL_DIR), "--profiles-dir", str(SQL_DIR)],
+        env=export_env(),
+        check=True,
+    )
+
+
+def _dbt_executable() -> str:
+    """The dbt installed beside this interpreter (the venv's), even when the venv is not on PATH."""
+    beside = Path(sys.executable).parent / "dbt"
+    return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
 
 
 def dbt_resource() -> DbtCliResource:
-    return DbtCliResource(project_dir=dbt_project, profiles_dir=str(SQL_DIR))
+    return DbtCliResource(project_dir=dbt_project, profiles_dir=str(SQL_DIR), dbt_executable=_dbt_executable())

@@ -1,0 +1,1 @@
+"""Import of published finetuning results in the model-recycling format."""

@@ -1,0 +1,433 @@
+"""Read a folder of published finetuning results in the model-recycling format.
+
+Files (see the folder's README): `<arch>_table.csv` (one row per model, percent scores on 36 targets; row 0 is the
+pretrained model whose cells are seed means), `models_results_<arch>_pretrain.csv` (20 seeds of the pretrained model,
+fractions) and an optional `models_tested.csv` (catalog attributes of every model looked at).
+
+Errors that make a whole file unusable (missing, empty, not UTF-8, another format, unknown or missing columns) raise
+:class:`PublishedFormatError` naming the file and line. Problems confined to a row or a cell (non-numeric value, score
+out of range, duplicated model, wrong field count) become `rejected_rows` entries, and every row and cell read is
+accounted for in :class:`FileCounts`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipelines.published.targets import METRIC, TARGETS, TASK_GROUP, score_range
+
+TABLE_SUFFIX = "_table.csv"
+TABLE_HEAD = ["", "model_name", "avg", "mnli_lp"]
+PRETRAIN_COLUMNS = ["", "dataset name", "accuracy", "loss", "spearmanr", "stage", "dir"]
+CATALOG_FILE = "models_tested.csv"
+CATALOG_REQUIRED = ["model_name", "base_model", "size", "model_type", "layers", "last_modified", "mnli_lp"]
+
+
+class PublishedFormatError(ValueError):
+    """A file that cannot be read at all; the message names the file, the line and what to do."""
+
+    def __init__(self, path: Path, line: int | None, problem: str):
+        where = f"{path}" + (f", line {line}" if line else "")
+        super().__init__(f"{where}: {problem}")
+        self.path, self.line = path, line
+
+
+@dataclass
+class FileCounts:
+    """What happened to every row and cell of one file. rows_read = rows_loaded + rows_rejected;
+    cells_read = cells_loaded + cells_rejected + cells_empty + cells_derived (+ cells_confirmed for the catalog)."""
+
+    file: str
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_rejected: int = 0
+    cells_read: int = 0
+    cells_loaded: int = 0
+    cells_rejected: int = 0
+    cells_empty: int = 0
+    cells_derived: int = 0
+    cells_confirmed: int = 0
+
+    def check(self) -> None:
+        assert self.rows_read == self.rows_loaded + self.rows_rejected, self
+        assert self.cells_read == (
+            self.cells_loaded + self.cells_rejected + self.cells_empty + self.cells_derived + self.cells_confirmed
+        ), self
+
+
+@dataclass
+class ImportedArchitecture:
+    architecture: str
+    hub_models: list[dict] = field(default_factory=list)
+    finetune_runs: list[dict] = field(default_factory=list)
+    probe_scores: list[dict] = field(default_factory=list)
+    rejected_rows: list[dict] = field(default_factory=list)
+    counts: list[FileCounts] = field(default_factory=list)
+    row0_max_abs_diff: float = 0.0  # table row 0 vs the mean of the pretrain seeds, in points
+
+
+@dataclass
+class ImportedFolder:
+    architectures: dict[str, ImportedArchitecture]
+    catalog_rejected: list[dict]
+    catalog_counts: FileCounts | None
+    datasets: list[dict]
+
+
+def _read_text(path: Path) -> str:
+    if not path.is_file():
+        raise PublishedFormatError(path, None, "file not found; the folder must hold it (see the format README)")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise PublishedFormatError(path, line, f"not UTF-8 text (byte {exc.start}); is this a CSV export?") from None
+    if not text.strip():
+        raise PublishedFormatError(path, None, "file is empty; re-export it from the results")
+    return text
+
+
+def _number(text: str) -> float | None:
+    """Parse a score cell; None for a non-numeric or non-finite value."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _reject(file: Path, line: int, column: str | None, value: str | None, reason: str) -> dict:
+    return {"file": file.name, "line": line, "column": column, "value": value, "reason": reason, "origin": "published"}
+
+
+def pretrain_file_name(architecture_slug: str) -> str:
+    return f"models_results_{re.sub(r'[-/]', '_', architecture_slug)}_pretrain.csv"
+
+
+def discover(folder: Path) -> list[Path]:
+    """The `<arch>_table.csv` files of a folder, sorted; a folder with none is an error."""
+    if not folder.is_dir():
+        raise PublishedFormatError(folder, None, "folder not found; set STARTPOINT_PUBLISHED_RESULTS to a results folder")
+    tables = sorted(folder.glob(f"*{TABLE_SUFFIX}"))
+    if not tables:
+        raise PublishedFormatError(folder, None, f"no *{TABLE_SUFFIX} file; is this a model-recycling results folder?")
+    return tables
+
+
+def read_pretrain(path: Path, architecture: str) -> tuple[list[dict], list[dict], FileCounts]:
+    """20-seed baseline finetunes of the pretrained model: one run per (target, seed)."""
+    text = _read_text(path)
+    reader = csv.reader(io.StringIO(text), delimiter="\t")
+    header = next(reader)
+    if header != PRETRAIN_COLUMNS:
+        raise PublishedFormatError(
+            path, 1, f"expected tab-separated columns {PRETRAIN_COLUMNS}, found {header[:8]}; not a pretrain results file"
+        )
+    runs, rejected = [], []
+    counts = FileCounts(file=path.name)
+    seen: dict[tuple[str, int], int] = {}
+    for row in reader:
+        line = reader.line_num
+        if not any(cell.strip() for cell in row):
+            continue
+        counts.rows_read += 1
+        problem = None
+        if len(row) != len(PRETRAIN_COLUMNS):
+            problem = (None, None, f"{len(row)} fields, the header has {len(PRETRAIN_COLUMNS)}")
+        else:
+            target, stage = row[1].strip(), row[5].strip()
+            metric_col = "spearmanr" if METRIC.get(target) == "spearman" else "accuracy"
+            raw_score = row[PRETRAIN_COLUMNS.index(metric_col)].strip()
+            score = _number(raw_score)
+            if target not in METRIC:
+                problem = ("dataset name", target, f"unknown target {target!r}; known: {', '.join(TARGETS)}")
+            elif not stage.isdigit():
+                problem = ("stage", stage, "seed (stage) is not a non-negative integer")
+            elif score is None:
+                problem = (metric_col, raw_score, "score is not a number")
+            elif not (score_range(target)[0] <= score * 100 <= score_range(target)[1]) or abs(score) > 1:
+                problem = (metric_col, raw_score, "score outside the metric's range (expected a fraction)")
+            elif (target, int(stage)) in seen:
+                problem = ("stage", stage, f"duplicate seed for {target}: first at line {seen[(target, int(stage))]}")
+        if problem:
+            counts.rows_rejected += 1
+            rejected.append(_reject(path, line, problem[0], problem[1], problem[2]))
+            continue
+        seed = int(stage)
+        seen[(target, seed)] = line
+        counts.rows_loaded += 1
+        runs.append(
+            {
+                "run_id": f"published/{architecture}/{architecture}/{target}/seed{seed}",
+                "model_id": architecture,
+                "architecture": architecture,
+                "dataset_id": target,
+                "seed": seed,
+                "score": score * 100,
+                "metric": METRIC[target],
+                "origin": "published",
+                "recipe": "model-recycling",
+                "status": "ok",
+                "source_file": path.name,
+                "source_line": line,
+            }
+        )
+    return runs, rejected, counts
+
+
+def read_table(path: Path) -> tuple[ImportedArchitecture, dict[str, float]]:
+    """One architecture's table: finetune runs, probe scores and model rows; returns row 0's values too."""
+    text = _read_text(path)
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader)
+    if header[:4] != TABLE_HEAD:
+        hint = " (it looks tab-separated)" if "\t" in ",".join(header) else ""
+        raise PublishedFormatError(
+            path, 1, f"expected a header starting with {','.join(TABLE_HEAD)}, found {','.join(header[:4])}{hint}; "
+            "not a model-recycling table"
+        )
+    targets = header[4:]
+    unknown = [t for t in targets if t not in METRIC]
+    if unknown:
+        raise PublishedFormatError(
+            path, 1, f"unknown column(s) {unknown}; the format has exactly these targets: {', '.join(TARGETS)}"
+        )
+    dup = sorted({t for t in targets if targets.count(t) > 1})
+    if dup:
+        raise PublishedFormatError(path, 1, f"duplicated column(s) {dup}")
+    missing = [t for t in TARGETS if t not in targets]
+    if missing:
+        raise PublishedFormatError(path, 1, f"missing target column(s) {missing}; restore them (empty cells are fine)")
+
+    counts = FileCounts(file=path.name)
+    result: ImportedArchitecture | None = None
+    row0: dict[str, float] = {}
+    seen: dict[str, int] = {}
+    for row in reader:
+        line = reader.line_num
+        if not any(cell.strip() for cell in row):
+            continue
+        counts.rows_read += 1
+        counts.cells_read += max(len(row) - 2, 0)  # index and model name are identifiers, not cells
+        model = row[1].strip() if len(row) > 1 else ""
+        problem = None
+        if len(row) != len(header):
+            problem = f"{len(row)} fields, the header has {len(header)}"
+        elif not model:
+            problem = "empty model_name"
+        elif model in seen:
+            problem = f"duplicate model row for {model!r}: first at line {seen[model]}; the first row is kept"
+        if result is None and problem is None and row[3].strip():
+            raise PublishedFormatError(
+                path, line, "the first row must be the pretrained model (with an empty mnli_lp); found a probed model"
+            )
+        if problem:
+            if result is None:
+                raise PublishedFormatError(path, line, f"the pretrained model's row is unusable: {problem}")
+            counts.rows_rejected += 1
+            counts.cells_rejected += max(len(row) - 2, 0)
+            result.rejected_rows.append(_reject(path, line, None, model or None, problem))
+            continue
+        seen[model] = line
+        counts.rows_loaded += 1
+        if result is None:  # row 0: the pretrained model; its cells are the seed means, checked by the caller
+            result = ImportedArchitecture(architecture=model)
+            result.hub_models.append(
+                {"model_id": model, "architecture": model, "source": "published", "role": "pretrained", "status": "accepted"}
+            )
+            counts.cells_derived += len(row) - 2
+            for target, cell in zip(targets, row[4:]):
+                value = _number(cell)
+                if value is not None:
+                    row0[target] = value
+            row0["avg"] = _number(row[2]) if _number(row[2]) is not None else float("nan")
+            continue
+        arch = result.architecture
+        result.hub_models.append(
+            {"model_id": model, "architecture": arch, "source": "published", "role": "intermediate", "status": "accepted"}
+        )
+        counts.cells_derived += 1  # avg: the mean over targets, recomputed by the SQL models
+        for column, cell in [("mnli_lp", row[3]), *zip(targets, row[4:])]:
+            cell = cell.strip()
+            if not cell:
+                counts.cells_empty += 1
+                continue
+            value = _number(cell)
+            low, high = (0.0, 100.0) if column == "mnli_lp" else score_range(column)
+            if value is None:
+                reason = "not a number"
+            elif not low <= value <= high:
+                reason = f"outside [{low:g}, {high:g}] (scores are in percent)"
+            else:
+                reason = None
+            if reason:
+                counts.cells_rejected += 1
+                result.rejected_rows.append(_reject(path, line, column, cell, reason))
+                continue
+            counts.cells_loaded += 1
+            if column == "mnli_lp":
+                result.probe_scores.append(
+                    {
+                        "model_id": model,
+                        "architecture": arch,
+                        "proxy_dataset": "mnli",
+                        "method": "linear_probe",
+                        "score": value,
+                        "origin": "published",
+                    }
+                )
+            else:
+                result.finetune_runs.append(
+                    {
+                        "run_id": f"published/{arch}/{model}/{column}/single",
+                        "model_id": model,
+                        "architecture": arch,
+                        "dataset_id": column,
+                        "seed": None,  # one unnamed seed per published finetune
+                        "score": value,
+                        "metric": METRIC[column],
+                        "origin": "published",
+                        "recipe": "model-recycling",
+                        "status": "ok",
+                        "source_file": path.name,
+                        "source_line": line,
+                    }
+                )
+    if result is None:
+        raise PublishedFormatError(path, 2, "no data rows: the table must hold at least the pretrained model's row")
+    counts.check()
+    result.counts.append(counts)
+    return result, row0
+
+
+def read_catalog(path: Path, imported: dict[str, ImportedArchitecture]) -> tuple[list[dict], FileCounts]:
+    """Attach catalog attributes (size, type, layers, last modified) and cross-check the catalog's copy of scores."""
+    text = _read_text(path)
+    reader = csv.DictReader(io.StringIO(text))
+    header = reader.fieldnames or []
+    missing = [c for c in CATALOG_REQUIRED if c not in header]
+    if missing:
+        raise PublishedFormatError(path, 1, f"missing column(s) {missing}; not a models_tested file")
+    score_cols = [c for c in header if c in METRIC]
+    extra = [c for c in header if c not in METRIC and c not in CATALOG_REQUIRED]
+    counts = FileCounts(file=path.name)
+    rejected: list[dict] = []
+    by_model = {
+        arch: {m["model_id"]: m for m in imp.hub_models} for arch, imp in imported.items()
+    }
+    table_scores = {
+        arch: {(r["model_id"], r["dataset_id"]): r["score"] for r in imp.finetune_runs}
+        for arch, imp in imported.items()
+    }
+    table_probe = {arch: {r["model_id"]: r["score"] for r in imp.probe_scores} for arch, imp in imported.items()}
+    seen: dict[tuple[str, str], int] = {}
+    for rec in reader:
+        line = reader.line_num
+        counts.rows_read += 1
+        n_cells = len(header) - 2  # model_name and base_model identify the row
+        counts.cells_read += n_cells
+        arch, model = (rec.get("base_model") or "").strip(), (rec.get("model_name") or "").strip()
+        if None in rec or any(v is None for v in rec.values()):
+            problem = "field count differs from the header"
+        elif arch not in by_model:
+            problem = f"architecture {arch!r} has no {arch}{TABLE_SUFFIX} in the folder; row not imported"
+        elif model not in by_model[arch]:
+            problem = f"model {model!r} is not in {arch}{TABLE_SUFFIX}; the table is the record, row not imported"
+        elif (arch, model) in seen:
+            problem = f"duplicate catalog row: first at line {seen[(arch, model)]}"
+        else:
+            problem = None
+        if problem:
+            counts.rows_rejected += 1
+            counts.cells_rejected += n_cells
+            rejected.append(_reject(path, line, None, model or None, problem))
+            continue
+        seen[(arch, model)] = line
+        counts.rows_loaded += 1
+        target = by_model[arch][model]
+        for column, key, cast in (("size", "n_params", int), ("layers", "n_layers", int)):
+            value = _number(rec[column]) if rec[column] else None
+            if rec[column] and value is None:
+                counts.cells_rejected += 1
+                rejected.append(_reject(path, line, column, rec[column], "not a number"))
+            elif value is None:
+                counts.cells_empty += 1
+            else:
+                counts.cells_loaded += 1
+                target[key] = cast(value)
+        for column, key in (("model_type", "model_type"), ("last_modified", "last_modified")):
+            if rec[column]:
+                counts.cells_loaded += 1
+                target[key] = rec[column] if column == "model_type" else _timestamp(rec[column])
+            else:
+                counts.cells_empty += 1
+        counts.cells_derived += len(extra)  # tokenizer, flags: descriptive copies, not imported
+        # Score copies: the table is the record; agreeing copies are confirmed, disagreeing ones rejected.
+        for column in ["mnli_lp", *score_cols]:
+            cell = (rec[column] or "").strip()
+            if not cell:
+                counts.cells_empty += 1
+                continue
+            value = _number(cell)
+            reference = table_probe[arch].get(model) if column == "mnli_lp" else table_scores[arch].get((model, column))
+            if value is None:
+                counts.cells_rejected += 1
+                rejected.append(_reject(path, line, column, cell, "not a number"))
+            elif reference is None or abs(value * 100 - reference) > 0.01:
+                counts.cells_rejected += 1
+                ref = "no value" if reference is None else f"{reference:.4f}"
+                rejected.append(
+                    _reject(path, line, column, cell, f"disagrees with {arch}{TABLE_SUFFIX} ({ref}); the table value is kept")
+                )
+            else:
+                counts.cells_confirmed += 1
+    counts.check()
+    return rejected, counts
+
+
+def _timestamp(text: str):
+    import datetime as dt
+
+    try:
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def read_folder(folder: Path) -> ImportedFolder:
+    """Read every architecture of a folder. Raises PublishedFormatError for unusable files."""
+    imported: dict[str, ImportedArchitecture] = {}
+    for table in discover(folder):
+        arch_result, row0 = read_table(table)
+        arch = arch_result.architecture
+        if arch in imported:
+            raise PublishedFormatError(table, 2, f"architecture {arch!r} already read from another table file")
+        slug = table.name[: -len(TABLE_SUFFIX)]
+        pretrain = folder / pretrain_file_name(slug)
+        runs, rejected, counts = read_pretrain(pretrain, arch)
+        if not runs:
+            raise PublishedFormatError(pretrain, None, "no usable baseline seeds; the gains need them")
+        arch_result.finetune_runs.extend(runs)
+        arch_result.rejected_rows.extend(rejected)
+        arch_result.counts.append(counts)
+        by_target: dict[str, list[float]] = defaultdict(list)
+        for r in runs:
+            by_target[r["dataset_id"]].append(r["score"])
+        diffs = [abs(sum(v) / len(v) - row0[t]) for t, v in by_target.items() if t in row0]
+        arch_result.row0_max_abs_diff = max(diffs, default=0.0)
+        imported[arch] = arch_result
+    catalog_rejected: list[dict] = []
+    catalog_counts = None
+    if (folder / CATALOG_FILE).exists():
+        catalog_rejected, catalog_counts = read_catalog(folder / CATALOG_FILE, imported)
+    datasets = [
+        {"dataset_id": t, "metric": METRIC[t], "task_group": TASK_GROUP[t], "source": "published"} for t in TARGETS
+    ]
+    return ImportedFolder(imported, catalog_rejected, catalog_counts, datasets)
