@@ -52,8 +52,6 @@ HUB_MODELS = TableSpec(
         ("status", pa.string()),  # accepted | refused | gone
         ("refusal_reason", pa.string()),
         ("local_path", pa.string()),
-        ("flagged", pa.bool_()),
-        ("flag_reason", pa.string()),
         ("download_bytes", pa.int64()),  # weights a load would fetch (hub catalog)
         ("revision", pa.string()),  # Hub commit the catalog checked
     ),
