@@ -105,10 +105,13 @@ def _split_seed(seed: int, name: str) -> int:
 
 
 def _holdout(frame: pd.DataFrame, fraction: float, rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Stratified split: about `fraction` of each label's rows held out, at least one row kept per label."""
+    """Stratified split: about `fraction` of each label's rows held out (one at least when a label has 3+ rows)."""
     held = []
     for _, group in sorted(frame.groupby("label", sort=False), key=lambda kv: kv[0]):
-        n_out = min(int(math.floor(len(group) * fraction + 0.5)), len(group) - 1)
+        n_out = int(math.floor(len(group) * fraction + 0.5))
+        if len(group) >= 3:  # a small label still gets a held-out row, and keeps two for training
+            n_out = min(max(n_out, 1), len(group) - 2)
+        n_out = min(n_out, len(group) - 1)
         if n_out > 0:
             held.extend(group.index[rng.permutation(len(group))[:n_out]])
     held_set = set(held)

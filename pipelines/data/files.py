@@ -70,7 +70,7 @@ def read_table(path: str | Path, *, encoding: str = "utf-8") -> pd.DataFrame:
     size, limit = path.stat().st_size, max_file_bytes()
     if size > limit:
         raise DatasetError(
-            f"{path}: {size / 2**20:.1f} MiB is above the {limit / 2**20:.0f} MiB limit for dataset files; "
+            f"{path}: {size:,} bytes is above the {limit:,}-byte limit for dataset files; "
             "sample it down to fewer rows or raise STARTPOINT_MAX_DATASET_MB"
         )
     if size == 0:
