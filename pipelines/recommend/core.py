@@ -1,0 +1,120 @@
+"""`recommend`: should the user start from something other than the pretrained model, and from which one?
+
+Without running anything it answers from the warehouse (seconds); with ``run=True`` it carries out the
+protocol of :mod:`pipelines.recommend.protocol` on the user's data, writes every run to the lake with origin
+``user``, reloads the warehouse base tables, and decides from the runs it made.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from pipelines.recommend.predict import (
+    CandidatePrediction,
+    RecommendError,
+    load_evidence,
+    predict_candidates,
+    predict_target_effect,
+)
+from pipelines.recommend.target import UserTarget, load_target
+from pipelines.settings import Settings, get_settings
+
+SHOWN_CANDIDATES = 10
+
+
+@dataclass
+class RecommendOptions:
+    data: str
+    architecture: str = "all-MiniLM-L6-v2"
+    text_col: str = "text"
+    label_col: str = "label"
+    text_pair_col: str | None = None
+    budget: int = 3  # candidate models finetuned with `run` (the pretrained model comes on top)
+    run: bool = False
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    # The small recipe of the protocol: a few hundred examples, short sequences, so --budget 3 fits in minutes.
+    train_cap: int = 400
+    eval_cap: int = 200
+    test_cap: int = 600
+    epochs: int = 2
+    max_length: int = 64
+    batch_size: int = 16
+    report: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.budget < 1:
+            raise RecommendError(f"--budget must be at least 1 candidate model, got {self.budget}")
+        if not self.seeds:
+            raise RecommendError("at least one seed is needed")
+
+
+def predicted_decision(preds: list[CandidatePrediction], pretrained_model: str) -> dict:
+    """The decision from the warehouse alone: the best expected gain, if it is positive."""
+    best = max(preds, key=lambda p: p.expected_gain)
+    interval = f"95% interval {best.low:+.2f}..{best.high:+.2f}"
+    if best.expected_gain > 0:
+        return {
+            "action": "start_from", "model_id": best.model_id, "gain": best.expected_gain, "ci_low": best.low,
+            "ci_high": best.high, "p_beats_pretrained": best.p_beats_pretrained, "predicted": True,
+            "text": f"start from {best.model_id}: {best.expected_gain:+.2f} points expected ({interval}) over the "
+                    f"pretrained model; it beats it with probability {best.p_beats_pretrained:.0%} "
+                    "(prediction from the warehouse; --run checks it on your data)",
+        }
+    return {
+        "action": "stay", "model_id": pretrained_model, "gain": best.expected_gain, "ci_low": best.low,
+        "ci_high": best.high, "predicted": True,
+        "text": f"stay with the pretrained model: no ranked model is expected to gain on this target "
+                f"(best {best.model_id}: {best.expected_gain:+.2f}, {interval}); --run checks it on your data",
+    }
+
+
+def recommend(options: RecommendOptions, settings: Settings | None = None, log: Callable[[str], None] = print) -> dict:
+    """Run the recommendation and return its report (also written to `options.report` when set)."""
+    from pipelines.warehouse.load import connect
+
+    settings = settings or get_settings()
+    started = time.monotonic()
+    target = load_target(options.data, options.text_col, options.label_col, options.text_pair_col)
+    log(f"target {target.dataset_id}: {target.stats['n_train']} train rows, {target.stats['n_labels']} labels, "
+        f"majority share {target.stats['majority_share']:.2f}")
+    con = connect(settings.warehouse_path, read_only=True)
+    try:
+        evidence = load_evidence(con, options.architecture)
+    finally:
+        con.close()
+    target_pred = predict_target_effect(evidence, target.stats)
+    preds = predict_candidates(evidence, target_pred)
+    log(f"target sensitivity ({target_pred.method}): {target_pred.mean:+.2f} points mean gain over ranked models "
+        f"(95% interval {target_pred.low:+.2f}..{target_pred.high:+.2f}; architecture mean "
+        f"{evidence.mean_target_effect:+.2f})")
+    report: dict = {
+        "architecture": options.architecture,
+        "pretrained_model": evidence.pretrained_model,
+        "target": {"dataset_id": target.dataset_id, "file": str(target.path), **_jsonable(target.stats)},
+        "target_effect": asdict(target_pred),
+        "interaction_sd": evidence.interaction_sd,
+        "candidates": [asdict(p) for p in preds[:SHOWN_CANDIDATES]],
+        "decision": predicted_decision(preds, evidence.pretrained_model),
+    }
+    if options.run:
+        from pipelines.recommend.runner import run_on_target
+
+        report["protocol"] = run_on_target(options, settings, target, evidence, preds, log)
+        report["decision"] = report["protocol"]["decision"]
+    report["seconds"] = round(time.monotonic() - started, 2)
+    if options.report:
+        path = Path(options.report)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    return report
+
+
+def _jsonable(stats: dict) -> dict:
+    return {k: (None if v != v else v) if isinstance(v, float) else v for k, v in stats.items()}
+
+
+__all__ = ["RecommendOptions", "UserTarget", "predicted_decision", "recommend"]

@@ -1,0 +1,190 @@
+"""The finetuning protocol on the user's target: the pretrained model, then ranked candidates within a budget.
+
+Order and stopping (after Choshen et al.: rank once per architecture, then try the top few on a new target):
+
+1. finetune the pretrained model with every seed (the baseline);
+2. finetune candidates in rank order, each with every seed, until `budget` candidates are done;
+3. before each further candidate, predict its gain on this target from what the tried ones showed:
+   its base effect + the mean offset (observed gain - base effect) of the tried candidates, with an interval
+   from the interaction spread, the offset's uncertainty and the base effect's interval. If even the upper end
+   of that interval cannot beat the best result so far (max(0, best observed gain)), stop early.
+
+The decision uses only the runs made here: the candidate with the highest mean gain is recommended when its
+95% interval (Welch t over seeds) lies above zero; otherwise the advice is to stay with the pretrained model.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from scipy import stats
+
+from pipelines.recommend.predict import Z95, CandidatePrediction, Evidence
+
+
+@dataclass
+class ModelRuns:
+    model_id: str
+    rank: int | None  # None for the pretrained model
+    scores: list[float] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def mean(self) -> float | None:
+        return float(np.mean(self.scores)) if self.scores else None
+
+
+@dataclass
+class ObservedGain:
+    model_id: str
+    rank: int
+    n_seeds: int
+    gain: float
+    low: float
+    high: float
+    predicted_gain: float
+
+
+@dataclass
+class ProtocolResult:
+    pretrained: ModelRuns
+    candidates: list[ModelRuns]
+    gains: list[ObservedGain]
+    stopped_early: str | None  # why the protocol stopped before using the budget
+    skipped: list[dict]  # candidates that could not be run (no local weights, ...)
+    decision: dict
+    seconds: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def welch_interval(a: list[float], b: list[float]) -> tuple[float, float, float]:
+    """mean(a) - mean(b) with a 95% Welch t interval; with one seed on a side, that side's spread is borrowed."""
+    a_arr, b_arr = np.asarray(a, float), np.asarray(b, float)
+    diff = float(a_arr.mean() - b_arr.mean())
+    var_a = a_arr.var(ddof=1) if len(a_arr) > 1 else None
+    var_b = b_arr.var(ddof=1) if len(b_arr) > 1 else None
+    if var_a is None and var_b is None:
+        return diff, -math.inf, math.inf  # one run each: no honest interval
+    var_a = var_b if var_a is None else var_a
+    var_b = var_a if var_b is None else var_b
+    va, vb = var_a / len(a_arr), var_b / len(b_arr)
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return diff, diff, diff
+    df = (va + vb) ** 2 / ((va**2 / max(len(a_arr) - 1, 1)) + (vb**2 / max(len(b_arr) - 1, 1)))
+    t = float(stats.t.ppf(0.975, df))
+    return diff, diff - t * se, diff + t * se
+
+
+def next_candidate_upper(next_c: CandidatePrediction, tried: list[tuple[CandidatePrediction, ObservedGain]],
+                         interaction_sd: float) -> tuple[float, float]:
+    """Predicted gain of the next candidate on this target and the upper end of its 95% interval."""
+    offsets = [obs.gain - pred.base_mean_gain for pred, obs in tried]
+    offset = float(np.mean(offsets))
+    obs_var = np.mean([((obs.high - obs.low) / (2 * Z95)) ** 2 if math.isfinite(obs.high - obs.low) else 0.0
+                       for _, obs in tried])
+    inter = interaction_sd if math.isfinite(interaction_sd) else 0.0
+    base_se = (next_c.base_ci_high - next_c.base_ci_low) / (2 * Z95) if next_c.base_ci_low is not None else 0.0
+    predicted = next_c.base_mean_gain + offset
+    sd = math.sqrt(inter**2 + (inter**2 + obs_var) / len(tried) + base_se**2)
+    return predicted, predicted + Z95 * sd
+
+
+def decide(gains: list[ObservedGain], pretrained_model: str) -> dict:
+    if not gains:
+        return {"action": "stay", "model_id": pretrained_model,
+                "text": "stay with the pretrained model: no candidate could be finetuned on this target"}
+    best = max(gains, key=lambda g: g.gain)
+    ci = f"95% CI {best.low:+.2f}..{best.high:+.2f}"
+    if best.low > 0:
+        return {"action": "start_from", "model_id": best.model_id, "gain": best.gain, "ci_low": best.low,
+                "ci_high": best.high,
+                "text": f"start from {best.model_id}: {best.gain:+.2f} points ({ci}) over the pretrained model"}
+    return {"action": "stay", "model_id": pretrained_model, "best_candidate": best.model_id, "gain": best.gain,
+            "ci_low": best.low, "ci_high": best.high,
+            "text": f"stay with the pretrained model: the best candidate, {best.model_id}, gained {best.gain:+.2f} "
+                    f"points ({ci}), not clearly above zero"}
+
+
+def run_protocol(
+    evidence: Evidence,
+    predictions: list[CandidatePrediction],
+    train_one: Callable[[str, int], tuple[float | None, str | None]],
+    seeds: list[int],
+    budget: int,
+    log: Callable[[str], None] = print,
+    resolve: Callable[[str], object] | None = None,
+    on_baseline: Callable[[float], list[CandidatePrediction]] | None = None,
+) -> ProtocolResult:
+    """`train_one(model_id, seed)` finetunes one model with one seed and returns (score, error);
+    `on_baseline(pretrained mean score)` may return predictions updated with the baseline score."""
+    started = time.monotonic()
+
+    def run_model(model_id: str, rank: int | None) -> ModelRuns:
+        runs = ModelRuns(model_id=model_id, rank=rank)
+        t0 = time.monotonic()
+        for seed in seeds:
+            score, error = train_one(model_id, seed)
+            if score is None:
+                runs.failures.append(f"seed {seed}: {error}")
+                log(f"  {model_id} seed {seed}: failed: {error}")
+            else:
+                runs.scores.append(score)
+                log(f"  {model_id} seed {seed}: {score:.2f}")
+        runs.seconds = round(time.monotonic() - t0, 1)
+        return runs
+
+    log(f"baseline: finetuning the pretrained model {evidence.pretrained_model} with seeds {seeds}")
+    pretrained = run_model(evidence.pretrained_model, None)
+    if not pretrained.scores:
+        raise RuntimeError(
+            f"every run of the pretrained model {evidence.pretrained_model} failed ({'; '.join(pretrained.failures)}); "
+            "fix that first: without a baseline there is nothing to compare with"
+        )
+    if on_baseline is not None:
+        predictions = on_baseline(pretrained.mean)
+    done: list[ModelRuns] = []
+    gains: list[ObservedGain] = []
+    tried: list[tuple[CandidatePrediction, ObservedGain]] = []
+    skipped: list[dict] = []
+    stopped = None
+    queue = list(predictions)
+    while queue and len(done) < budget:
+        cand = queue.pop(0)
+        if resolve is not None:
+            try:
+                resolve(cand.model_id)
+            except Exception as exc:  # no local weights: say so and move on, it does not use the budget
+                skipped.append({"model_id": cand.model_id, "rank": cand.rank, "reason": str(exc)})
+                log(f"skip rank {cand.rank} {cand.model_id}: {exc}")
+                continue
+        if tried:
+            best_so_far = max(0.0, max(g.gain for g in gains))
+            predicted, upper = next_candidate_upper(cand, tried, evidence.interaction_sd)
+            if upper < best_so_far:
+                stopped = (f"rank {cand.rank} {cand.model_id} cannot plausibly win: predicted {predicted:+.2f} points, "
+                           f"95% upper bound {upper:+.2f} < best so far {best_so_far:+.2f}")
+                log(f"stop early: {stopped}")
+                break
+        log(f"candidate {len(done) + 1}/{budget}: rank {cand.rank} {cand.model_id} "
+            f"(predicted {cand.expected_gain:+.2f} points)")
+        runs = run_model(cand.model_id, cand.rank)
+        done.append(runs)
+        if not runs.scores:
+            continue
+        gain, low, high = welch_interval(runs.scores, pretrained.scores)
+        obs = ObservedGain(cand.model_id, cand.rank, len(runs.scores), gain, low, high, cand.expected_gain)
+        gains.append(obs)
+        tried.append((cand, obs))
+        log(f"  gain {gain:+.2f} points (95% CI {low:+.2f}..{high:+.2f}) over the pretrained model")
+    return ProtocolResult(
+        pretrained=pretrained, candidates=done, gains=gains, stopped_early=stopped, skipped=skipped,
+        decision=decide(gains, evidence.pretrained_model), seconds=round(time.monotonic() - started, 1),
+    )

@@ -1,0 +1,90 @@
+"""Finetune on the user's target with the engine, record every run in the lake (origin `user`), reload the
+warehouse base tables. torch and transformers load here only, never when `recommend` just predicts."""
+
+from __future__ import annotations
+
+import json
+import platform
+from collections.abc import Callable
+
+from pipelines import lake
+from pipelines.partitions import encode_key
+from pipelines.recommend.predict import CandidatePrediction, Evidence, predict_candidates, predict_target_effect
+from pipelines.recommend.protocol import run_protocol
+from pipelines.recommend.target import UserTarget, load_target
+from pipelines.settings import Settings
+
+
+def _versions() -> str:
+    import torch
+    import transformers
+
+    return json.dumps({"torch": torch.__version__, "transformers": transformers.__version__,
+                       "python": platform.python_version()})
+
+
+def run_relpath(dataset_id: str, model_id: str, recipe_hash: str, seed: int) -> str:
+    return f"user/{encode_key(dataset_id)}/{encode_key(model_id)}/{recipe_hash}-seed{seed}"
+
+
+def run_on_target(options, settings: Settings, target: UserTarget, evidence: Evidence,
+                  preds: list[CandidatePrediction], log: Callable[[str], None]) -> dict:
+    from pipelines.data import SplitCaps
+    from pipelines.engine import Recipe, finetune
+    from pipelines.warehouse.load import load_tables
+    from pipelines.zoo import resolve
+
+    recipe = Recipe(train_cap=options.train_cap, eval_cap=options.eval_cap, epochs=options.epochs,
+                    max_length=options.max_length, batch_size=options.batch_size)
+    capped = load_target(
+        options.data, options.text_col, options.label_col, options.text_pair_col,
+        caps=SplitCaps(train=options.train_cap, validation=options.eval_cap, test=options.test_cap),
+    )
+    ds = capped.dataset
+    log(f"protocol on {ds.dataset_id}: {len(ds.train)} train / {len(ds.test)} test rows, recipe {recipe.recipe_hash}, "
+        f"seeds {options.seeds}, budget {options.budget} candidate(s)")
+    versions = _versions()
+    written: list[str] = []
+
+    def train_one(model_id: str, seed: int) -> tuple[float | None, str | None]:
+        try:
+            folder = resolve(model_id)
+        except Exception as exc:
+            result_status, score, error, extra = "failed", None, str(exc), {}
+        else:
+            result = finetune(folder, ds, recipe, seed, log=lambda m: None, cache_dir=settings.cache_dir)
+            result_status, score, error = result.status, result.score, result.error
+            extra = {"device": result.device, "train_seconds": result.train_seconds,
+                     "examples_per_second": result.examples_per_second}
+        row = {
+            "run_id": f"user|{target.dataset_id}|{model_id}|{recipe.recipe_hash}|{seed}",
+            "model_id": model_id, "architecture": evidence.architecture, "dataset_id": target.dataset_id,
+            "seed": seed, "score": score, "metric": ds.metric, "origin": "user", "recipe": recipe.to_json(),
+            "recipe_hash": recipe.recipe_hash, "status": result_status, "error": error,
+            "library_versions": versions, **extra,
+        }
+        written.append(lake.write(settings.lake_url, "finetune_runs",
+                                  run_relpath(target.dataset_id, model_id, recipe.recipe_hash, seed), [row]))
+        return score, error
+
+    def on_baseline(pretrained_score: float) -> list[CandidatePrediction]:
+        updated = predict_target_effect(evidence, {**target.stats, "pretrained_score": pretrained_score})
+        log(f"baseline mean {pretrained_score:.2f}; target sensitivity now {updated.mean:+.2f} points "
+            f"({updated.method}{': ' + ', '.join(updated.features) if updated.features else ''})")
+        return predict_candidates(evidence, updated)
+
+    result = run_protocol(evidence, preds, train_one, options.seeds, options.budget, log=log, resolve=resolve,
+                          on_baseline=on_baseline)
+    lake.write(settings.lake_url, "datasets", f"user/{encode_key(target.dataset_id)}", [target.stats])
+    counts = load_tables(settings.lake_url, settings.warehouse_path)
+    log(f"warehouse reloaded: {counts.get('finetune_runs')} finetune runs; {len(written)} written by this protocol")
+    out = result.as_dict()
+    out["recipe"] = json.loads(recipe.to_json())
+    out["seeds"] = list(options.seeds)
+    out["budget"] = options.budget
+    out["lake_files"] = written
+    out["run_split_sizes"] = {"train": len(ds.train), "validation": len(ds.validation), "test": len(ds.test)}
+    return out
+
+
+__all__ = ["run_on_target", "run_relpath"]
