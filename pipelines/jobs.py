@@ -11,4 +11,10 @@ published_job = dg.define_asset_job(
     description="Import published finetuning results, load the warehouse and build every SQL model.",
 )
 
-ALL_JOBS = [published_job]
+from pipelines.recommend.job import recommend_job  # noqa: E402  (op job with run config, see docs/recommend.md)
+
+ALL_JOBS = [published_job, recommend_job]
+
+from pipelines.hub.automation import hub_catalog_job  # noqa: E402
+
+ALL_JOBS.append(hub_catalog_job)

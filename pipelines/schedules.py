@@ -3,3 +3,7 @@
 from __future__ import annotations
 
 ALL_SCHEDULES: list = []
+
+from pipelines.hub.automation import hub_catalog_refresh  # noqa: E402
+
+ALL_SCHEDULES.append(hub_catalog_refresh)

@@ -1,0 +1,94 @@
+"""Cheap proxy scores per candidate model: linear probe and LogME on the same cached frozen features.
+
+Partitioned by model (the shared `base_models` dynamic partitions, keys from `encode_key`); the
+`hub_new_models` sensor adds partitions for new zoo and accepted Hub models and requests their probe runs.
+"""
+
+
+import dagster as dg
+from pydantic import Field
+
+from pipelines import lake as lake_files
+from pipelines.hub.architectures import ARCHITECTURES
+from pipelines.hub.policy import SafetyPolicy
+from pipelines.partitions import base_models_partitions, decode_key
+from pipelines.probes.candidates import hub_row, probe_relpath
+from pipelines.probes.features import FeatureSettings
+from pipelines.probes.run import ProbeCaps, default_proxy, probe_model
+from pipelines.resources import HomeResource, LakeResource
+
+
+class ProbeConfig(dg.Config):
+    proxy_dataset: str | None = Field(None, description="Dataset id; default MNLI online, tweets_sentiment offline")
+    train_cap: int = 1000
+    test_cap: int = 500
+    max_length: int = 64
+    allow_pickle: list[str] = Field(default_factory=list, description="Hub model ids whose pickle weights you accept")
+
+
+def _model_dir(model_id: str, home: HomeResource, lake_url: str, policy: SafetyPolicy):
+    """(architecture, folder): a zoo model from disk, or an accepted Hub model downloaded now."""
+    from pipelines.zoo import PRETRAINED, architecture_of, local_model_dir, resolve
+
+    if model_id in PRETRAINED or local_model_dir(model_id, home.models_dir).is_dir():
+        return architecture_of(model_id, home.models_dir), resolve(model_id, home.models_dir)
+    row = hub_row(lake_url, model_id)
+    if row is None:
+        raise dg.Failure(
+            f"model {model_id!r} is neither in the offline zoo ({home.models_dir}) nor in the Hub catalog; "
+            "materialize lake/hub_models for its architecture first"
+        )
+    if row["status"] != "accepted" and model_id not in policy.allow_pickle:
+        raise dg.Failure(f"model {model_id!r} is {row['status']} in the Hub catalog: {row['refusal_reason']}")
+    from pipelines.hub.download import fetch_model
+    from pipelines.hub.runtime import hub_access
+
+    with hub_access():
+        folder = fetch_model(
+            model_id, ARCHITECTURES[row["architecture"]], policy, revision=row["revision"], cache_dir=home.cache_dir / "hub"
+        )
+    return row["architecture"], folder
+
+
+@dg.asset(
+    key_prefix="lake",
+    name="probe_scores",
+    group_name="probes",
+    kinds={"parquet", "pytorch"},
+    partitions_def=base_models_partitions,
+    pool="probe",
+    description="Linear-probe accuracy and LogME of one model's frozen features on the proxy dataset.",
+)
+def probe_scores_lake(
+    context: dg.AssetExecutionContext, config: ProbeConfig, lake: LakeResource, home: HomeResource
+) -> dg.MaterializeResult:
+    model_id = decode_key(context.partition_key)
+    env = SafetyPolicy.from_env()
+    policy = SafetyPolicy(env.allow_pickle | frozenset(config.allow_pickle), env.max_download_bytes)
+    architecture, folder = _model_dir(model_id, home, lake.url, policy)
+    proxy = config.proxy_dataset or default_proxy()
+    rows = probe_model(
+        model_id,
+        architecture,
+        folder,
+        cache_dir=home.cache_dir,
+        proxy=proxy,
+        caps=ProbeCaps(train=config.train_cap, test=config.test_cap),
+        settings=FeatureSettings(max_length=config.max_length),
+        policy=policy,
+    )
+    path = lake_files.write(lake.url, "probe_scores", probe_relpath(model_id, proxy), rows)
+    scores = {r["method"]: r["score"] for r in rows}
+    context.log.info(f"{model_id} on {proxy}: {scores}")
+    return dg.MaterializeResult(
+        metadata={
+            "model_id": model_id,
+            "architecture": architecture,
+            "proxy_dataset": proxy,
+            "linear_probe_accuracy": scores["linear_probe"],
+            "logme": scores["logme"],
+            "seconds": rows[0]["seconds"],
+            "features_hash": rows[0]["features_hash"],
+            "path": path,
+        }
+    )

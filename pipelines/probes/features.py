@@ -1,0 +1,112 @@
+"""Frozen-encoder features (mean-pooled last hidden states), computed once per model x dataset x settings.
+
+Both probes (linear head, LogME) read the same features, so the encoder runs once. The cache key hashes the
+model's config and weight files (name, size, mtime), the dataset id, the split caps and the featurisation
+settings; a changed model or setting gets new features, an unchanged one reuses them across runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+FEATURES_VERSION = 1  # bump when the featurisation code changes meaning
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    max_length: int = 64
+    batch_size: int = 64
+    pooling: str = "mean"
+
+
+@dataclass
+class Features:
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+    features_hash: str
+    seconds: float  # time the encoder took when the features were computed (kept when read from cache)
+    cached: bool
+
+
+def model_fingerprint(model_dir: Path) -> dict:
+    files = {}
+    for p in sorted(model_dir.iterdir()):
+        if p.is_file() and (p.suffix in {".safetensors", ".bin"} or p.name == "config.json"):
+            st = p.stat()
+            files[p.name] = [st.st_size, st.st_mtime_ns]
+    return files
+
+
+def features_hash(model_id: str, model_dir: Path, dataset_id: str, caps: dict, settings: FeatureSettings) -> str:
+    key = {
+        "model_id": model_id,
+        "model_files": model_fingerprint(model_dir),
+        "dataset_id": dataset_id,
+        "caps": caps,
+        "settings": asdict(settings),
+        "version": FEATURES_VERSION,
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def encode(model_dir: Path, frame, settings: FeatureSettings, device: str | None = None) -> np.ndarray:
+    """Mean-pooled features (n, hidden) of a frame with `text` and optional `text_pair` columns."""
+    import torch
+
+    from pipelines.engine.device import configure_threads, pick_device
+    from pipelines.zoo import load_encoder, load_tokenizer
+
+    configure_threads()
+    device = pick_device(device)
+    tokenizer = load_tokenizer(model_dir)
+    model = load_encoder(model_dir).to(device).eval()
+    texts = frame["text"].tolist()
+    pairs = frame["text_pair"].tolist() if "text_pair" in frame and frame["text_pair"].notna().any() else None
+    # Sorting by length keeps padding (and CPU time) low; rows are put back in order afterwards.
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+    with torch.inference_mode():
+        for start in range(0, len(order), settings.batch_size):
+            idx = order[start : start + settings.batch_size]
+            batch = tokenizer(
+                [texts[i] for i in idx],
+                [pairs[i] for i in idx] if pairs else None,
+                truncation=True,
+                max_length=settings.max_length,
+                padding=True,
+                return_tensors="pt",
+            ).to(device)
+            hidden = model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+            out[idx] = pooled.float().cpu().numpy()
+    return out
+
+
+def load_or_compute(
+    model_id: str, model_dir: Path, dataset, caps: dict, settings: FeatureSettings, cache_dir: Path
+) -> Features:
+    """Features of the dataset's train and test splits for one model, from the cache when present."""
+    digest = features_hash(model_id, model_dir, dataset.dataset_id, caps, settings)
+    path = Path(cache_dir) / "probe_features" / f"{digest}.npz"
+    if path.is_file():
+        with np.load(path) as z:
+            return Features(z["train_x"], z["train_y"], z["test_x"], z["test_y"], digest, float(z["seconds"]), True)
+    start = time.perf_counter()
+    train_x = encode(model_dir, dataset.train, settings)
+    test_x = encode(model_dir, dataset.test, settings)
+    seconds = time.perf_counter() - start
+    train_y, test_y = dataset.train["label"].to_numpy(), dataset.test["label"].to_numpy()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y, seconds=seconds)
+    tmp.rename(path)
+    return Features(train_x, train_y, test_x, test_y, digest, seconds, False)
