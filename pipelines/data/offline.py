@@ -18,6 +18,7 @@ import pickle
 import re
 import shutil
 import subprocess
+import warnings
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -95,6 +96,9 @@ _PICKLE_GLOBALS = {
     ("numpy._core.numeric", "_frombuffer"),
     ("pandas._libs.internals", "_unpickle_block"),
     ("pandas.core.frame", "DataFrame"),
+    ("pandas", "DataFrame"),
+    ("pandas", "Index"),
+    ("pandas", "RangeIndex"),
     ("pandas.core.indexes.base", "Index"),
     ("pandas.core.indexes.base", "_new_Index"),
     ("pandas.core.indexes.range", "RangeIndex"),
@@ -112,7 +116,8 @@ def read_frame_pickle(path: Path) -> pd.DataFrame:
                 raise DatasetError(f"{path}: the pickle refers to {module}.{name}, which a plain DataFrame does not need; refusing it")
             return super().find_class(module, name)
 
-    with lzma.open(path) as fh:
+    with lzma.open(path) as fh, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # old pickles name numpy.core, now numpy._core
         try:
             frame = FrameOnly(fh).load()
         except (pickle.UnpicklingError, EOFError, lzma.LZMAError) as err:
