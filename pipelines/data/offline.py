@@ -348,18 +348,19 @@ DEBIAN_SECTIONS = ("games", "science", "sound", "graphics", "mail", "math", "edi
                    "net", "text", "admin", "fonts")  # fmt: skip
 
 
+_APT_FIELD = {name: re.compile(rf"^{name}:(.*)$", re.M) for name in ("Package", "Section", "Description")}
+
+
 def debian_descriptions(dumpavail: str) -> list[tuple[str, str, str]]:
     """(package, short description, section) for the first stanza of each package in a listed section."""
     seen: dict[str, tuple[str, str]] = {}
     for stanza in dumpavail.split("\n\n"):
-        fields: dict[str, str] = {}
-        for line in stanza.split("\n"):
-            if line and not line[0].isspace() and ":" in line:
-                key, _, value = line.partition(":")
-                fields[key] = value.strip()
-        package, section = fields.get("Package"), fields.get("Section", "").rsplit("/", 1)[-1]
-        if package and section in DEBIAN_SECTIONS and fields.get("Description"):
-            seen.setdefault(package, (_words(fields["Description"]), section))
+        section = _APT_FIELD["Section"].search(stanza)
+        if not section or section.group(1).strip().rsplit("/", 1)[-1] not in DEBIAN_SECTIONS:
+            continue
+        package, description = _APT_FIELD["Package"].search(stanza), _APT_FIELD["Description"].search(stanza)
+        if package and description and description.group(1).strip():
+            seen.setdefault(package.group(1).strip(), (_words(description.group(1)), section.group(1).strip().rsplit("/", 1)[-1]))
     return [(p, d, s) for p, (d, s) in sorted(seen.items())]
 
 
