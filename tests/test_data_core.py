@@ -95,3 +95,17 @@ def test_empty_texts_are_dropped_and_empty_labels_named():
 def test_bad_caps_refused():
     with pytest.raises(DatasetError, match="SplitCaps.train=0"):
         SplitCaps(train=0)
+
+
+def test_text_pairs_are_str_or_none():
+    raw = pd.DataFrame(
+        {
+            "text": [f"t{i}" for i in range(20)],
+            "text_pair": [None if i % 2 else f"p{i}" for i in range(19)] + [float("nan")],
+            "label": [i % 2 for i in range(20)],
+        }
+    )
+    ds = _build(raw)
+    pairs = pd.concat([ds.train, ds.validation, ds.test])["text_pair"].tolist()
+    assert sorted(p for p in pairs if p is not None) == sorted(f"p{i}" for i in range(0, 19, 2))
+    assert sum(p is None for p in pairs) == 10

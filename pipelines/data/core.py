@@ -143,21 +143,26 @@ def stratified_take(frame: pd.DataFrame, n: int, rng: np.random.Generator) -> pd
     return frame.loc[sorted(picked)]
 
 
+def _as_text(value) -> str:
+    """A cell as stripped text; missing values (None, NaN, pd.NA) become ''."""
+    if value is None or (not isinstance(value, (list, tuple, dict)) and pd.isna(value)):
+        return ""
+    return str(value).strip()
+
+
 def _clean(frame: pd.DataFrame, where: str, notes: dict) -> pd.DataFrame:
     frame = frame.copy()
     if "text_pair" not in frame:
         frame["text_pair"] = None
     if "row" not in frame:
         frame["row"] = np.arange(1, len(frame) + 1)
-    frame["text"] = frame["text"].map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v).strip())
-    frame["text_pair"] = frame["text_pair"].map(
-        lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) or not str(v).strip() else str(v).strip()
-    )
+    frame["text"] = frame["text"].map(_as_text).astype(object)
+    frame["text_pair"] = frame["text_pair"].map(lambda v: _as_text(v) or None).astype(object)
     empty = frame["text"] == ""
     if empty.any():
         notes["dropped_empty_text"] = int(empty.sum())
         frame = frame[~empty]
-    labels = frame["label"].map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v).strip())
+    labels = frame["label"].map(_as_text)
     if (labels == "").any():
         row = frame.loc[labels == "", "row"].iloc[0]
         raise DatasetError(
@@ -196,7 +201,9 @@ def build_dataset(
     rng = np.random.default_rng(seed)
     parts: dict[str, pd.DataFrame] = {}
     if "split" in frame and frame["split"].notna().any():
-        names = frame["split"].map(lambda s: _VALIDATION_NAMES.get(str(s).strip().lower(), str(s).strip().lower()))
+        names = frame["split"].map(
+            lambda s: "(empty)" if pd.isna(s) or not str(s).strip() else _VALIDATION_NAMES.get(str(s).strip().lower(), str(s).strip().lower())
+        )
         unknown = sorted(set(names) - set(SPLITS))
         if unknown:
             bad_row = frame.loc[names.isin(unknown), "row"].iloc[0]
@@ -240,7 +247,7 @@ def build_dataset(
         out[name] = pd.DataFrame(
             {
                 "text": part["text"].astype(str).to_numpy(),
-                "text_pair": part["text_pair"].astype(object).to_numpy(),
+                "text_pair": pd.Series([v if isinstance(v, str) else None for v in part["text_pair"]], dtype=object),
                 "label": part["label"].map(ids).astype("int64").to_numpy(),
             }
         )
