@@ -90,7 +90,7 @@ def test_speeches_parser():
 
 def test_foldoc_entry_parser():
     entries = ["!!!Batch\n\n   <language, humour> A daft way of\n   encoding text.\n\n   (2014-10-25)\n\n",
-               "Netscape\n\n   1. {Netscape Navigator}.\n\n", "ALGOL\nAlgol\n\n   <language> An old\n   language.\n\n"]  # fmt: skip
+               "Netscape\n\n   1. {Netscape Navigator}.\n\n", "ALGOL\nAlgol\n\n   <language> An old\n   {language}.\n\n"]  # fmt: skip
     data = "".join(entries).encode()
     b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
     index, start = [], 0

@@ -275,7 +275,10 @@ def _dictd_number(code: str) -> int:
 
 
 def foldoc_entries(dict_bytes: bytes, index_lines: list[str]) -> list[tuple[str, str]]:
-    """(category, definition) for each entry whose body opens with `<category[, more]>` (first one taken)."""
+    """(category, definition) for each entry whose body opens with `<category[, more]>` (first one taken).
+
+    Cross-reference braces (`{Fortran}`) are removed, keeping the words.
+    """
     offsets: dict[int, int] = {}
     for line in index_lines:
         parts = line.rstrip("\n").split("\t")
@@ -289,7 +292,7 @@ def foldoc_entries(dict_bytes: bytes, index_lines: list[str]) -> list[tuple[str,
         if not match:
             continue
         category = match.group(1).split(",")[0].strip()
-        definition = _words(_FOLDOC_DATE.sub("", body[match.end() :].strip()))
+        definition = _words(_FOLDOC_DATE.sub("", body[match.end() :].strip()).replace("{", "").replace("}", ""))
         if category and definition:
             entries.append((category, definition))
     return entries
