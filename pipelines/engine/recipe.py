@@ -1,0 +1,60 @@
+"""The finetuning recipe: every hyper-parameter of a run, hashed so a run's identity is stable.
+
+Defaults are chosen for the embedded grid on 2 CPU cores: short sequences (the offline sets are short
+texts), a capped train set and a large learning rate for a small encoder give a good score within seconds.
+They were checked on fine_foods (1,000 train examples → ≥ 0.80 accuracy) and on every default-grid target.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields
+
+
+@dataclass(frozen=True)
+class Recipe:
+    lr: float = 1e-4  # MiniLM-sized encoders tolerate (and need, for few steps) a larger lr than BERT-base
+    epochs: int = 2
+    batch_size: int = 32
+    max_length: int = 128  # tokens; longer texts are truncated
+    train_cap: int | None = 1000  # at most this many training examples (None: all)
+    warmup_ratio: float = 0.1  # linear warm-up over this share of the steps, then linear decay
+    weight_decay: float = 0.01
+    patience: int = 1  # stop after this many validation checks without improvement (0: never stop early)
+    eval_cap: int | None = 500  # at most this many validation examples per check
+    head_lr_multiplier: float = 10.0  # the fresh classification head learns faster than the pretrained body
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.lr > 0:
+            problems.append(f"lr must be > 0, got {self.lr}")
+        if self.epochs < 1:
+            problems.append(f"epochs must be ≥ 1, got {self.epochs}")
+        if self.batch_size < 1:
+            problems.append(f"batch_size must be ≥ 1, got {self.batch_size}")
+        if self.max_length < 8:
+            problems.append(f"max_length must be ≥ 8, got {self.max_length}")
+        if self.train_cap is not None and self.train_cap < 2:
+            problems.append(f"train_cap must be ≥ 2 or None, got {self.train_cap}")
+        if not 0 <= self.warmup_ratio < 1:
+            problems.append(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if problems:
+            raise ValueError("invalid recipe: " + "; ".join(problems))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @property
+    def recipe_hash(self) -> str:
+        """First 12 hex digits of the SHA-256 of the sorted-key JSON: equal recipes, equal hash, across runs."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
+
+    @classmethod
+    def from_json(cls, text: str) -> Recipe:
+        data = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"recipe JSON has unknown field(s) {unknown}; known: {sorted(known)}")
+        return cls(**data)

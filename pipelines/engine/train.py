@@ -1,0 +1,331 @@
+"""`finetune`: train a fresh head plus the encoder on one dataset, score it on the test split.
+
+Bad input (empty split, one class, unseen test labels, missing column, missing weights) and a loss that
+turns NaN come back as a result with status 'failed' and an error naming the thing, never as a score.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipelines.engine import batching
+from pipelines.engine.device import autocast, autocast_dtype, configure_threads, pick_device
+from pipelines.engine.recipe import Recipe
+from pipelines.zoo.loading import ModelDirError, check_model_dir
+
+_log = logging.getLogger(__name__)
+PROGRESS_EVERY_SECONDS = 10.0
+
+
+class FinetuneError(ValueError):
+    """A run that cannot produce a valid score; the message says what and what to do."""
+
+
+@dataclass
+class FinetuneResult:
+    status: str  # ok | failed
+    dataset_id: str
+    metric: str
+    seed: int
+    score: float | None = None  # percent, on the test split
+    error: str | None = None
+    device: str | None = None
+    train_seconds: float | None = None
+    examples_per_second: float | None = None
+    n_train: int = 0
+    n_test: int = 0
+    epochs_run: int = 0
+    validation_scores: list[float] = field(default_factory=list)
+    train_tokens: int = 0  # non-padding tokens seen in training (for FLOP estimates)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _column(frame: pd.DataFrame, name: str, split: str, dataset_id: str) -> pd.Series:
+    if name not in frame.columns:
+        raise FinetuneError(
+            f"{dataset_id}: the {split} split has no {name!r} column (columns: {list(frame.columns)}); "
+            "the datasets layer must provide text, text_pair and label"
+        )
+    return frame[name]
+
+
+def _texts(frame: pd.DataFrame, split: str, dataset_id: str) -> tuple[list[str], list[str] | None]:
+    text = _column(frame, "text", split, dataset_id)
+    bad = text.map(lambda t: not isinstance(t, str))
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise FinetuneError(f"{dataset_id}: {split} row {row} has no text ({text.iloc[row]!r})")
+    pairs = frame["text_pair"] if "text_pair" in frame.columns else None
+    if pairs is not None and pairs.isna().all():
+        pairs = None
+    if pairs is not None:
+        pairs = pairs.fillna("").astype(str).tolist()
+    return text.tolist(), pairs
+
+
+def _check_labels(dataset, metric: str) -> int:
+    """Number of model outputs; raises FinetuneError for label sets no classifier can learn or be scored on."""
+    did = dataset.dataset_id
+    splits = {"train": dataset.train, "test": dataset.test}
+    for split, frame in splits.items():
+        if frame is None or len(frame) == 0:
+            raise FinetuneError(f"{did}: the {split} split is empty; check the dataset's source and caps")
+        labels = _column(frame, "label", split, did)
+        if labels.isna().any():
+            row = int(np.flatnonzero(labels.isna().to_numpy())[0])
+            raise FinetuneError(f"{did}: {split} row {row} has no label")
+    if metric == "spearman":
+        return 1
+    if metric != "accuracy":
+        raise FinetuneError(f"{did}: metric {metric!r} is not supported (accuracy for classes, spearman for scores)")
+    train_labels = set(dataset.train["label"].astype(int))
+    if len(train_labels) < 2:
+        raise FinetuneError(
+            f"{did}: the train split has a single class ({sorted(train_labels)}); a classifier needs at least two"
+        )
+    unseen = sorted(set(dataset.test["label"].astype(int)) - train_labels)
+    if unseen:
+        names = getattr(dataset, "label_names", None) or []
+        shown = [names[i] if 0 <= i < len(names) else i for i in unseen]
+        raise FinetuneError(f"{did}: test labels {shown} never occur in the train split; re-split the data")
+    n = max(len(getattr(dataset, "label_names", None) or []), max(train_labels | set(dataset.test["label"])) + 1)
+    if min(train_labels) < 0:
+        raise FinetuneError(f"{did}: labels must be integers ≥ 0, found {min(train_labels)}")
+    return int(n)
+
+
+def _score(metric: str, outputs: np.ndarray, labels: np.ndarray) -> float:
+    if metric == "spearman":
+        from scipy.stats import spearmanr
+
+        rho = spearmanr(outputs.reshape(-1), labels).statistic
+        return float(rho * 100) if np.isfinite(rho) else 0.0
+    return float((outputs.argmax(-1) == labels).mean() * 100)
+
+
+def _predict(model, encoded, pad_id, device, dtype, batch_size=128) -> np.ndarray:
+    import torch
+
+    model.eval()
+    out = np.zeros((len(encoded), model.head.out_features), dtype=np.float32)
+    with torch.inference_mode(), autocast(device, dtype):
+        for idx, batch in batching.iterate(encoded, batching.sorted_batches(encoded.lengths, batch_size), pad_id, device):
+            out[idx] = model(**batch).float().cpu().numpy()
+    return out
+
+
+def _optimizer(model, recipe: Recipe):
+    import torch
+
+    decay, no_decay, head = [], [], []
+    for name, p in model.named_parameters():
+        if name.startswith("head."):
+            head.append(p)
+        elif p.ndim < 2:  # biases and LayerNorm weights are not decayed
+            no_decay.append(p)
+        else:
+            decay.append(p)
+    groups = [
+        {"params": decay, "weight_decay": recipe.weight_decay, "lr": recipe.lr},
+        {"params": no_decay, "weight_decay": 0.0, "lr": recipe.lr},
+        {"params": head, "weight_decay": 0.0, "lr": recipe.lr * recipe.head_lr_multiplier},
+    ]
+    kwargs = {"fused": True} if next(model.parameters()).is_cuda else {"foreach": True}
+    return torch.optim.AdamW(groups, betas=(0.9, 0.999), eps=1e-8, **kwargs)
+
+
+def _schedule(optimizer, total_steps: int, warmup_ratio: float):
+    import torch
+
+    warmup = max(1, int(total_steps * warmup_ratio)) if warmup_ratio > 0 else 0
+
+    def factor(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _cap(frame: pd.DataFrame, cap: int | None) -> pd.DataFrame:
+    # The same subset for every seed (seeds vary initialisation and order, not the data).
+    if cap is None or len(frame) <= cap:
+        return frame
+    return frame.sample(n=cap, random_state=0).sort_index()
+
+
+def _seed_everything(seed: int) -> np.random.Generator:
+    import random
+
+    import torch
+
+    random.seed(seed)
+    torch.manual_seed(seed)
+    return np.random.default_rng(seed)
+
+
+def save_encoder(model, tokenizer, dest: Path, card: dict) -> None:
+    """Write encoder weights (safetensors) + tokenizer + card to `dest` atomically (temp folder, then rename)."""
+    import json
+
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex}.tmp"
+    model.encoder.save_pretrained(str(tmp), safe_serialization=True)
+    tokenizer.save_pretrained(str(tmp))
+    (tmp / "startpoint.json").write_text(json.dumps(card, indent=2, sort_keys=True))
+    check_model_dir(tmp)
+    if dest.exists():
+        shutil.rmtree(dest)
+    os.replace(tmp, dest)
+
+
+def finetune(
+    model_dir: str | Path,
+    dataset,
+    recipe: Recipe | None = None,
+    seed: int = 0,
+    device: str | None = None,
+    log: Callable[[str], None] | None = None,
+    *,
+    cache_dir: Path | None = None,
+    save_to: Path | None = None,
+    model_card: dict | None = None,
+    allow_pickle: bool = False,
+) -> FinetuneResult:
+    """Finetune the encoder in `model_dir` on `dataset` (a LabelledDataset) and score it on its test split.
+
+    `save_to`: also save the finetuned encoder and tokenizer there (how intermediate models are made).
+    """
+    recipe = recipe or Recipe()
+    log = log or _log.info
+    metric = getattr(dataset, "metric", "accuracy") or "accuracy"
+    result = FinetuneResult(status="failed", dataset_id=dataset.dataset_id, metric=metric, seed=seed)
+    try:
+        _train(model_dir, dataset, recipe, seed, device, log, cache_dir, save_to, model_card, allow_pickle, result)
+        result.status = "ok"
+    except (FinetuneError, ModelDirError) as exc:
+        result.status, result.score, result.error = "failed", None, str(exc)
+        log(f"run failed: {exc}")
+    return result
+
+
+def _train(model_dir, dataset, recipe, seed, device, log, cache_dir, save_to, model_card, allow_pickle, result):
+    import torch
+
+    from pipelines.engine.model import EncoderClassifier
+    from pipelines.zoo.loading import load_encoder, load_tokenizer
+
+    did = dataset.dataset_id
+    n_out = _check_labels(dataset, result.metric)
+    check_model_dir(model_dir, allow_pickle=allow_pickle)
+    device = pick_device(device)
+    result.device = device
+    if device == "cpu":
+        configure_threads()
+    dtype = autocast_dtype(device)
+
+    train = _cap(dataset.train, recipe.train_cap)
+    validation = dataset.validation if dataset.validation is not None and len(dataset.validation) else None
+    if validation is not None:
+        validation = _cap(validation, recipe.eval_cap)
+    tokenizer = load_tokenizer(model_dir)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+    def enc(frame, split):
+        texts, pairs = _texts(frame, split, did)
+        return batching.encode(tokenizer, texts, pairs, recipe.max_length, cache_dir=cache_dir, dataset_id=f"{did}.{split}")
+
+    train_enc, test_enc = enc(train, "train"), enc(dataset.test, "test")
+    val_enc = enc(validation, "validation") if validation is not None else None
+    label_dtype = torch.float32 if n_out == 1 else torch.long
+    train_y = torch.tensor(train["label"].to_numpy(), dtype=label_dtype)
+    result.n_train, result.n_test = len(train), len(dataset.test)
+
+    rng = _seed_everything(seed)
+    model = EncoderClassifier(load_encoder(model_dir, allow_pickle=allow_pickle), n_out).to(device)
+    optimizer = _optimizer(model, recipe)
+    steps_per_epoch = math.ceil(len(train) / recipe.batch_size)
+    total_steps = steps_per_epoch * recipe.epochs
+    scheduler = _schedule(optimizer, total_steps, recipe.warmup_ratio)
+    loss_fn = torch.nn.MSELoss() if n_out == 1 else torch.nn.CrossEntropyLoss()
+    lengths = train_enc.lengths
+
+    best_score, best_state, since_best = -math.inf, None, 0
+    seen, step, train_seconds = 0, 0, 0.0
+    last_report = time.perf_counter()
+    log(f"finetuning on {did}: {len(train)} train examples, {total_steps} steps, device {device}, "
+        f"autocast {dtype or 'off'}, recipe {recipe.recipe_hash}")
+    for epoch in range(recipe.epochs):
+        model.train()
+        started = time.perf_counter()
+        for idx, batch in batching.iterate(
+            train_enc, batching.length_grouped_batches(lengths, recipe.batch_size, rng), pad_id, device
+        ):
+            with autocast(device, dtype):
+                logits = model(**batch)
+            y = train_y[idx].to(device)
+            loss = loss_fn(logits.float().squeeze(-1) if n_out == 1 else logits.float(), y)
+            if not torch.isfinite(loss):
+                raise FinetuneError(
+                    f"{did}: the training loss became {loss.item()} at step {step + 1} (epoch {epoch + 1}); "
+                    f"lower the learning rate (now {recipe.lr}) or check the labels"
+                )
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            seen += len(idx)
+            result.train_tokens += int(lengths[idx].sum())
+            now = time.perf_counter()
+            if now - last_report >= PROGRESS_EVERY_SECONDS:
+                elapsed = train_seconds + now - started
+                rate = seen / elapsed
+                left = (total_steps - step) * recipe.batch_size / rate
+                log(f"{did} epoch {epoch + 1}/{recipe.epochs} step {step}/{total_steps}: loss {loss.item():.3f}, "
+                    f"{rate:.0f} examples/s, ~{left:.0f} s left")
+                last_report = now
+        train_seconds += time.perf_counter() - started
+        result.epochs_run = epoch + 1
+        if val_enc is None:
+            continue
+        val_y = validation["label"].to_numpy()
+        val_score = _score(result.metric, _predict(model, val_enc, pad_id, device, dtype), val_y)
+        result.validation_scores.append(round(val_score, 3))
+        log(f"{did} epoch {epoch + 1}: validation {result.metric} {val_score:.2f}")
+        if val_score > best_score:
+            best_score, since_best = val_score, 0
+            if epoch + 1 < recipe.epochs:
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                best_state = None  # the current weights are the best
+        else:
+            since_best += 1
+            if recipe.patience and since_best >= recipe.patience:
+                log(f"{did}: early stop after epoch {epoch + 1} (no validation gain for {since_best} check(s))")
+                break
+    if best_state is not None and result.validation_scores and result.validation_scores[-1] < best_score:
+        model.load_state_dict(best_state)
+
+    result.train_seconds = round(train_seconds, 3)
+    result.examples_per_second = round(seen / train_seconds, 2) if train_seconds > 0 else None
+    result.score = _score(result.metric, _predict(model, test_enc, pad_id, device, dtype), dataset.test["label"].to_numpy())
+    log(f"{did}: test {result.metric} {result.score:.2f} after {train_seconds:.1f} s "
+        f"({result.examples_per_second} examples/s)")
+    if save_to is not None:
+        save_encoder(model, tokenizer, Path(save_to), model_card or {})
