@@ -1,0 +1,96 @@
+"""Probe scores for every offline-zoo model through the real asset: MiniLM encoder, tiny caps."""
+
+import json
+import shutil
+
+import dagster as dg
+import numpy as np
+import pytest
+
+from assets.probes import probe_scores_lake
+from pipelines import lake as lake_files
+from pipelines.partitions import base_models_partitions, encode_key
+from pipelines.probes import features as features_module
+from pipelines.probes.candidates import zoo_models
+from pipelines.probes.features import FeatureSettings
+from pipelines.probes.run import ModelRefusedError, ProbeCaps, probe_model
+from pipelines.resources import HomeResource, LakeResource
+
+PRETRAINED = "sentence-transformers/all-MiniLM-L6-v2"
+INTERMEDIATE = "local/all-MiniLM-L6-v2-fine_foods"
+SMALL = {"proxy_dataset": "tweets_sentiment", "train_cap": 90, "test_cap": 45, "max_length": 32}
+
+
+def make_intermediate(models_dir, model_id, auto_map=False):
+    """A local model folder as the engine saves one (weights, tokenizer, config, startpoint.json)."""
+    from pipelines.zoo import resolve
+
+    src = resolve(PRETRAINED)
+    dest = models_dir / encode_key(model_id)
+    dest.mkdir(parents=True)
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "vocab.txt",
+                 "special_tokens_map.json"):  # fmt: skip
+        shutil.copy(src / name, dest / name)
+    if auto_map:
+        config = json.loads((dest / "config.json").read_text()) | {"auto_map": {"AutoModel": "modeling_x.X"}}
+        (dest / "config.json").write_text(json.dumps(config))
+    (dest / "startpoint.json").write_text(json.dumps({"architecture": "all-MiniLM-L6-v2", "base_model": PRETRAINED}))
+    return dest
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setenv("STARTPOINT_HOME", str(home))
+    make_intermediate(home / "models", INTERMEDIATE)
+    return home
+
+
+def test_every_zoo_model_gets_linear_probe_and_logme_scores(home, tmp_path):
+    lake_url = str(tmp_path / "lake")
+    zoo = zoo_models(home / "models")
+    assert {c.model_id for c in zoo} == {PRETRAINED, INTERMEDIATE}
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(base_models_partitions.name, [encode_key(c.model_id) for c in zoo])
+    resources = {"lake": LakeResource(url=lake_url), "home": HomeResource(path=str(home))}
+    for cand in zoo:
+        result = dg.materialize(
+            [probe_scores_lake],
+            partition_key=encode_key(cand.model_id),
+            resources=resources,
+            run_config={"ops": {"lake__probe_scores": {"config": SMALL}}},
+            instance=instance,
+        )
+        assert result.success
+    rows = lake_files.read(lake_url, "probe_scores").to_pylist()
+    assert {(r["model_id"], r["method"]) for r in rows} == {
+        (m, method) for m in (PRETRAINED, INTERMEDIATE) for method in ("linear_probe", "logme")
+    }
+    for r in rows:
+        assert r["proxy_dataset"] == "tweets_sentiment" and r["origin"] == "local" and r["seconds"] > 0
+        assert r["architecture"] == "all-MiniLM-L6-v2" and np.isfinite(r["score"])
+    lp = [r["score"] for r in rows if r["method"] == "linear_probe"]
+    assert all(0 <= s <= 100 for s in lp)
+    # Same weights, same data, same settings: the two folders get the same scores but their own feature hashes.
+    by_model = {(r["model_id"], r["method"]): r for r in rows}
+    assert by_model[(PRETRAINED, "logme")]["score"] == pytest.approx(by_model[(INTERMEDIATE, "logme")]["score"])
+    assert by_model[(PRETRAINED, "logme")]["features_hash"] != by_model[(INTERMEDIATE, "logme")]["features_hash"]
+
+
+def test_features_are_computed_once_and_reused(home, monkeypatch):
+    from pipelines.zoo import resolve
+
+    kwargs = dict(cache_dir=home / "cache", proxy="tweets_sentiment", caps=ProbeCaps(train=60, test=30),
+                  settings=FeatureSettings(max_length=32))
+    first = probe_model(PRETRAINED, "all-MiniLM-L6-v2", resolve(PRETRAINED), **kwargs)
+    monkeypatch.setattr(features_module, "encode", lambda *a, **k: pytest.fail("features should come from the cache"))
+    second = probe_model(PRETRAINED, "all-MiniLM-L6-v2", resolve(PRETRAINED), **kwargs)
+    assert [r["score"] for r in first] == [r["score"] for r in second]
+    assert first[0]["features_hash"] == second[0]["features_hash"]
+    assert len(list((home / "cache" / "probe_features").glob("*.npz"))) == 1
+
+
+def test_a_model_with_remote_code_is_refused_before_loading(home):
+    folder = make_intermediate(home / "models", "local/remote-code-model", auto_map=True)
+    with pytest.raises(ModelRefusedError, match="remote code"):
+        probe_model("local/remote-code-model", "all-MiniLM-L6-v2", folder, cache_dir=home / "cache", proxy="tweets_sentiment")
