@@ -18,3 +18,7 @@ ALL_JOBS = [published_job, recommend_job]
 from pipelines.hub.automation import hub_catalog_job  # noqa: E402
 
 ALL_JOBS.append(hub_catalog_job)
+
+from pipelines.probes.selection_job import SELECTION_JOBS  # noqa: E402
+
+ALL_JOBS.extend(SELECTION_JOBS)

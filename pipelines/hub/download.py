@@ -28,3 +28,28 @@ def fetch_model(
     if not decision.accepted:
         raise ValueError(f"model {model_id!r} downloaded to {folder} is refused: {decision.refusal_reason}")
     return folder
+
+
+def install_for_engine(
+    model_id: str, arch: ArchitectureSpec, policy: SafetyPolicy, *, revision: str | None, cache_dir: Path, models_dir: Path
+) -> Path:
+    """Make a Hub model loadable by the engine: `$STARTPOINT_HOME/models/<key>` with a model card naming its
+    architecture (files are links into the Hub cache, so nothing is copied)."""
+    import json
+
+    from pipelines.partitions import encode_key
+
+    dest = Path(models_dir) / encode_key(model_id)
+    if (dest / "startpoint.json").is_file():
+        return dest
+    source = fetch_model(model_id, arch, policy, revision=revision, cache_dir=cache_dir)
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    for f in source.iterdir():
+        link = tmp / f.name
+        if not link.exists():
+            link.symlink_to(f.resolve())
+    card = {"architecture": arch.name, "base_model": arch.hub_id, "source": "hub", "revision": revision}
+    (tmp / "startpoint.json").write_text(json.dumps(card, indent=2))
+    tmp.rename(dest)
+    return dest
