@@ -1,6 +1,7 @@
 """Every dbt model in `sql/` as a Dagster asset (group `analytics`); dbt tests become asset checks."""
 
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +29,7 @@ class _Translator(DagsterDbtTranslator):
 )
 def sql_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
     """`dbt build` the selected models; leaderboard-like tables get a markdown preview in their metadata."""
+    os.environ["STARTPOINT_WAREHOUSE"] = warehouse.path  # dbt's profile reads it: one warehouse for both
     for event in dbt.cli(["build"], context=context).stream():
         if isinstance(event, dg.Output):
             key = context.asset_key_for_output(event.output_name)

@@ -1,0 +1,62 @@
+"""Small folders in the published (model-recycling) format, cut from the real shared data, and a helper that
+materializes the `published` job's assets into a temporary home."""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+from pathlib import Path
+
+import dagster as dg
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "model-recycling"
+
+
+def _head(path: Path, rows: int) -> str:
+    lines = path.read_text().splitlines(keepends=True)
+    return "".join(lines[: rows + 1])
+
+
+def make_folder(dest: Path, rows: int = 40, archs: tuple[str, ...] = ("roberta-base", "t5-base")) -> Path:
+    """Header, the pretrained row and the next `rows - 1` model rows of each architecture, all its seeds,
+    and the matching catalog rows."""
+    dest.mkdir(parents=True, exist_ok=True)
+    models: set[str] = set()
+    for arch in archs:
+        table = _head(SHARED / f"{arch}_table.csv", rows)
+        (dest / f"{arch}_table.csv").write_text(table)
+        models |= {r["model_name"] for r in csv.DictReader(io.StringIO(table))}
+        pretrain = f"models_results_{arch.replace('-', '_')}_pretrain.csv"
+        shutil.copy(SHARED / pretrain, dest / pretrain)
+    catalog = (SHARED / "models_tested.csv").read_text().splitlines(keepends=True)
+    keep = [catalog[0]] + [
+        line for line in catalog[1:]
+        if line.split(",", 2)[0] in models and line.split(",", 2)[1] in archs
+    ]
+    (dest / "models_tested.csv").write_text("".join(keep))
+    return dest
+
+
+def materialize_published(home: Path, folder: Path | None, monkeypatch) -> dg.ExecuteInJobResult:
+    """Run the `published` job's assets (import, warehouse load, every dbt model) into `home`."""
+    monkeypatch.setenv("STARTPOINT_HOME", str(home))
+    if folder is None:
+        monkeypatch.setenv("STARTPOINT_PUBLISHED_RESULTS", "")
+    else:
+        monkeypatch.setenv("STARTPOINT_PUBLISHED_RESULTS", str(folder))
+    from assets.published import published_results
+    from assets.sql_models import sql_models
+    from assets.warehouse import warehouse_tables
+    from pipelines.dbt import dbt_resource
+    from pipelines.resources import LakeResource, WarehouseResource
+
+    return dg.materialize(
+        [published_results, warehouse_tables, sql_models],
+        resources={
+            "lake": LakeResource(url=str(home / "lake")),
+            "warehouse": WarehouseResource(path=str(home / "warehouse.duckdb")),
+            "dbt": dbt_resource(),
+        },
+        instance=dg.DagsterInstance.ephemeral(),
+    )
