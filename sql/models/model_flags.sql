@@ -29,7 +29,7 @@ select
     shifted or n_collapsed >= 3 as flagged,
     case
         when shifted
-            then 'shifted: scores do not follow the target profile (r=' || round(profile_corr, 2)
+            then 'off the target profile, values likely under the wrong columns (r=' || round(profile_corr, 2)
                  || ', median |gain| ' || round(median_abs_gain, 1) || ' points)'
         when n_collapsed >= 3
             then 'collapsed runs on ' || n_collapsed || ' targets (' || collapsed_targets || ')'
