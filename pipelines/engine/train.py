@@ -328,4 +328,4 @@ def _train(model_dir, dataset, recipe, seed, device, log, cache_dir, save_to, mo
     log(f"{did}: test {result.metric} {result.score:.2f} after {train_seconds:.1f} s "
         f"({result.examples_per_second} examples/s)")
     if save_to is not None:
-        save_encoder(model, tokenizer, Path(save_to), model_card or {})
+        save_encoder(model, tokenizer, Path(save_to), {**(model_card or {}), "test_score": result.score})

@@ -1,0 +1,96 @@
+"""`lake/finetune_runs`: finetune one base model on one target (a 2-D dynamic partition), several seeds.
+
+Each run writes one Parquet file atomically under `<lake>/finetune_runs/local/<model>/<target>/`; a run whose
+file exists is skipped, so an interrupted backfill resumes where it stopped and never duplicates. Partitions
+write only the lake and the models folder, never DuckDB, so any number may run at once.
+"""
+
+
+import dagster as dg
+
+from pipelines import lake as lake_files
+from pipelines.partitions import decode_key, finetune_partitions
+from pipelines.resources import HomeResource, LakeResource
+
+
+class FinetuneConfig(dg.Config):
+    seeds: list[int] = [0, 1]
+    recipe: str = ""  # Recipe JSON; empty: TARGET_RECIPE of pipelines.engine.grid (the Recipe defaults)
+    retry_failed: bool = False  # also rerun seeds whose recorded run failed (e.g. after fixing the data)
+
+
+def _recorded_status(lake_url: str, relpath: str) -> str | None:
+    if not lake_files.exists(lake_url, "finetune_runs", relpath):
+        return None
+    rows = lake_files.read(lake_url, "finetune_runs", relpath.rsplit("/", 1)[0]).to_pylist()
+    for row in rows:
+        if row["recipe_hash"] and relpath.endswith(f"{row['recipe_hash']}-seed{row['seed']}"):
+            return row["status"]
+    return "unknown"
+
+
+@dg.asset(
+    key_prefix="lake",
+    name="finetune_runs",
+    partitions_def=finetune_partitions,
+    group_name="engine",
+    kinds={"pytorch", "parquet"},
+    deps=[dg.AssetDep("intermediate_models", partition_mapping=dg.AllPartitionMapping())],
+    description="Finetuning runs of a base model (dimension `model`) on a target (dimension `target`), one "
+    "Parquet file per seed in the lake.",
+)
+def finetune_runs(
+    context: dg.AssetExecutionContext, config: FinetuneConfig, lake: LakeResource, home: HomeResource
+) -> dg.MaterializeResult:
+    from pipelines.data import DatasetError, SplitCaps, load_dataset
+    from pipelines.engine import FinetuneResult, Recipe, finetune
+    from pipelines.engine.grid import TARGET_RECIPE
+    from pipelines.engine.records import run_relpath, run_row
+    from pipelines.zoo import PRETRAINED, architecture_of, resolve
+
+    from assets.intermediate_models import write_pretrained_row
+
+    keys = context.partition_key.keys_by_dimension
+    model_id, target = decode_key(keys["model"]), decode_key(keys["target"])
+    recipe = Recipe.from_json(config.recipe) if config.recipe else TARGET_RECIPE
+    folder = resolve(model_id, home.models_dir)  # a model that was never made is an ordering error: fail loudly
+    architecture = architecture_of(model_id, home.models_dir)
+    if model_id in PRETRAINED:
+        write_pretrained_row(lake.url, model_id)
+
+    todo, skipped = [], []
+    for seed in config.seeds:
+        status = _recorded_status(lake.url, run_relpath(model_id, target, recipe, seed))
+        if status is None or (config.retry_failed and status != "ok"):
+            todo.append(seed)
+        else:
+            skipped.append(seed)
+    if skipped:
+        context.log.info(f"seeds {skipped} of {model_id} on {target} are already in the lake; skipped")
+
+    dataset, load_error = None, None
+    if todo:
+        try:
+            dataset = load_dataset(target, caps=SplitCaps(train=recipe.train_cap, validation=recipe.eval_cap,
+                                                          test=recipe.test_cap), seed=0)
+        except DatasetError as exc:
+            load_error = f"dataset {target!r} could not be loaded: {exc}"
+            context.log.error(load_error)
+
+    scores, failures = {}, {}
+    for seed in todo:
+        if dataset is None:
+            result = FinetuneResult(status="failed", dataset_id=target, metric="accuracy", seed=seed, error=load_error)
+        else:
+            result = finetune(folder, dataset, recipe, seed, log=context.log.info, cache_dir=home.cache_dir)
+        lake_files.write(lake.url, "finetune_runs", run_relpath(model_id, target, recipe, seed),
+                         [run_row(model_id, architecture, recipe, result)])
+        if result.status == "ok":
+            scores[seed] = round(result.score, 2)
+        else:
+            failures[seed] = result.error
+            context.log.warning(f"{model_id} on {target}, seed {seed}: recorded as failed: {result.error}")
+    return dg.MaterializeResult(
+        metadata={"model_id": model_id, "target": target, "recipe_hash": recipe.recipe_hash,
+                  "scores": scores, "failed": failures, "skipped_seeds": skipped}
+    )

@@ -1,0 +1,77 @@
+"""Intermediate models: the pretrained base finetuned on one source dataset each (partition = source).
+
+Each partition saves safetensors + tokenizer under `$STARTPOINT_HOME/models/<encoded id>` and writes the
+model's `hub_models` row (source `local`, role `intermediate`) plus the base model's row (role `pretrained`)
+to the lake. A model already saved with the same recipe is not trained again.
+"""
+
+
+import dagster as dg
+
+from pipelines import lake as lake_files
+from pipelines.partitions import sources_partitions
+from pipelines.resources import HomeResource, LakeResource
+
+
+class IntermediateModelConfig(dg.Config):
+    base_model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    recipe: str = ""  # Recipe JSON; empty: SOURCE_RECIPE of pipelines.engine.grid
+    seed: int = 0
+
+
+def write_pretrained_row(lake_url: str, model_id: str) -> None:
+    from pipelines.engine.records import model_relpath, model_row
+    from pipelines.zoo import PRETRAINED
+
+    entry = PRETRAINED[model_id]
+    row = model_row(model_id, entry.architecture, entry.locate(), role="pretrained", base_model=None,
+                    tags=[f"package:{entry.package}"])
+    lake_files.write(lake_url, "hub_models", model_relpath(model_id), [row])
+
+
+@dg.asset(
+    partitions_def=sources_partitions,
+    group_name="engine",
+    kinds={"pytorch", "parquet"},
+    description="The base encoder finetuned on each source dataset; saved under $STARTPOINT_HOME/models.",
+)
+def intermediate_models(
+    context: dg.AssetExecutionContext, config: IntermediateModelConfig, lake: LakeResource, home: HomeResource
+) -> dg.MaterializeResult:
+    from pipelines.data import SplitCaps, load_dataset
+    from pipelines.engine import Recipe, finetune
+    from pipelines.engine.grid import SOURCE_RECIPE
+    from pipelines.engine.records import model_relpath, model_row
+    from pipelines.zoo import PRETRAINED, intermediate_id, local_model_dir, read_model_card, resolve
+
+    source = context.partition_key
+    if config.base_model not in PRETRAINED:
+        raise dg.Failure(f"base model {config.base_model!r} is not a packaged pretrained model ({list(PRETRAINED)})")
+    architecture = PRETRAINED[config.base_model].architecture
+    recipe = Recipe.from_json(config.recipe) if config.recipe else SOURCE_RECIPE
+    model_id = intermediate_id(source, config.base_model)
+    folder = local_model_dir(model_id, home.models_dir)
+    write_pretrained_row(lake.url, config.base_model)
+
+    card = read_model_card(folder)
+    if card.get("recipe_hash") == recipe.recipe_hash and (folder / "model.safetensors").is_file():
+        context.log.info(f"{model_id} already trained with recipe {recipe.recipe_hash}; not training again")
+        source_score = card.get("test_score")
+    else:
+        ds = load_dataset(source, caps=SplitCaps(train=recipe.train_cap, validation=recipe.eval_cap,
+                                                 test=recipe.test_cap), seed=0)
+        card = {"model_id": model_id, "architecture": architecture, "base_model": config.base_model,
+                "source_dataset": source, "recipe": recipe.to_json(), "recipe_hash": recipe.recipe_hash,
+                "seed": config.seed}
+        result = finetune(resolve(config.base_model), ds, recipe, config.seed, log=context.log.info,
+                          cache_dir=home.cache_dir, save_to=folder, model_card=card)
+        if result.status != "ok":
+            raise dg.Failure(f"training {model_id} on {source} failed: {result.error}")
+        source_score = result.score
+    row = model_row(model_id, architecture, folder, role="intermediate", base_model=config.base_model,
+                    tags=[f"source:{source}"])
+    lake_files.write(lake.url, "hub_models", model_relpath(model_id), [row])
+    return dg.MaterializeResult(
+        metadata={"model_id": model_id, "path": str(folder), "recipe_hash": recipe.recipe_hash,
+                  "source_test_score": source_score}
+    )

