@@ -30,6 +30,7 @@ dagster-home:
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
 run: install dagster-home
+	$(BIN)/startpoint run-grid
 	$(BIN)/dagster job execute -m pipelines.definitions -j published
 	$(BIN)/startpoint leaderboard
 

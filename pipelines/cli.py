@@ -91,6 +91,15 @@ def _cmd_model_card(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_grid(args: argparse.Namespace) -> int:
+    from pipelines.engine.grid import DEFAULT_GRID, full_grid, run_grid
+
+    grid = full_grid() if args.full else DEFAULT_GRID
+    counts = run_grid(grid)
+    print(f"{grid.name} grid: {counts['ok']} partition(s) materialized, {counts['failed']} failed")
+    return 1 if counts["failed"] else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="startpoint", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -98,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--architecture", help="only this architecture")
     p.add_argument("--top", type=int, default=10, help="rows per architecture (default 10)")
     p.set_defaults(func=_cmd_leaderboard)
+
+    p = sub.add_parser("run-grid", help="finetune the embedded default grid (or --full) through Dagster")
+    p.add_argument("--full", action="store_true", help="all installed offline sets as sources and targets, 3 seeds")
+    p.set_defaults(func=_cmd_grid)
 
     p = sub.add_parser("recommend", help="which base model to start finetuning from, for your labelled data")
     p.add_argument("--data", required=True, help="your labelled data: CSV, TSV, JSONL or Parquet")

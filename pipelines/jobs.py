@@ -22,3 +22,7 @@ ALL_JOBS.append(hub_catalog_job)
 from pipelines.probes.selection_job import SELECTION_JOBS  # noqa: E402
 
 ALL_JOBS.extend(SELECTION_JOBS)
+
+from pipelines.engine.grid import default_grid_job, full_grid_job  # noqa: E402  (finetuning grids, docs/engine.md)
+
+ALL_JOBS.extend([default_grid_job, full_grid_job])
