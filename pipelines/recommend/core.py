@@ -44,6 +44,7 @@ class RecommendOptions:
     max_length: int = 64
     batch_size: int = 16
     report: str | None = None
+    reload_warehouse: bool = True  # after --run; the Dagster job reloads in a separate step in the duckdb pool
 
     def __post_init__(self) -> None:
         if self.budget < 1:

@@ -76,8 +76,9 @@ def run_on_target(options, settings: Settings, target: UserTarget, evidence: Evi
     result = run_protocol(evidence, preds, train_one, options.seeds, options.budget, log=log, resolve=resolve,
                           on_baseline=on_baseline)
     lake.write(settings.lake_url, "datasets", f"user/{encode_key(target.dataset_id)}", [target.stats])
-    counts = load_tables(settings.lake_url, settings.warehouse_path)
-    log(f"warehouse reloaded: {counts.get('finetune_runs')} finetune runs; {len(written)} written by this protocol")
+    if options.reload_warehouse:
+        counts = load_tables(settings.lake_url, settings.warehouse_path)
+        log(f"warehouse reloaded: {counts.get('finetune_runs')} finetune runs; {len(written)} written by this protocol")
     out = result.as_dict()
     out["recipe"] = json.loads(recipe.to_json())
     out["seeds"] = list(options.seeds)

@@ -1,0 +1,107 @@
+"""What people read: the static leaderboard site and the model-card export, built from the warehouse.
+
+Both sit downstream of the dbt `leaderboard` model (group `product`). Their metadata carries a ranked-bars plot
+of each architecture's top models (markdown) and previews, so the UI shows the result without opening files.
+"""
+
+
+from pathlib import Path  # (no postponed annotations: Dagster inspects the context type)
+
+import dagster as dg
+
+from pipelines.resources import HomeResource, WarehouseResource
+from pipelines.warehouse.load import POOL
+
+# dbt models the site reads (their asset keys are the model names).
+SITE_INPUTS = [dg.AssetKey([name]) for name in ("leaderboard", "gains", "target_effects", "variance_decomposition")]
+BAR_WIDTH = 30  # characters of the longest bar in the markdown plot
+PLOT_TOP = 10
+
+
+def ranked_bars_markdown(warehouse_path: str, top: int = PLOT_TOP) -> str:
+    """A text bar chart of the top models' mean gain per architecture, readable in the Dagster UI."""
+    from pipelines.warehouse.load import connect
+
+    con = connect(warehouse_path, read_only=True)
+    try:
+        rows = con.execute(
+            """select architecture, rank, model_id, mean_gain, ci_low, ci_high from leaderboard
+               where rank is not null and rank <= ? order by architecture, rank""",
+            [top],
+        ).fetchall()
+    finally:
+        con.close()
+    if not rows:
+        return "_no ranked models_"
+    scale = max(abs(r[3]) for r in rows if r[3] is not None) or 1.0
+    blocks: dict[str, list[str]] = {}
+    for architecture, rank, model_id, gain, low, high in rows:
+        gain = gain or 0.0
+        bar = ("-" if gain < 0 else " ") + "█" * max(1, round(abs(gain) / scale * BAR_WIDTH))
+        blocks.setdefault(architecture, []).append(
+            f"{rank:>3} {str(model_id)[:40]:<40} {bar} {gain:+.2f} [{_signed(low)}, {_signed(high)}]"
+        )
+    return "\n\n".join(
+        f"**{arch}** (mean gain over the pretrained model, points, 95% interval)\n\n```\n" + "\n".join(lines) + "\n```"
+        for arch, lines in blocks.items()
+    )
+
+
+def _signed(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:+.2f}"
+
+
+def _best_table(best: dict[str, dict]) -> str:
+    lines = ["| architecture | best model | gain | pretrained average |", "|---|---|---|---|"]
+    for arch, b in best.items():
+        pretrained = "" if b["pretrained_avg"] is None else f"{b['pretrained_avg']:.2f}"
+        lines.append(f"| {arch} | {str(b['model_id']).replace('|', '/')} | {b['mean_gain']:+.2f} | {pretrained} |")
+    return "\n".join(lines)
+
+
+@dg.asset(
+    group_name="product",
+    deps=SITE_INPUTS,
+    pool=POOL,
+    kinds={"html"},
+    description="Static leaderboard site (index, architectures, models, targets; inline SVG, works offline).",
+)
+def leaderboard_site(context: dg.AssetExecutionContext, warehouse: WarehouseResource, home: HomeResource) -> dg.MaterializeResult:
+    from pipelines.site import build_site
+
+    out = Path(home.path) / "artifacts" / "site"
+    summary = build_site(warehouse.path, out, progress=context.log.info)
+    context.log.info(f"site: {summary.pages} pages in {summary.out_dir}")
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(summary.out_dir / "index.html")),
+            "pages": summary.pages,
+            "architectures": len(summary.architectures),
+            "preview": dg.MetadataValue.md(_best_table(summary.best)),
+            "plot": dg.MetadataValue.md(ranked_bars_markdown(warehouse.path)),
+        }
+    )
+
+
+@dg.asset(
+    group_name="product",
+    deps=[dg.AssetKey(["leaderboard"]), dg.AssetKey(["gains"])],
+    pool=POOL,
+    kinds={"markdown", "yaml"},
+    description="Model-card sections and Hugging Face model-index YAML for the top models of each architecture.",
+)
+def model_cards(context: dg.AssetExecutionContext, warehouse: WarehouseResource, home: HomeResource) -> dg.MaterializeResult:
+    from pipelines.modelcard import export_model_cards
+
+    summary = export_model_cards(warehouse.path, Path(home.path) / "artifacts" / "model_cards", top=3)
+    for card in summary.cards:
+        context.log.info(f"{card.architecture} #{card.rank} {card.model_id}: {card.n_results} results")
+    first = summary.cards[0].markdown_path.read_text(encoding="utf-8").split("---\n", 2)[-1] if summary.cards else ""
+    return dg.MaterializeResult(
+        metadata={
+            "cards": len(summary.cards),
+            "index": dg.MetadataValue.path(str(summary.index_path)),
+            "preview": dg.MetadataValue.md(first[:4000] or "_no ranked models_"),
+            "plot": dg.MetadataValue.md(ranked_bars_markdown(warehouse.path, top=3)),
+        }
+    )

@@ -1,0 +1,203 @@
+"""`startpoint recommend` without training: predictions from the fixture warehouse, the CLI answer and report,
+and clear errors (no traceback, non-zero exit) for bad CSVs and unknown architectures."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import random
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.cli import main
+from pipelines.recommend.predict import (
+    RecommendError,
+    interaction_sd,
+    load_evidence,
+    predict_candidates,
+    predict_target_effect,
+)
+from product_fixture import FLAGGED_MODEL, TARGETS, build
+
+ARCH = "all-MiniLM-L6-v2"
+
+
+@pytest.fixture()
+def home(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    build(home / "warehouse.duckdb")
+    monkeypatch.setenv("STARTPOINT_HOME", str(home))
+    monkeypatch.delenv("STARTPOINT_LAKE", raising=False)
+    return home
+
+
+def write_csv(path, rows, header=("review", "sentiment")):
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def reviews(n: int, seed: int = 0) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    words = {"pos": ["great", "loved", "superb", "fine"], "neg": ["awful", "hated", "boring", "dull"]}
+    out = []
+    for i in range(n):
+        label = rng.choice(["pos", "neg"])
+        out.append((f"{rng.choice(words[label])} film number {i}", label))
+    return out
+
+
+def evidence(home):
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    try:
+        return load_evidence(con, ARCH)
+    finally:
+        con.close()
+
+
+def test_evidence_excludes_flagged_models_and_measures_interaction(home):
+    ev = evidence(home)
+    assert FLAGGED_MODEL not in set(ev.candidates["model_id"])
+    assert list(ev.candidates["rank"]) == sorted(ev.candidates["rank"])
+    assert ev.pretrained_model == "sentence-transformers/all-MiniLM-L6-v2"
+    # the fixture draws interaction noise with sd 1.0
+    assert 0.6 < ev.interaction_sd < 1.4
+
+
+def test_interaction_sd_is_zero_for_an_additive_table():
+    rows = [(m, t, b + e) for m, b in (("a", 1.0), ("b", 3.0)) for t, e in (("x", 0.0), ("y", 5.0), ("z", -1.0))]
+    assert interaction_sd(pd.DataFrame(rows, columns=["model_id", "dataset_id", "gain"])) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_sensitivity_regression_uses_features_that_predict(home):
+    ev = evidence(home)
+    small = predict_target_effect(ev, {"n_train": 200, "n_labels": 2, "majority_share": 0.5})
+    large = predict_target_effect(ev, {"n_train": 100000, "n_labels": 2, "majority_share": 0.5})
+    assert small.method == "regression" and small.features
+    assert small.loo_rmse < small.mean_rmse  # it was chosen because it predicts held-out targets better
+    assert small.mean > large.mean  # small targets gain more from a good start, as in the fixture
+    assert small.low < small.mean < small.high
+
+
+def test_sensitivity_falls_back_to_the_architecture_mean(home):
+    ev = evidence(home)
+    pred = predict_target_effect(ev, {})  # nothing known about the target
+    assert pred.method == "architecture mean" and pred.features == []
+    assert pred.mean == pytest.approx(ev.targets["mean_gain"].mean())
+    sd = ev.targets["mean_gain"].std(ddof=1)
+    assert pred.sd == pytest.approx(sd * math.sqrt(len(ev.targets) / (len(ev.targets) - 1)))
+
+
+def test_held_out_targets_fall_inside_their_intervals(home):
+    """Leave each known target out, predict it from the rest: the 95% intervals should cover most of them."""
+    ev = evidence(home)
+    features = {ds: {"n_train": v[2], "n_labels": v[3], "majority_share": v[4]} for ds, v in TARGETS.items()}
+    covered = 0
+    for ds in ev.targets["dataset_id"]:
+        held = ev.targets[ev.targets["dataset_id"] == ds].iloc[0]
+        ev_minus = type(ev)(**{**ev.__dict__, "targets": ev.targets[ev.targets["dataset_id"] != ds].reset_index(drop=True)})
+        pred = predict_target_effect(ev_minus, features[ds])
+        covered += pred.low <= held["mean_gain"] <= pred.high
+    assert covered >= len(ev.targets) - 2
+
+
+def test_candidate_gain_is_base_effect_plus_target_offset(home):
+    ev = evidence(home)
+    target = predict_target_effect(ev, {"n_train": 3000})
+    preds = predict_candidates(ev, target)
+    assert [p.rank for p in preds] == sorted(p.rank for p in preds)
+    offset = target.mean - ev.mean_target_effect
+    for p, row in zip(preds, ev.candidates.itertuples()):
+        assert p.expected_gain == pytest.approx(row.mean_gain + offset)
+        assert p.low < p.expected_gain < p.high
+        assert p.sd > target.sd and p.sd > ev.interaction_sd  # every error source is counted
+        assert 0.0 < p.p_beats_pretrained < 1.0
+
+
+def test_cli_answers_and_writes_the_report(home, tmp_path, capsys):
+    data = write_csv(tmp_path / "my reviews.csv", reviews(300))
+    report_path = tmp_path / "out" / "report.json"
+    rc = main(["recommend", "--data", str(data), "--text-col", "review", "--label-col", "sentiment",
+               "--architecture", ARCH, "--report", str(report_path)])
+    out = capsys.readouterr().out
+    assert rc == 0
+    report = json.loads(report_path.read_text())
+    best = max(report["candidates"], key=lambda c: c["expected_gain"])
+    assert report["decision"]["model_id"] == best["model_id"] and report["decision"]["predicted"] is True
+    assert out.strip().splitlines()[-1] == "Decision: " + report["decision"]["text"]
+    assert report["target"]["n_labels"] == 2 and report["target"]["dataset_id"].startswith("user/my_reviews-")
+    assert "protocol" not in report
+    assert report["candidates"][0]["model_id"] in out
+
+
+@pytest.mark.parametrize(
+    "case, expect",
+    [
+        ("missing column", "no label column 'sentiment'"),
+        ("one class", "at least two classes"),
+        ("three rows", "at least 10"),
+        ("non-utf8", "not valid utf-8"),
+        ("too large", "MB"),
+        ("no file", "no such file"),
+    ],
+)
+def test_bad_csvs_give_a_clear_error_and_exit_code(home, tmp_path, capsys, monkeypatch, case, expect):
+    path = tmp_path / "bad.csv"
+    if case == "missing column":
+        write_csv(path, reviews(50), header=("review", "stars"))
+    elif case == "one class":
+        write_csv(path, [(t, "pos") for t, _ in reviews(50)])
+    elif case == "three rows":
+        write_csv(path, reviews(3))
+    elif case == "non-utf8":
+        path.write_bytes("review,sentiment\n".encode() + "caf\xe9 ok,pos\n".encode("latin-1") * 40)
+    elif case == "too large":
+        monkeypatch.setenv("STARTPOINT_MAX_DATASET_MB", "0.01")
+        write_csv(path, reviews(2000))
+    rc = main(["recommend", "--data", str(path), "--text-col", "review", "--label-col", "sentiment"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.startswith("error: ") and "Traceback" not in err
+    assert expect.lower() in err.lower()
+
+
+def test_unknown_architecture_is_a_clear_error(home, tmp_path, capsys):
+    data = write_csv(tmp_path / "ok.csv", reviews(60))
+    rc = main(["recommend", "--data", str(data), "--text-col", "review", "--label-col", "sentiment",
+               "--architecture", "gpt-7"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no leaderboard for architecture 'gpt-7'" in err and "roberta-base" in err
+
+
+def test_budget_must_be_positive(home, tmp_path, capsys):
+    data = write_csv(tmp_path / "ok.csv", reviews(60))
+    rc = main(["recommend", "--data", str(data), "--text-col", "review", "--label-col", "sentiment", "--budget", "0"])
+    assert rc == 2 and "--budget" in capsys.readouterr().err
+
+
+def test_missing_warehouse_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("STARTPOINT_HOME", str(tmp_path / "empty-home"))
+    data = write_csv(tmp_path / "ok.csv", reviews(60))
+    rc = main(["recommend", "--data", str(data), "--text-col", "review", "--label-col", "sentiment"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no warehouse" in err
+
+
+def test_regression_coefficients_reproduce_least_squares(home):
+    ev = evidence(home)
+    pred = predict_target_effect(ev, {"n_train": 1000, "n_labels": 2, "majority_share": 0.5})
+    rows = ev.targets.copy()
+    rows["log10_n_train"] = np.log10(rows["n_train"].astype(float))
+    rows["pretrained_score"] = rows["pretrained_score"].astype(float)
+    x = np.column_stack([np.ones(len(rows))] + [rows[f].astype(float) for f in pred.features])
+    beta, *_ = np.linalg.lstsq(x, rows["mean_gain"].to_numpy(float), rcond=None)
+    assert [pred.coefficients["intercept"], *[pred.coefficients[f] for f in pred.features]] == pytest.approx(list(beta))
+    with pytest.raises(RecommendError):
+        predict_target_effect(type(ev)(**{**ev.__dict__, "targets": ev.targets.head(1)}), {})
