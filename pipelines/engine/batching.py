@@ -7,6 +7,7 @@ similar length and padding each batch only to its longest member removes that wa
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pickle
 import uuid
@@ -41,7 +42,11 @@ def tokenizer_fingerprint(tokenizer) -> str:
     h = hashlib.sha256(type(tokenizer).__name__.encode())
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:
-        h.update(backend.to_str().encode())
+        # Truncation and padding settings change with every call; they are not part of the tokenizer's identity.
+        definition = json.loads(backend.to_str())
+        definition.pop("truncation", None)
+        definition.pop("padding", None)
+        h.update(json.dumps(definition, sort_keys=True).encode())
     else:
         h.update(repr(sorted(tokenizer.get_vocab().items())).encode())
     return h.hexdigest()[:16]
