@@ -201,3 +201,12 @@ def test_regression_coefficients_reproduce_least_squares(home):
     assert [pred.coefficients["intercept"], *[pred.coefficients[f] for f in pred.features]] == pytest.approx(list(beta))
     with pytest.raises(RecommendError):
         predict_target_effect(type(ev)(**{**ev.__dict__, "targets": ev.targets.head(1)}), {})
+
+
+def test_run_without_local_pretrained_weights_is_a_clear_error(home, tmp_path, capsys):
+    """roberta-base is only known from published results here: --run must say so, not crash."""
+    data = write_csv(tmp_path / "ok.csv", reviews(60))
+    rc = main(["recommend", "--data", str(data), "--text-col", "review", "--label-col", "sentiment",
+               "--architecture", "roberta-base", "--run"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--run needs the pretrained model 'roberta-base'" in err and "Traceback" not in err

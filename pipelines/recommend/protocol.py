@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy import stats
 
-from pipelines.recommend.predict import Z95, CandidatePrediction, Evidence
+from pipelines.recommend.predict import Z95, CandidatePrediction, Evidence, RecommendError
 
 
 @dataclass
@@ -144,7 +144,7 @@ def run_protocol(
     log(f"baseline: finetuning the pretrained model {evidence.pretrained_model} with seeds {seeds}")
     pretrained = run_model(evidence.pretrained_model, None)
     if not pretrained.scores:
-        raise RuntimeError(
+        raise RecommendError(
             f"every run of the pretrained model {evidence.pretrained_model} failed ({'; '.join(pretrained.failures)}); "
             "fix that first: without a baseline there is nothing to compare with"
         )

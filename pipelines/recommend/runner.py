@@ -9,7 +9,13 @@ from collections.abc import Callable
 
 from pipelines import lake
 from pipelines.partitions import encode_key
-from pipelines.recommend.predict import CandidatePrediction, Evidence, predict_candidates, predict_target_effect
+from pipelines.recommend.predict import (
+    CandidatePrediction,
+    Evidence,
+    RecommendError,
+    predict_candidates,
+    predict_target_effect,
+)
 from pipelines.recommend.protocol import run_protocol
 from pipelines.recommend.target import UserTarget, load_target
 from pipelines.settings import Settings
@@ -34,6 +40,12 @@ def run_on_target(options, settings: Settings, target: UserTarget, evidence: Evi
     from pipelines.warehouse.load import load_tables
     from pipelines.zoo import resolve
 
+    try:
+        resolve(evidence.pretrained_model)
+    except Exception as exc:
+        raise RecommendError(
+            f"--run needs the pretrained model {evidence.pretrained_model!r} of {evidence.architecture} locally: {exc}"
+        ) from None
     recipe = Recipe(train_cap=options.train_cap, eval_cap=options.eval_cap, epochs=options.epochs,
                     max_length=options.max_length, batch_size=options.batch_size)
     capped = load_target(
