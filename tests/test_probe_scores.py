@@ -1,4 +1,4 @@
-"""Probe scores for every offline-zoo model through the real asset: MiniLM encoder, tiny caps."""
+"""Probe scores for every offline-zoo model through the real asset and the selection job: MiniLM, tiny caps."""
 
 import json
 import shutil
@@ -7,14 +7,12 @@ import dagster as dg
 import numpy as np
 import pytest
 
-from assets.probes import probe_scores_lake
 from pipelines import lake as lake_files
 from pipelines.partitions import base_models_partitions, encode_key
 from pipelines.probes import features as features_module
 from pipelines.probes.candidates import zoo_models
 from pipelines.probes.features import FeatureSettings
 from pipelines.probes.run import ModelRefusedError, ProbeCaps, probe_model
-from pipelines.resources import HomeResource, LakeResource
 
 PRETRAINED = "sentence-transformers/all-MiniLM-L6-v2"
 INTERMEDIATE = "local/all-MiniLM-L6-v2-fine_foods"
@@ -46,22 +44,21 @@ def home(tmp_path, monkeypatch):
     return home
 
 
-def test_every_zoo_model_gets_linear_probe_and_logme_scores(home, tmp_path):
-    lake_url = str(tmp_path / "lake")
+def test_the_selection_job_probes_every_zoo_model_with_linear_probe_and_logme(home, tmp_path):
+    """Op 1 of `select_all_MiniLM_L6_v2` materializes lake/probe_scores for each zoo model, then ranks them."""
+    from pipelines.probes.selection_job import SELECTION_JOBS
+
     zoo = zoo_models(home / "models")
     assert {c.model_id for c in zoo} == {PRETRAINED, INTERMEDIATE}
+    job = next(j for j in SELECTION_JOBS if j.name == "select_all_MiniLM_L6_v2")
+    config = {"architecture": "all-MiniLM-L6-v2", "proxy_dataset": "tweets_sentiment", "probe_train_cap": 90,
+              "probe_test_cap": 45, "method": "logme"}
     instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(base_models_partitions.name, [encode_key(c.model_id) for c in zoo])
-    resources = {"lake": LakeResource(url=lake_url), "home": HomeResource(path=str(home))}
-    for cand in zoo:
-        result = dg.materialize(
-            [probe_scores_lake],
-            partition_key=encode_key(cand.model_id),
-            resources=resources,
-            run_config={"ops": {"lake__probe_scores": {"config": SMALL}}},
-            instance=instance,
-        )
-        assert result.success
+    result = job.execute_in_process(
+        run_config={"ops": {"probe_candidates": {"config": config}}}, op_selection=["probe_candidates"], instance=instance
+    )
+    assert result.success
+    lake_url = str(home / "lake")
     rows = lake_files.read(lake_url, "probe_scores").to_pylist()
     assert {(r["model_id"], r["method"]) for r in rows} == {
         (m, method) for m in (PRETRAINED, INTERMEDIATE) for method in ("linear_probe", "logme")
@@ -69,12 +66,13 @@ def test_every_zoo_model_gets_linear_probe_and_logme_scores(home, tmp_path):
     for r in rows:
         assert r["proxy_dataset"] == "tweets_sentiment" and r["origin"] == "local" and r["seconds"] > 0
         assert r["architecture"] == "all-MiniLM-L6-v2" and np.isfinite(r["score"])
-    lp = [r["score"] for r in rows if r["method"] == "linear_probe"]
-    assert all(0 <= s <= 100 for s in lp)
-    # Same weights, same data, same settings: the two folders get the same scores but their own feature hashes.
+    assert all(0 <= r["score"] <= 100 for r in rows if r["method"] == "linear_probe")
+    # Same weights, data and settings: the two folders get the same scores but their own feature hashes.
     by_model = {(r["model_id"], r["method"]): r for r in rows}
     assert by_model[(PRETRAINED, "logme")]["score"] == pytest.approx(by_model[(INTERMEDIATE, "logme")]["score"])
     assert by_model[(PRETRAINED, "logme")]["features_hash"] != by_model[(INTERMEDIATE, "logme")]["features_hash"]
+    assert {m for m, _ in result.output_for_node("probe_candidates")} == {PRETRAINED, INTERMEDIATE}
+    assert set(instance.get_dynamic_partitions(base_models_partitions.name)) == {encode_key(PRETRAINED), encode_key(INTERMEDIATE)}
 
 
 def test_features_are_computed_once_and_reused(home, monkeypatch):
