@@ -210,3 +210,16 @@ def test_run_without_local_pretrained_weights_is_a_clear_error(home, tmp_path, c
                "--architecture", "roberta-base", "--run"])
     err = capsys.readouterr().err
     assert rc == 2 and "--run needs the pretrained model 'roberta-base'" in err and "Traceback" not in err
+
+
+def test_robust_score_is_the_base_effect_when_the_leaderboard_has_it(home):
+    con = duckdb.connect(str(home / "warehouse.duckdb"))
+    con.execute("alter table leaderboard add column robust_score double")
+    con.execute("update leaderboard set robust_score = 10.0 - rank")
+    con.close()
+    ev = evidence(home)
+    target = predict_target_effect(ev, {})
+    preds = predict_candidates(ev, target)
+    offset = target.mean - ev.mean_target_effect
+    assert [p.expected_gain for p in preds] == pytest.approx([10.0 - p.rank + offset for p in preds])
+    assert preds[0].rank == 1 and preds[0].expected_gain == max(p.expected_gain for p in preds)

@@ -6,8 +6,8 @@ The warehouse's effect tables describe gains as base effect + target effect + in
   by least squares; the feature set is chosen by leave-one-out error among the targets that have those
   features, and the intercept-only model (the architecture's mean target effect) competes too, so features
   that do not help are dropped rather than trusted;
-- a candidate's expected gain = its mean gain over the known targets + (predicted target effect - the mean
-  target effect), with a 95% interval from three independent error sources: the base effect's interval,
+- a candidate's expected gain = its base effect (the leaderboard's noise-aware robust score where present,
+  else its mean gain over the known targets) + (predicted target effect - the mean target effect), with a 95% interval from three independent error sources: the base effect's interval,
   the target-effect prediction error (leave-one-out) and the per-cell interaction spread seen in `gains`.
 """
 
@@ -56,6 +56,7 @@ class TargetEffectPrediction:
 class CandidatePrediction:
     rank: int
     model_id: str
+    base_effect: float  # the point estimate used: the leaderboard's robust score, else its mean gain
     base_mean_gain: float
     base_ci_low: float
     base_ci_high: float
@@ -89,8 +90,14 @@ def load_evidence(con: duckdb.DuckDBPyConnection, architecture: str) -> Evidence
             f"the warehouse has no leaderboard for architecture {architecture!r} (it has: {', '.join(known) or 'none'}); "
             "run the grid or import for it first (`make run`)"
         )
+    # The leaderboard's noise-aware estimate of the base effect when it has one (robust_score: the shrunk trimmed
+    # mean gain that orders the ranking); the plain mean gain otherwise.
+    lb_columns = {r[0] for r in con.execute(
+        "select column_name from information_schema.columns where table_name = 'leaderboard'").fetchall()}
+    base_effect = "coalesce(robust_score, mean_gain)" if "robust_score" in lb_columns else "mean_gain"
     candidates = con.execute(
-        """select rank, model_id, mean_gain, ci_low, ci_high, win_rate, n_targets, probe_score
+        f"""select rank, model_id, {base_effect} as base_effect, mean_gain, ci_low, ci_high, win_rate, n_targets,
+                  probe_score
            from leaderboard where architecture = ? and rank is not null and not coalesce(flagged, false)
            order by rank""",
         [architecture],
@@ -222,11 +229,12 @@ def predict_candidates(evidence: Evidence, target: TargetEffectPrediction, top: 
     rows = evidence.candidates if top is None else evidence.candidates.head(top)
     for r in rows.itertuples(index=False):
         base_se = (r.ci_high - r.ci_low) / (2 * Z95) if pd.notna(r.ci_low) and pd.notna(r.ci_high) else 0.0
-        expected = float(r.mean_gain) + offset
+        expected = float(r.base_effect) + offset
         sd = math.sqrt(base_se**2 + target.sd**2 + inter**2)
         out.append(
             CandidatePrediction(
-                rank=int(r.rank), model_id=str(r.model_id), base_mean_gain=float(r.mean_gain),
+                rank=int(r.rank), model_id=str(r.model_id), base_effect=float(r.base_effect),
+                base_mean_gain=float(r.mean_gain),
                 base_ci_low=_num(r.ci_low), base_ci_high=_num(r.ci_high), win_rate=_num(r.win_rate),
                 n_targets=None if pd.isna(r.n_targets) else int(r.n_targets), probe_score=_num(r.probe_score),
                 expected_gain=expected, sd=sd, low=expected - Z95 * sd, high=expected + Z95 * sd,

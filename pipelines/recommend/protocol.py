@@ -86,13 +86,13 @@ def welch_interval(a: list[float], b: list[float]) -> tuple[float, float, float]
 def next_candidate_upper(next_c: CandidatePrediction, tried: list[tuple[CandidatePrediction, ObservedGain]],
                          interaction_sd: float) -> tuple[float, float]:
     """Predicted gain of the next candidate on this target and the upper end of its 95% interval."""
-    offsets = [obs.gain - pred.base_mean_gain for pred, obs in tried]
+    offsets = [obs.gain - pred.base_effect for pred, obs in tried]
     offset = float(np.mean(offsets))
     obs_var = np.mean([((obs.high - obs.low) / (2 * Z95)) ** 2 if math.isfinite(obs.high - obs.low) else 0.0
                        for _, obs in tried])
     inter = interaction_sd if math.isfinite(interaction_sd) else 0.0
     base_se = (next_c.base_ci_high - next_c.base_ci_low) / (2 * Z95) if next_c.base_ci_low is not None else 0.0
-    predicted = next_c.base_mean_gain + offset
+    predicted = next_c.base_effect + offset
     sd = math.sqrt(inter**2 + (inter**2 + obs_var) / len(tried) + base_se**2)
     return predicted, predicted + Z95 * sd
 
