@@ -92,3 +92,15 @@ def test_warehouse_without_sql_models_is_a_clear_error(tmp_path):
     duckdb.connect(str(path)).execute("create table hub_models(model_id varchar)").close()
     with pytest.raises(SiteDataError, match="leaderboard.*make run"):
         build_site(path, tmp_path / "site")
+
+
+def test_robust_score_column_is_shown_when_the_leaderboard_has_it(tmp_path, warehouse):
+    plain = build_site(warehouse, tmp_path / "plain").out_dir
+    assert "robust score" not in (plain / arch_href("roberta-base")).read_text()
+    con = duckdb.connect(str(warehouse))
+    con.execute("alter table leaderboard add column robust_score double")
+    con.execute("update leaderboard set robust_score = 4.321 where rank = 1")
+    con.close()
+    site = build_site(warehouse, tmp_path / "site").out_dir
+    page = (site / arch_href("roberta-base")).read_text()
+    assert "<th>robust score</th>" in page and "+4.32" in page

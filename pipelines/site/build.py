@@ -96,12 +96,14 @@ def arch_page(data: SiteData, arch: str, footer: str) -> str:
         for r in ranked.head(RANKED_BARS).itertuples()
         if pd.notna(r.mean_gain)
     ]
+    has_robust = ranked["robust_score"].notna().any()
     rank_rows = [
         [
             td(str(int(r.rank)), True),
             f"<td>{link(up + model_href(arch, r.model_id), r.model_id)}</td>",
             td(num(r.avg_score), True),
             gain_cell(r.mean_gain, r.ci_low, r.ci_high),
+            *([td(num(r.robust_score, signed=True), True)] if has_robust else []),
             td(num(r.win_rate), True),
             td(num(r.probe_score), True),
             td("" if pd.isna(r.n_targets) else str(int(r.n_targets)), True),
@@ -138,14 +140,20 @@ def arch_page(data: SiteData, arch: str, footer: str) -> str:
         [td(r.method), td(str(r.n_models), True), td(num(r.spearman, 3), True), td(num(r.pearson, 3), True)]
         for r in proxy.itertuples()
     ]
+    robust_note = (
+        "<p class='note'>The rank follows the robust score: the trimmed mean gain shrunk toward zero by how "
+        "reliable a mean over that many noisy targets is (see docs/ranking.md), so a higher mean gain can rank "
+        "lower.</p>"
+    )
     body = (
         f"<p>Pretrained average: <b>{num(_pretrained_avg(lb))}</b>. Gain = mean over targets of the finetuned score "
         "minus the pretrained model's score on the same target, in points, with its 95% interval.</p>"
         f"<h2>Top {len(bars)} by rank</h2>"
         + bar_chart(bars, f"Mean gain of the top {len(bars)} base models of {arch}")
         + "<h2>Ranking</h2>"
-        + table(["rank", "model", "average", "gain [95% CI]", "win rate", "probe score", "targets", "flags"],
-                rank_rows, "ranking")
+        + (robust_note if has_robust else "")
+        + table(["rank", "model", "average", "gain [95% CI]", *(["robust score"] if has_robust else []), "win rate",
+                 "probe score", "targets", "flags"], rank_rows, "ranking")
         + "<h2>Flagged models (kept out of the ranking)</h2>"
         + (table(["model", "average", "gain", "reason"], flag_rows, "flagged") if flag_rows else "<p>None.</p>")
         + "<h2>Variance decomposition</h2><p>How much of the variation in finetuned scores comes from the choice "

@@ -48,10 +48,14 @@ def read_site_data(warehouse_path: str | Path) -> SiteData:
                 "(`make run`, or the `published` job)"
             )
         q = lambda sql: con.execute(sql).df()  # noqa: E731
+        lb_columns = {r[0] for r in con.execute(
+            "select column_name from information_schema.columns where table_name = 'leaderboard'").fetchall()}
+        # The score that orders the ranking, when the leaderboard publishes it (an extra column of issue 2).
+        robust = "robust_score" if "robust_score" in lb_columns else "null::double as robust_score"
         data = SiteData(
             leaderboard=q(
-                """select architecture, rank, model_id, avg_score, pretrained_avg, mean_gain, ci_low, ci_high,
-                          win_rate, n_targets, probe_score, coalesce(flagged, false) as flagged, flag_reason
+                f"""select architecture, rank, model_id, avg_score, pretrained_avg, mean_gain, ci_low, ci_high,
+                          win_rate, n_targets, probe_score, coalesce(flagged, false) as flagged, flag_reason, {robust}
                    from leaderboard order by architecture, rank nulls last, mean_gain desc, model_id"""
             ),
             gains=q(

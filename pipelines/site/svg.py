@@ -64,7 +64,7 @@ def bar_chart(bars: list[Bar], title: str, unit: str = "points", width: int = 76
     axis_y = height - 12
     for v in (lo, 0.0, hi):
         parts.append(f'<text x="{x(v):.1f}" y="{axis_y}" text-anchor="middle" class="axis">{v:.1f}</text>')
-    parts.append(f'<text x="{width - value_w}" y="{axis_y}" class="axis">{escape(unit)}</text>')
+    parts.append(f'<text x="{label_w - 2}" y="{axis_y}" text-anchor="end" class="axis">{escape(unit)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
