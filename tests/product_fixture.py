@@ -7,6 +7,7 @@ characters, because model ids are untrusted input.
 
 from __future__ import annotations
 
+import atexit
 import math
 import random
 import shutil
@@ -45,7 +46,9 @@ _CACHE: dict[tuple[str, ...], Path] = {}
 def build(path: Path, architectures: tuple[str, ...] = ("roberta-base", "all-MiniLM-L6-v2")) -> Path:
     """Write the fixture warehouse to `path` (a .duckdb file) and return it; built once per process, then copied."""
     if architectures not in _CACHE:
-        cache = Path(tempfile.mkdtemp(prefix="product-fixture-")) / "warehouse.duckdb"
+        folder = tempfile.mkdtemp(prefix="product-fixture-")
+        atexit.register(shutil.rmtree, folder, True)
+        cache = Path(folder) / "warehouse.duckdb"
         _build(cache, architectures)
         _CACHE[architectures] = cache
     shutil.copyfile(_CACHE[architectures], path)
