@@ -9,7 +9,7 @@ to the lake. A model already saved with the same recipe is not trained again.
 import dagster as dg
 
 from pipelines import lake as lake_files
-from pipelines.partitions import sources_partitions
+from pipelines.partitions import decode_key, sources_partitions
 from pipelines.resources import HomeResource, LakeResource
 
 
@@ -44,7 +44,7 @@ def intermediate_models(
     from pipelines.engine.records import model_relpath, model_row
     from pipelines.zoo import PRETRAINED, intermediate_id, local_model_dir, read_model_card, resolve
 
-    source = context.partition_key
+    source = decode_key(context.partition_key)
     if config.base_model not in PRETRAINED:
         raise dg.Failure(f"base model {config.base_model!r} is not a packaged pretrained model ({list(PRETRAINED)})")
     architecture = PRETRAINED[config.base_model].architecture

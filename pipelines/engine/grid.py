@@ -76,7 +76,7 @@ def run_grid(grid: Grid, instance: dg.DagsterInstance | None = None, log: Callab
     instance = instance or _instance()
     settings = get_settings()
     resources = {"lake": LakeResource(url=settings.lake_url), "home": HomeResource(path=str(settings.home))}
-    instance.add_dynamic_partitions("sources", list(grid.sources))
+    instance.add_dynamic_partitions("sources", [encode_key(s) for s in grid.sources])
     instance.add_dynamic_partitions("base_models", [encode_key(m) for m in grid.models])
     instance.add_dynamic_partitions("targets", [encode_key(t) for t in grid.targets])
     counts = {"ok": 0, "failed": 0}
@@ -92,7 +92,7 @@ def run_grid(grid: Grid, instance: dg.DagsterInstance | None = None, log: Callab
 
     for i, source in enumerate(grid.sources, 1):
         log(f"[{grid.name}] intermediate model {i}/{len(grid.sources)}: {grid.base_model} on {source}")
-        materialize(intermediate_models, source,
+        materialize(intermediate_models, encode_key(source),
                     {"base_model": grid.base_model, "recipe": grid.source_recipe.to_json(), "seed": 0})
     pairs = grid.pairs()
     for i, (model, target) in enumerate(pairs, 1):
