@@ -223,3 +223,25 @@ def test_robust_score_is_the_base_effect_when_the_leaderboard_has_it(home):
     offset = target.mean - ev.mean_target_effect
     assert [p.expected_gain for p in preds] == pytest.approx([10.0 - p.rank + offset for p in preds])
     assert preds[0].rank == 1 and preds[0].expected_gain == max(p.expected_gain for p in preds)
+
+
+def test_dagster_recommend_job_with_run_config(home, tmp_path):
+    """The UI path: job `recommend` with run config gives the same answer as the CLI, as metadata and a report."""
+    from pipelines.recommend.job import recommend_job
+    from pipelines.resources import HomeResource, LakeResource, WarehouseResource
+
+    data = write_csv(tmp_path / "ui.csv", reviews(120))
+    result = recommend_job.execute_in_process(
+        run_config={"ops": {"recommend_target": {"config": {
+            "data": str(data), "text_col": "review", "label_col": "sentiment", "architecture": ARCH}}}},
+        resources={"lake": LakeResource(url=str(home / "lake")),
+                   "warehouse": WarehouseResource(path=str(home / "warehouse.duckdb")),
+                   "home": HomeResource(path=str(home))},
+    )
+    assert result.success
+    report = result.output_for_node("recommend_target")
+    assert report["decision"]["action"] in ("start_from", "stay") and "protocol" not in report
+    reports = list((home / "artifacts" / "recommend").glob("ui-*.json"))
+    assert len(reports) == 1 and json.loads(reports[0].read_text())["decision"] == report["decision"]
+    meta = next(e for e in result.all_node_events if e.event_type_value == "STEP_OUTPUT").event_specific_data.metadata
+    assert meta["decision"].value == report["decision"]["text"]
