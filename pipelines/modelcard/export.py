@@ -64,23 +64,29 @@ def model_index(model_id: str, gains: pd.DataFrame, source_name: str, source_url
     return {"model-index": [{"name": model_id, "results": results}]}
 
 
+def _f(value, spec: str) -> str:
+    """Format a number that may be missing (NULL in the warehouse)."""
+    return "n/a" if value is None or pd.isna(value) else format(value, spec)
+
+
 def markdown_section(row, gains: pd.DataFrame, n_ranked: int, source_url: str) -> str:
     lines = [
         f"## Finetuning from `{row.model_id}` ({row.architecture})",
         "",
         f"Rank **{int(row.rank)}** of {n_ranked} ranked {row.architecture} models as a starting point for finetuning "
-        f"in the [startpoint leaderboard]({source_url}). Over {int(row.n_targets)} targets, finetuning from this "
-        f"model gains **{row.mean_gain:+.2f} points** (95% interval {row.ci_low:+.2f} to {row.ci_high:+.2f}) over "
-        f"the pretrained model; it beats the pretrained model on {row.win_rate:.0%} of the targets; average score "
-        f"{row.avg_score:.2f} against {row.pretrained_avg:.2f}.",
+        f"in the [startpoint leaderboard]({source_url}). Over {_f(row.n_targets, '.0f')} targets, finetuning from "
+        f"this model gains **{_f(row.mean_gain, '+.2f')} points** (95% interval {_f(row.ci_low, '+.2f')} to "
+        f"{_f(row.ci_high, '+.2f')}) over the pretrained model; it beats the pretrained model on "
+        f"{_f(row.win_rate, '.0%')} of the targets; average score {_f(row.avg_score, '.2f')} against "
+        f"{_f(row.pretrained_avg, '.2f')}.",
         "",
         "| target | metric | score | pretrained | gain |",
         "|---|---|---|---|---|",
     ]
     for g in gains.sort_values("gain", ascending=False).itertuples():
         lines.append(
-            f"| {str(g.dataset_id).replace('|', '/')} | {g.metric or ''} | {g.score_mean:.2f} | "
-            f"{g.baseline_mean:.2f} | {g.gain:+.2f} |"
+            f"| {str(g.dataset_id).replace('|', '/')} | {g.metric if isinstance(g.metric, str) else ''} | "
+            f"{_f(g.score_mean, '.2f')} | {_f(g.baseline_mean, '.2f')} | {_f(g.gain, '+.2f')} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -193,7 +193,8 @@ def model_page(data: SiteData, arch: str, row, gains: pd.DataFrame, footer: str)
     ]
     rank = "not ranked" if pd.isna(row.rank) else f"rank {int(row.rank)}"
     flag = (
-        f"<p class='neg'><b>Flagged:</b> {_esc(row.flag_reason or 'flagged')}; kept out of the ranking.</p>"
+        f"<p class='neg'><b>Flagged:</b> {_esc(row.flag_reason if isinstance(row.flag_reason, str) else 'flagged')}; "
+        "kept out of the ranking.</p>"
         if row.flagged else ""
     )
     body = (
