@@ -245,3 +245,15 @@ def test_dagster_recommend_job_with_run_config(home, tmp_path):
     assert len(reports) == 1 and json.loads(reports[0].read_text())["decision"] == report["decision"]
     meta = next(e for e in result.all_node_events if e.event_type_value == "STEP_OUTPUT").event_specific_data.metadata
     assert meta["decision"].value == report["decision"]["text"]
+
+
+def test_interaction_residuals_are_df_corrected():
+    from pipelines.recommend.predict import interaction_residuals
+
+    rng = np.random.default_rng(1)
+    rows = [(f"m{m}", f"t{t}", m + 2 * t + rng.normal(0, 3)) for m in range(30) for t in range(20)]
+    gains = pd.DataFrame(rows, columns=["model_id", "dataset_id", "gain"])
+    resid = interaction_residuals(gains)
+    assert len(resid) == 600
+    assert np.mean(resid**2) == pytest.approx(interaction_sd(gains) ** 2)
+    assert 2.6 < interaction_sd(gains) < 3.4  # recovers the noise sd despite the 49 fitted means
