@@ -51,7 +51,7 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
             seeds=list(range(args.seeds)), train_cap=args.train_cap, report=args.report,
         )
         report = recommend(options, log=lambda msg: print(msg, file=sys.stderr))
-    except (DatasetError, RecommendError, FileNotFoundError) as exc:
+    except (DatasetError, RecommendError, FileNotFoundError, ValueError) as exc:  # bad input, invalid recipe
         print(f"error: {exc}", file=sys.stderr)
         return 2
     from pipelines.recommend.report import summary_lines
