@@ -8,6 +8,7 @@ protocol of :mod:`pipelines.recommend.protocol` on the user's data, writes every
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -110,8 +111,19 @@ def recommend(options: RecommendOptions, settings: Settings | None = None, log: 
     if options.report:
         path = Path(options.report)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+        path.write_text(json.dumps(_finite(report), indent=2, default=str) + "\n", encoding="utf-8")
     return report
+
+
+def _finite(value):
+    """Strict JSON: infinite or NaN numbers (no interval with one seed) become null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _jsonable(stats: dict) -> dict:
