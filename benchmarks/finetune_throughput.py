@@ -92,8 +92,9 @@ def run_trainer(model_dir, ds, recipe, seed, grouped: bool):
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(
             output_dir=out, per_device_train_batch_size=recipe.batch_size, per_device_eval_batch_size=128,
-            learning_rate=recipe.lr, num_train_epochs=recipe.epochs, warmup_ratio=recipe.warmup_ratio,
-            weight_decay=recipe.weight_decay, seed=seed, group_by_length=grouped, eval_strategy="no",
+            learning_rate=recipe.lr, num_train_epochs=recipe.epochs, warmup_steps=recipe.warmup_ratio,
+            weight_decay=recipe.weight_decay, seed=seed, eval_strategy="no",
+            train_sampling_strategy="group_by_length" if grouped else "random",  # v5 name of group_by_length
             save_strategy="no", logging_strategy="no", report_to="none", disable_tqdm=True,
             dataloader_num_workers=0,
         )
