@@ -4,8 +4,8 @@ Both sit downstream of the dbt `leaderboard` model (group `product`). Their meta
 of each architecture's top models (markdown) and previews, so the UI shows the result without opening files.
 """
 
-
-from pathlib import Path  # (no postponed annotations: Dagster inspects the context type)
+# No `from __future__ import annotations` here: Dagster inspects the `context` annotation at definition time.
+from pathlib import Path
 
 import dagster as dg
 
