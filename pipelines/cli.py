@@ -95,7 +95,12 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     from pipelines.engine.grid import DEFAULT_GRID, full_grid, run_grid
 
     grid = full_grid() if args.full else DEFAULT_GRID
-    counts = run_grid(grid)
+    try:
+        counts = run_grid(grid)
+    except KeyboardInterrupt as exc:
+        print(f"stopped: {exc or 'interrupted'}; finished runs are in the lake, rerun to complete the grid",
+              file=sys.stderr)
+        return 130
     print(f"{grid.name} grid: {counts['ok']} partition(s) materialized, {counts['failed']} failed")
     return 1 if counts["failed"] else 0
 

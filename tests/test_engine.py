@@ -144,3 +144,13 @@ def test_nan_loss_is_a_failed_run(tmp_path, base_dir):
     result = finetune(folder, dataset(reviews(16), reviews(8)), TINY, seed=0, log=lambda m: None)
     assert result.status == "failed" and result.score is None
     assert "loss became nan" in result.error and "step 1" in result.error
+
+
+def test_default_grid_pairs_every_model_with_every_target_except_its_own_source():
+    from pipelines.engine.grid import DEFAULT_GRID, Grid
+
+    assert len(DEFAULT_GRID.models) == 1 + len(DEFAULT_GRID.sources)
+    assert len(DEFAULT_GRID.pairs()) == len(DEFAULT_GRID.models) * len(DEFAULT_GRID.targets)
+    grid = Grid(name="t", sources=("a", "b"), targets=("a", "c"), seeds=(0,))
+    assert ("local/all-MiniLM-L6-v2-a", "a") not in grid.pairs()
+    assert len(grid.pairs()) == 3 * 2 - 1

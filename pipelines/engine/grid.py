@@ -66,6 +66,13 @@ def _instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
 
 
+def _interrupted(result: dg.ExecuteInProcessResult) -> bool:
+    return any(
+        e.event_type_value in ("RUN_FAILURE", "STEP_FAILURE") and "interrupt" in (e.message or "").lower()
+        for e in result.all_events
+    )
+
+
 def run_grid(grid: Grid, instance: dg.DagsterInstance | None = None, log: Callable[[str], None] = print) -> dict:
     """Materialize the grid partition by partition; returns counts of succeeded and failed partitions."""
     from assets.finetune import finetune_runs
@@ -86,6 +93,9 @@ def run_grid(grid: Grid, instance: dg.DagsterInstance | None = None, log: Callab
             [asset], partition_key=key, instance=instance, resources=resources, raise_on_error=False,
             run_config={"ops": {asset.op.name: {"config": config}}},
         )
+        if not result.success and _interrupted(result):
+            # Ctrl-C / kill reached the run: stop the whole grid (finished runs stay in the lake, none is partial).
+            raise KeyboardInterrupt(f"interrupted during {asset.key.to_user_string()} partition {key}")
         counts["ok" if result.success else "failed"] += 1
         if not result.success:
             log(f"partition {key} of {asset.key.to_user_string()} failed; see the Dagster run {result.run_id}")

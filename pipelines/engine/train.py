@@ -183,7 +183,9 @@ def save_encoder(model, tokenizer, dest: Path, card: dict) -> None:
 
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex}.tmp"
+    # Unfinished saves live in `.partial/`, where nothing that lists the models folder looks.
+    tmp = dest.parent / ".partial" / f"{dest.name}.{uuid.uuid4().hex}"
+    tmp.parent.mkdir(parents=True, exist_ok=True)
     model.encoder.save_pretrained(str(tmp), safe_serialization=True)
     tokenizer.save_pretrained(str(tmp))
     (tmp / "startpoint.json").write_text(json.dumps(card, indent=2, sort_keys=True))
@@ -302,8 +304,9 @@ def _train(model_dir, dataset, recipe, seed, device, log, cache_dir, save_to, mo
                 last_report = now
         train_seconds += time.perf_counter() - started
         result.epochs_run = epoch + 1
-        if val_enc is None:
-            continue
+        last = epoch + 1 == recipe.epochs
+        if val_enc is None or (last and best_state is None and not result.validation_scores):
+            continue  # a validation check only pays when an earlier epoch's weights could be restored
         val_y = validation["label"].to_numpy()
         val_score = _score(result.metric, _predict(model, val_enc, pad_id, device, dtype), val_y)
         result.validation_scores.append(round(val_score, 3))
