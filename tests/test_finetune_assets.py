@@ -93,3 +93,36 @@ def test_grid_partitions_write_the_lake_skip_reruns_and_load_into_the_warehouse(
     assert all(r[9] and "torch" in r[10] for r in ok)
     assert len(failed) == 2 and all(r[3] is None and r[5] for r in failed)
     assert models == {DEFAULT_BASE: "pretrained", model: "intermediate"}
+
+
+def test_a_run_killed_mid_partition_leaves_no_partial_row_and_the_rerun_completes(env, tmp_path, monkeypatch):
+    import pipelines.engine
+
+    instance, resources, home = env
+    target = write_reviews(tmp_path / "reviews.csv", 60)
+    instance.add_dynamic_partitions("base_models", [encode_key(DEFAULT_BASE)])
+    instance.add_dynamic_partitions("targets", [encode_key(target)])
+    key = dg.MultiPartitionKey({"model": encode_key(DEFAULT_BASE), "target": encode_key(target)})
+    config = {"seeds": [0, 1], "recipe": TINY.to_json()}
+    real_finetune = pipelines.engine.finetune
+
+    def killed_on_seed_1(model_dir, dataset, recipe, seed, **kwargs):
+        if seed == 1:
+            raise KeyboardInterrupt("killed in the middle of a finetune")
+        return real_finetune(model_dir, dataset, recipe, seed, **kwargs)
+
+    monkeypatch.setattr(pipelines.engine, "finetune", killed_on_seed_1)
+    result = dg.materialize([finetune_runs], partition_key=key, instance=instance, resources=resources,
+                            run_config={"ops": {"lake__finetune_runs": {"config": config}}}, raise_on_error=False)
+    assert not result.success
+    assert [f.rsplit("/", 1)[1] for f in lake.list_files(str(home / "lake"), "finetune_runs")] == [
+        f"{TINY.recipe_hash}-seed0.parquet"]
+
+    monkeypatch.setattr(pipelines.engine, "finetune", real_finetune)
+    meta = _materialize(finetune_runs, key, config, instance, resources)
+    assert meta["skipped_seeds"].value == [0] and list(meta["scores"].value) == ["1"]
+    assert dg.materialize([warehouse_tables], instance=instance, resources=resources).success
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    rows = con.execute("select seed, status, count(*) from finetune_runs group by all order by seed").fetchall()
+    con.close()
+    assert rows == [(0, "ok", 1), (1, "ok", 1)]
