@@ -19,10 +19,9 @@ from pipelines.resources import HomeResource, LakeResource
 
 
 class ProbeConfig(dg.Config):
-    proxy_dataset: str | None = Field(None, description="Dataset id; default MNLI online, tweets_sentiment offline")
-    train_cap: int = 1000
-    test_cap: int = 500
-    max_length: int = 64
+    proxy_dataset: str | None = Field(None, description="Dataset id; default MNLI online, fine_foods offline")
+    train_cap: int = Field(256, description="Proxy examples encoded (LogME on them, the linear head by 3-fold CV)")
+    max_length: int = 32
     allow_pickle: list[str] = Field(default_factory=list, description="Hub model ids whose pickle weights you accept")
 
 
@@ -73,7 +72,7 @@ def probe_scores_lake(
         folder,
         cache_dir=home.cache_dir,
         proxy=proxy,
-        caps=ProbeCaps(train=config.train_cap, test=config.test_cap),
+        caps=ProbeCaps(train=config.train_cap),
         settings=FeatureSettings(max_length=config.max_length),
         policy=policy,
     )

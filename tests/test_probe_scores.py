@@ -16,7 +16,6 @@ from pipelines.probes.run import ModelRefusedError, ProbeCaps, probe_model
 
 PRETRAINED = "sentence-transformers/all-MiniLM-L6-v2"
 INTERMEDIATE = "local/all-MiniLM-L6-v2-fine_foods"
-SMALL = {"proxy_dataset": "tweets_sentiment", "train_cap": 90, "test_cap": 45, "max_length": 32}
 
 
 def make_intermediate(models_dir, model_id, auto_map=False):
@@ -52,7 +51,7 @@ def test_the_selection_job_probes_every_zoo_model_with_linear_probe_and_logme(ho
     assert {c.model_id for c in zoo} == {PRETRAINED, INTERMEDIATE}
     job = next(j for j in SELECTION_JOBS if j.name == "select_all_MiniLM_L6_v2")
     config = {"architecture": "all-MiniLM-L6-v2", "proxy_dataset": "tweets_sentiment", "probe_train_cap": 90,
-              "probe_test_cap": 45, "method": "logme"}
+              "method": "logme"}
     instance = dg.DagsterInstance.ephemeral()
     result = job.execute_in_process(
         run_config={"ops": {"probe_candidates": {"config": config}}}, op_selection=["probe_candidates"], instance=instance
@@ -78,7 +77,7 @@ def test_the_selection_job_probes_every_zoo_model_with_linear_probe_and_logme(ho
 def test_features_are_computed_once_and_reused(home, monkeypatch):
     from pipelines.zoo import resolve
 
-    kwargs = dict(cache_dir=home / "cache", proxy="tweets_sentiment", caps=ProbeCaps(train=60, test=30),
+    kwargs = dict(cache_dir=home / "cache", proxy="tweets_sentiment", caps=ProbeCaps(train=60),
                   settings=FeatureSettings(max_length=32))
     first = probe_model(PRETRAINED, "all-MiniLM-L6-v2", resolve(PRETRAINED), **kwargs)
     monkeypatch.setattr(features_module, "encode", lambda *a, **k: pytest.fail("features should come from the cache"))

@@ -20,17 +20,15 @@ FEATURES_VERSION = 1  # bump when the featurisation code changes meaning
 
 @dataclass(frozen=True)
 class FeatureSettings:
-    max_length: int = 64
+    max_length: int = 32  # the probe reads the opening of each text; cost grows with tokens
     batch_size: int = 64
     pooling: str = "mean"
 
 
 @dataclass
 class Features:
-    train_x: np.ndarray
-    train_y: np.ndarray
-    test_x: np.ndarray
-    test_y: np.ndarray
+    x: np.ndarray  # (n, hidden) features of the proxy dataset's train split
+    y: np.ndarray  # (n,) label ids
     features_hash: str
     seconds: float  # time the encoder took when the features were computed (kept when read from cache)
     cached: bool
@@ -94,19 +92,21 @@ def encode(model_dir: Path, frame, settings: FeatureSettings, device: str | None
 def load_or_compute(
     model_id: str, model_dir: Path, dataset, caps: dict, settings: FeatureSettings, cache_dir: Path
 ) -> Features:
-    """Features of the dataset's train and test splits for one model, from the cache when present."""
+    """Features of the dataset's train split for one model, from the cache when present.
+
+    Only the train split is encoded: both probes score on it (LogME directly, the linear head by
+    cross-validation), which keeps the encoder pass, the probe's main cost, as small as possible."""
     digest = features_hash(model_id, model_dir, dataset.dataset_id, caps, settings)
     path = Path(cache_dir) / "probe_features" / f"{digest}.npz"
     if path.is_file():
         with np.load(path) as z:
-            return Features(z["train_x"], z["train_y"], z["test_x"], z["test_y"], digest, float(z["seconds"]), True)
+            return Features(z["x"], z["y"], digest, float(z["seconds"]), True)
     start = time.perf_counter()
-    train_x = encode(model_dir, dataset.train, settings)
-    test_x = encode(model_dir, dataset.test, settings)
+    x = encode(model_dir, dataset.train, settings)
     seconds = time.perf_counter() - start
-    train_y, test_y = dataset.train["label"].to_numpy(), dataset.test["label"].to_numpy()
+    y = dataset.train["label"].to_numpy()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y, seconds=seconds)
+    np.savez(tmp, x=x, y=y, seconds=seconds)
     tmp.rename(path)
-    return Features(train_x, train_y, test_x, test_y, digest, seconds, False)
+    return Features(x, y, digest, seconds, False)

@@ -20,8 +20,7 @@ class SelectionConfig(dg.Config):
     targets: list[str] = Field(default_factory=list, description="Target suite; empty: the engine's default grid targets")
     seeds: list[int] = Field(default_factory=lambda: [0, 1])
     baseline_seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4])
-    probe_train_cap: int = 1000
-    probe_test_cap: int = 500
+    probe_train_cap: int = 256
 
 
 def _resources():
@@ -60,7 +59,7 @@ def probe_candidates(context: dg.OpExecutionContext, config: SelectionConfig) ->
     cands += hub_candidates(lake_url, config.architecture)
     todo = [c for c in cands if not is_probed(lake_url, c.model_id)]
     context.instance.add_dynamic_partitions(base_models_partitions.name, [encode_key(c.model_id) for c in todo])
-    probe_config = {"proxy_dataset": proxy, "train_cap": config.probe_train_cap, "test_cap": config.probe_test_cap}
+    probe_config = {"proxy_dataset": proxy, "train_cap": config.probe_train_cap}
     for i, cand in enumerate(todo, 1):
         context.log.info(f"probe {i}/{len(todo)}: {cand.model_id}")
         _materialize(context, probe_scores_lake, encode_key(cand.model_id), probe_config, resources)
