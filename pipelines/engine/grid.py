@@ -47,9 +47,11 @@ class Grid:
 # Small enough for `make run` (≤ 10 minutes on 2 cores with the published import): PyPI-only sets.
 DEFAULT_GRID = Grid(
     name="default",
-    # Sources with longer texts are trained once each; targets are short texts, trained 2 seeds × 4 models.
-    sources=("fine_foods", "drug_review_sentiment", "shakespeare_genre"),
-    targets=("tweets_sentiment", "trump_tweet_device", "birdstrike_phase"),
+    # Targets: the short-text sets on which 256 examples and one epoch clearly beat the majority class
+    # (measured: tweets_sentiment 64.7% vs 43%, trump_tweet_device 72.7% vs 54%; fine_foods, shakespeare_genre
+    # and birdstrike_phase only reach their majority share with this budget, so they serve as sources).
+    sources=("fine_foods", "drug_review_sentiment", "birdstrike_phase"),
+    targets=("tweets_sentiment", "trump_tweet_device"),
     seeds=(0, 1),
 )
 
@@ -126,7 +128,7 @@ def run_grid_op(context: dg.OpExecutionContext, config: GridConfig) -> None:
         raise dg.Failure(f"{counts['failed']} partition(s) of the {grid.name} grid failed; see their runs")
 
 
-@dg.job(name="default_grid", description="The embedded default grid (3 sources × 3 targets + base, 2 seeds).",
+@dg.job(name="default_grid", description="The embedded default grid (3 sources × 2 targets + base, 2 seeds).",
         config={"ops": {"run_grid_op": {"config": {"grid": "default"}}}})
 def default_grid_job():
     run_grid_op()

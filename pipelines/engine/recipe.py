@@ -15,15 +15,15 @@ from dataclasses import asdict, dataclass, fields
 @dataclass(frozen=True)
 class Recipe:
     lr: float = 1e-4  # MiniLM-sized encoders tolerate (and need, for few steps) a larger lr than BERT-base
-    epochs: int = 2
-    batch_size: int = 32
+    epochs: int = 1  # one pass; with more, validation after each epoch drives early stopping
+    batch_size: int = 16  # more updates per example; short texts keep the step cheap
     max_length: int = 64  # tokens; longer texts are truncated (the offline sets' median is 21-112 tokens)
     train_cap: int | None = 256  # at most this many training examples (None: all)
     warmup_ratio: float = 0.1  # linear warm-up over this share of the steps, then linear decay
     weight_decay: float = 0.01
     patience: int = 1  # stop after this many validation checks without improvement (0: never stop early)
     eval_cap: int | None = 200  # at most this many validation examples per check
-    test_cap: int | None = 400  # at most this many test examples scored (stratified by the datasets layer)
+    test_cap: int | None = 300  # at most this many test examples scored (stratified by the datasets layer)
     head_lr_multiplier: float = 10.0  # the fresh classification head learns faster than the pretrained body
 
     def __post_init__(self) -> None:
