@@ -155,3 +155,21 @@ def test_default_grid_pairs_every_model_with_every_target_except_its_own_source(
     grid = Grid(name="t", sources=("a", "b"), targets=("a", "c"), seeds=(0,))
     assert ("local/all-MiniLM-L6-v2-a", "a") not in grid.pairs()
     assert len(grid.pairs()) == 3 * 2 - 1
+
+
+def test_grid_jobs_run_their_grid_and_fail_when_a_partition_fails(monkeypatch):
+    import dagster as dg
+
+    from pipelines.engine import grid as grid_module
+
+    seen = []
+
+    def fake_run_grid(grid, instance=None, log=print):
+        seen.append(grid.name)
+        return {"ok": 3, "failed": 1 if grid.name == "full" else 0}
+
+    monkeypatch.setattr(grid_module, "run_grid", fake_run_grid)
+    assert grid_module.default_grid_job.execute_in_process(instance=dg.DagsterInstance.ephemeral()).success
+    failed = grid_module.full_grid_job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    assert not failed.success
+    assert seen == ["default", "full"]
