@@ -126,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=int, default=3, help="candidate models to finetune with --run (default 3)")
     p.add_argument("--run", action="store_true", help="finetune the pretrained model and the top candidates")
     p.add_argument("--seeds", type=int, default=3, help="seeds per model with --run (default 3)")
-    p.add_argument("--train-cap", type=int, default=400, help="training examples per run with --run (default 400)")
+    p.add_argument("--train-cap", type=int, default=256, help="training examples per run with --run (default 256)")
     p.add_argument("--report", default=None, help="write the JSON report here")
     p.set_defaults(func=_cmd_recommend)
 

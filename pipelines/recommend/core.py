@@ -38,9 +38,9 @@ class RecommendOptions:
     run: bool = False
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     # The small recipe of the protocol: a few hundred examples, short sequences, so --budget 3 fits in minutes.
-    train_cap: int = 400
+    train_cap: int = 256
     eval_cap: int = 200
-    test_cap: int = 600
+    test_cap: int = 500
     epochs: int = 2
     max_length: int = 64
     batch_size: int = 16

@@ -25,7 +25,7 @@ class RecommendRunConfig(dg.Config):
     budget: int = 3
     run: bool = False
     seeds: int = 3
-    train_cap: int = 400
+    train_cap: int = 256
     report: Optional[str] = None
 
 
