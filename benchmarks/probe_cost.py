@@ -36,7 +36,11 @@ def probe_seconds(model_id: str) -> tuple[float, list[dict]]:
     from pipelines.probes.run import default_proxy, probe_model
     from pipelines.zoo import architecture_of, resolve
 
-    import transformers.models.auto.modeling_auto  # noqa: F401  (library import is process start-up, not probe cost)
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_MAPPING
+
+    # Importing the model's modeling module is process start-up (the finetunes timed later never pay it either).
+    MODEL_MAPPING[type(AutoConfig.from_pretrained(resolve(model_id)))]
 
     with tempfile.TemporaryDirectory() as cache:
         start = time.perf_counter()

@@ -92,10 +92,14 @@ def probe_model(
     proxy = proxy or default_proxy()
     dataset = load_dataset(proxy, caps=SplitCaps(train=caps.train, validation=1, test=1), seed=0)
     features = load_or_compute(model_id, Path(model_dir), dataset, asdict(caps), settings, cache_dir)
+    from threadpoolctl import threadpool_limits  # installed with scikit-learn
+
     rows = []
     for method in METHODS:
         start = time.perf_counter()
-        score = linear_probe(features) if method == "linear_probe" else logme(features.x, features.y)
+        # Small matrices: one BLAS thread is faster than several, and far faster on a busy machine.
+        with threadpool_limits(limits=1, user_api="blas"):
+            score = linear_probe(features) if method == "linear_probe" else logme(features.x, features.y)
         rows.append(
             {
                 "model_id": model_id,
