@@ -91,3 +91,9 @@ def test_a_model_with_remote_code_is_refused_before_loading(home):
     folder = make_intermediate(home / "models", "local/remote-code-model", auto_map=True)
     with pytest.raises(ModelRefusedError, match="remote code"):
         probe_model("local/remote-code-model", "all-MiniLM-L6-v2", folder, cache_dir=home / "cache", proxy="tweets_sentiment")
+
+
+def test_zoo_skips_folders_still_being_written(home):
+    make_intermediate(home / "models", "local/half-written")
+    (home / "models" / encode_key("local/half-written")).rename(home / "models" / ".local--half-written.123.tmp")
+    assert {c.model_id for c in zoo_models(home / "models")} == {PRETRAINED, INTERMEDIATE}

@@ -34,7 +34,9 @@ def zoo_models(models_dir: Path) -> list[Candidate]:
             continue
         found.append(Candidate(model_id, entry.architecture, "local"))
     if models_dir.is_dir():
-        for folder in sorted(p for p in models_dir.iterdir() if (p / "config.json").is_file()):
+        # Names starting with '.' are folders being written (the engine saves to a temp name, then renames).
+        ready = (p for p in models_dir.iterdir() if not p.name.startswith(".") and (p / "config.json").is_file())
+        for folder in sorted(ready):
             model_id = decode_key(folder.name)
             try:
                 found.append(Candidate(model_id, architecture_of(model_id, models_dir), "local"))
