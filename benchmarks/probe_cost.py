@@ -39,8 +39,11 @@ def probe_seconds(model_id: str) -> tuple[float, list[dict]]:
     from transformers import AutoConfig
     from transformers.models.auto.modeling_auto import MODEL_MAPPING
 
-    # Importing the model's modeling module is process start-up (the finetunes timed later never pay it either).
+    # Library imports are process start-up (the finetunes timed later never pay them either): the model's
+    # modeling module and scikit-learn's heads.
     MODEL_MAPPING[type(AutoConfig.from_pretrained(resolve(model_id)))]
+    import sklearn.linear_model  # noqa: F401
+    import sklearn.model_selection  # noqa: F401
 
     with tempfile.TemporaryDirectory() as cache:
         start = time.perf_counter()
