@@ -9,7 +9,7 @@ from pipelines.zoo import DEFAULT_BASE, resolve
 
 @pytest.mark.slow
 def test_fine_foods_1000_examples_reaches_80_percent(tmp_path):
-    recipe = Recipe(train_cap=1000, max_length=96, epochs=1, eval_cap=200, test_cap=500)
+    recipe = Recipe(train_cap=1000, max_length=96, epochs=1, batch_size=32, eval_cap=200, test_cap=500)
     ds = load_dataset("fine_foods", caps=SplitCaps(train=1000, validation=200, test=500), seed=0)
     assert len(ds.train) == 1000
     majority = ds.test["label"].value_counts(normalize=True).max()
