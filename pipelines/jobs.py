@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import dagster as dg
 
+from pipelines.engine.grid import default_grid_job, full_grid_job  # finetuning grids, docs/engine.md
+from pipelines.hub.automation import hub_catalog_job  # Hub catalog refresh, docs/hub_and_probes.md
+from pipelines.probes.selection_job import SELECTION_JOBS  # probe, then finetune the top k, per architecture
+from pipelines.recommend.job import recommend_job  # op job with run config, docs/recommend.md
+
 # Import published results, load the warehouse, and derive every SQL model from it.
 published_job = dg.define_asset_job(
     name="published",
@@ -11,18 +16,4 @@ published_job = dg.define_asset_job(
     description="Import published finetuning results, load the warehouse and build every SQL model.",
 )
 
-from pipelines.recommend.job import recommend_job  # noqa: E402  (op job with run config, see docs/recommend.md)
-
-ALL_JOBS = [published_job, recommend_job]
-
-from pipelines.hub.automation import hub_catalog_job  # noqa: E402
-
-ALL_JOBS.append(hub_catalog_job)
-
-from pipelines.probes.selection_job import SELECTION_JOBS  # noqa: E402
-
-ALL_JOBS.extend(SELECTION_JOBS)
-
-from pipelines.engine.grid import default_grid_job, full_grid_job  # noqa: E402  (finetuning grids, docs/engine.md)
-
-ALL_JOBS.extend([default_grid_job, full_grid_job])
+ALL_JOBS = [published_job, recommend_job, hub_catalog_job, *SELECTION_JOBS, default_grid_job, full_grid_job]

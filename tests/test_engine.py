@@ -173,3 +173,15 @@ def test_grid_jobs_run_their_grid_and_fail_when_a_partition_fails(monkeypatch):
     failed = grid_module.full_grid_job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
     assert not failed.success
     assert seen == ["default", "full"]
+
+
+def test_a_model_folder_with_its_own_code_is_refused(tmp_path):
+    """The load-time check applies the catalog's remote-code rule (pipelines.hub.policy)."""
+    import json
+
+    from pipelines.zoo.loading import ModelDirError, check_model_dir
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "auto_map": {"AutoModel": "x.Model"}}))
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(ModelDirError, match="ships its own code"):
+        check_model_dir(tmp_path)

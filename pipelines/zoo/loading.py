@@ -28,6 +28,17 @@ def check_model_dir(path: str | Path, *, allow_pickle: bool = False) -> None:
         raise ModelDirError(f"model folder {folder} does not exist")
     if not (folder / "config.json").is_file():
         raise ModelDirError(f"model folder {folder} has no config.json; it is not a transformers model folder")
+    from pipelines.hub.policy import facts_from_dir, remote_code_reasons  # the catalog's rule, applied at load time
+
+    try:
+        remote_code = remote_code_reasons(facts_from_dir(folder, folder.name))
+    except ValueError as exc:  # unreadable config.json
+        raise ModelDirError(str(exc)) from None
+    if remote_code:
+        raise ModelDirError(
+            f"model folder {folder} ships its own code ({'; '.join(remote_code)}); startpoint never runs a "
+            "model's code: use a checkpoint of a standard architecture"
+        )
     if any((folder / name).is_file() for name in _SAFE_WEIGHTS):
         return
     if any((folder / name).is_file() for name in _PICKLE_WEIGHTS):
