@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -33,8 +32,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipelines.dbt import _dbt_executable  # noqa: E402
-from pipelines.settings import SQL_DIR, export_env, get_settings  # noqa: E402
+from pipelines.dbt import run_dbt  # noqa: E402
+from pipelines.settings import SQL_DIR, get_settings  # noqa: E402
 from pipelines.warehouse.load import connect  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "heldout_ranking.json"
@@ -42,11 +41,7 @@ RESULTS = ROOT / "benchmarks" / "results" / "heldout_ranking.json"
 
 def compiled_sql(model: str) -> str:
     """The production SQL of a dbt model, compiled against this warehouse."""
-    subprocess.run(
-        [_dbt_executable(), "compile", "--quiet", "--select", model, "--project-dir", str(SQL_DIR),
-         "--profiles-dir", str(SQL_DIR)],
-        env=export_env(), check=True, capture_output=True,
-    )
+    run_dbt("compile", "--select", model, capture_output=True)
     return (SQL_DIR / "target" / "compiled" / "startpoint" / "models" / f"{model}.sql").read_text()
 
 

@@ -25,10 +25,16 @@ def ensure_manifest() -> None:
     sources = [p for p in SQL_DIR.rglob("*") if p.suffix in {".sql", ".yml", ".yaml", ".csv"} and "target" not in p.parts]
     if manifest.exists() and all(p.stat().st_mtime <= manifest.stat().st_mtime for p in sources):
         return
-    subprocess.run(
-        [_dbt_executable(), "parse", "--quiet", "--project-dir", str(SQL_DIR), "--profiles-dir", str(SQL_DIR)],
+    run_dbt("parse")
+
+
+def run_dbt(*args: str, capture_output: bool = False) -> subprocess.CompletedProcess:
+    """Run the venv's dbt on `sql/` outside Dagster (manifest parsing, benchmarks), with the shared env."""
+    return subprocess.run(
+        [_dbt_executable(), *args, "--quiet", "--project-dir", str(SQL_DIR), "--profiles-dir", str(SQL_DIR)],
         env=export_env(),
         check=True,
+        capture_output=capture_output,
     )
 
 

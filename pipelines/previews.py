@@ -22,7 +22,7 @@ def markdown_table(columns: list[str], rows: list[tuple]) -> str:
 
 
 def _query(warehouse: WarehouseResource, sql: str) -> tuple[list[str], list[tuple]]:
-    con = warehouse.connect(read_only=False)
+    con = warehouse.connect(read_only=True)
     try:
         cur = con.execute(sql)
         return [d[0] for d in cur.description], cur.fetchall()

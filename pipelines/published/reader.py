@@ -248,7 +248,8 @@ def read_table(path: Path) -> tuple[ImportedArchitecture, dict[str, float]]:
                 value = _number(cell)
                 if value is not None:
                     row0[target] = value
-            row0["avg"] = _number(row[2]) if _number(row[2]) is not None else float("nan")
+            avg = _number(row[2])
+            row0["avg"] = avg if avg is not None else float("nan")
             continue
         arch = result.architecture
         result.hub_models.append(
