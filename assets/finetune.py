@@ -15,7 +15,7 @@ from pipelines.resources import HomeResource, LakeResource
 
 class FinetuneConfig(dg.Config):
     seeds: list[int] = [0, 1]
-    recipe: str = ""  # Recipe JSON; empty: TARGET_RECIPE of pipelines.engine.grid (the Recipe defaults)
+    recipe: str = ""  # Recipe JSON; empty: pipelines.engine.grid.target_recipe(target)
     retry_failed: bool = False  # also rerun seeds whose recorded run failed (e.g. after fixing the data)
 
 
@@ -44,7 +44,7 @@ def finetune_runs(
 ) -> dg.MaterializeResult:
     from pipelines.data import DatasetError, SplitCaps, load_dataset
     from pipelines.engine import FinetuneResult, Recipe, finetune
-    from pipelines.engine.grid import TARGET_RECIPE
+    from pipelines.engine.grid import target_recipe
     from pipelines.engine.records import run_relpath, run_row
     from pipelines.zoo import PRETRAINED, architecture_of, resolve
 
@@ -52,7 +52,7 @@ def finetune_runs(
 
     keys = context.partition_key.keys_by_dimension
     model_id, target = decode_key(keys["model"]), decode_key(keys["target"])
-    recipe = Recipe.from_json(config.recipe) if config.recipe else TARGET_RECIPE
+    recipe = Recipe.from_json(config.recipe) if config.recipe else target_recipe(target)
     folder = resolve(model_id, home.models_dir)  # a model that was never made is an ordering error: fail loudly
     architecture = architecture_of(model_id, home.models_dir)
     if model_id in PRETRAINED:

@@ -1,9 +1,11 @@
-"""Acceptance: MiniLM-L6 finetuned on 1,000 real fine_foods reviews beats 0.80 test accuracy (majority 0.65)."""
+"""Acceptance: MiniLM-L6 finetuned on 1,000 real fine_foods reviews beats 0.80 test accuracy (majority 0.65),
+and every default-grid target beats its majority-class share with its grid recipe."""
 
 import pytest
 
 from pipelines.data import SplitCaps, load_dataset
 from pipelines.engine import Recipe, finetune
+from pipelines.engine.grid import DEFAULT_GRID, target_recipe
 from pipelines.zoo import DEFAULT_BASE, resolve
 
 
@@ -17,3 +19,16 @@ def test_fine_foods_1000_examples_reaches_80_percent(tmp_path):
     assert result.status == "ok", result.error
     assert result.score >= 80.0, f"accuracy {result.score:.1f}% (majority share {majority:.2f})"
     assert result.score > 100 * majority
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", DEFAULT_GRID.targets)
+def test_every_default_grid_target_beats_its_majority_share(target, tmp_path):
+    """With the recipe the grid (and `lake/finetune_runs` without a recipe config) gives that target."""
+    recipe = DEFAULT_GRID.recipe_for(target)
+    assert recipe == target_recipe(target)
+    ds = load_dataset(target, caps=SplitCaps(train=recipe.train_cap, validation=recipe.eval_cap, test=recipe.test_cap))
+    majority = 100 * ds.test["label"].value_counts(normalize=True).max()
+    result = finetune(resolve(DEFAULT_BASE), ds, recipe, seed=0, log=print, cache_dir=tmp_path)
+    assert result.status == "ok", result.error
+    assert result.score > majority + 3, f"{target}: {result.score:.1f}% vs majority {majority:.1f}%"
