@@ -21,7 +21,7 @@ from pipelines.resources import HomeResource, LakeResource
 class ProbeConfig(dg.Config):
     proxy_dataset: str | None = Field(None, description="Dataset id; default MNLI online, fine_foods offline")
     train_cap: int = Field(256, description="Proxy examples encoded (LogME on them, the linear head by 3-fold CV)")
-    max_length: int = 32
+    max_length: int = Field(16, description="Tokens read from each text (a text pair gets twice as many)")
     allow_pickle: list[str] = Field(default_factory=list, description="Hub model ids whose pickle weights you accept")
 
 

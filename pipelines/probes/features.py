@@ -15,12 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
-FEATURES_VERSION = 1  # bump when the featurisation code changes meaning
+FEATURES_VERSION = 2  # bump when the featurisation code changes meaning (2: max_length is per text)
 
 
 @dataclass(frozen=True)
 class FeatureSettings:
-    max_length: int = 32  # the probe reads the opening of each text; cost grows with tokens
+    # Tokens read from the opening of each text (a pair gets twice as many): the encoder pass is the probe's
+    # whole cost and grows with tokens. At 256 x 16, LogME ranks 12 zoo models like a 1,024 x 64 probe
+    # (Spearman 0.86; benchmarks/probe_fidelity.py, docs/hub_and_probes.md).
+    max_length: int = 16
     batch_size: int = 64
     pooling: str = "mean"
 
@@ -70,6 +73,7 @@ def encode(model_dir: Path, frame, settings: FeatureSettings, device: str | None
     pairs = frame["text_pair"].tolist() if "text_pair" in frame and frame["text_pair"].notna().any() else None
     # Sorting by length keeps padding (and CPU time) low; rows are put back in order afterwards.
     order = np.argsort([len(t) for t in texts], kind="stable")
+    max_length = settings.max_length * (2 if pairs else 1)
     out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
     with torch.inference_mode():
         for start in range(0, len(order), settings.batch_size):
@@ -78,7 +82,7 @@ def encode(model_dir: Path, frame, settings: FeatureSettings, device: str | None
                 [texts[i] for i in idx],
                 [pairs[i] for i in idx] if pairs else None,
                 truncation=True,
-                max_length=settings.max_length,
+                max_length=max_length,
                 padding=True,
                 return_tensors="pt",
             ).to(device)
