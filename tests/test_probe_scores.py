@@ -97,3 +97,15 @@ def test_zoo_skips_folders_still_being_written(home):
     make_intermediate(home / "models", "local/half-written")
     (home / "models" / encode_key("local/half-written")).rename(home / "models" / ".local--half-written.123.tmp")
     assert {c.model_id for c in zoo_models(home / "models")} == {PRETRAINED, INTERMEDIATE}
+
+
+def test_the_grid_probes_each_of_its_models(home):
+    """`run_grid` (what `make run` runs) ends with a probe partition per grid model; rerunning reuses the features."""
+    from pipelines.engine.grid import Grid, run_grid
+
+    grid = Grid(name="probe-only", sources=(), targets=(), seeds=())  # no training: just the pretrained model
+    for _ in range(2):
+        assert run_grid(grid, dg.DagsterInstance.ephemeral(), log=lambda m: None) == {"ok": 1, "failed": 0}
+    rows = lake_files.read(str(home / "lake"), "probe_scores").to_pylist()
+    assert sorted((r["model_id"], r["method"]) for r in rows) == [(PRETRAINED, "linear_probe"), (PRETRAINED, "logme")]
+    assert len(list((home / "cache" / "probe_features").glob("*.npz"))) == 1

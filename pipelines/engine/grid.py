@@ -1,7 +1,8 @@
 """The embedded default grid and the full grid: which sources, targets, seeds and recipes; run them via Dagster.
 
-`run_grid` registers the dynamic partitions, then materializes `intermediate_models` per source and
-`lake/finetune_runs` per (model, target) against the given Dagster instance. Finished runs are in the lake,
+`run_grid` registers the dynamic partitions, then materializes `intermediate_models` per source,
+`lake/finetune_runs` per (model, target) and `lake/probe_scores` per model (a second or two each, so that
+`proxy_validation` covers the grid) against the given Dagster instance. Finished runs are in the lake,
 so rerunning after an interruption only computes what is missing.
 """
 
@@ -14,6 +15,7 @@ import dagster as dg
 
 from pipelines.engine.recipe import Recipe
 from pipelines.partitions import encode_key
+from pipelines.probes.run import OFFLINE_PROXY
 from pipelines.zoo import DEFAULT_BASE, intermediate_id
 
 # Recipe of the target runs: the Recipe defaults (documented in docs/engine.md) ...
@@ -34,6 +36,7 @@ class Grid:
     base_model: str = DEFAULT_BASE
     source_recipe: Recipe = SOURCE_RECIPE
     skip_same_dataset: bool = field(default=True)  # a model trained on the target itself is no fair candidate
+    probe_dataset: str = OFFLINE_PROXY  # online or not: the grid is the offline experiment
 
     @property
     def models(self) -> list[str]:
@@ -91,6 +94,7 @@ def run_grid(grid: Grid, instance: dg.DagsterInstance | None = None, log: Callab
     """Materialize the grid partition by partition; returns counts of succeeded and failed partitions."""
     from assets.finetune import finetune_runs
     from assets.intermediate_models import intermediate_models
+    from assets.probes import probe_scores_lake
     from pipelines.resources import HomeResource, LakeResource
     from pipelines.settings import get_settings
 
@@ -123,6 +127,9 @@ def run_grid(grid: Grid, instance: dg.DagsterInstance | None = None, log: Callab
         log(f"[{grid.name}] finetune {i}/{len(pairs)}: {model} on {target}, seeds {list(grid.seeds)}")
         key = dg.MultiPartitionKey({"model": encode_key(model), "target": encode_key(target)})
         materialize(finetune_runs, key, {"seeds": list(grid.seeds), "recipe": grid.recipe_for(target).to_json()})
+    for i, model in enumerate(grid.models, 1):
+        log(f"[{grid.name}] probe {i}/{len(grid.models)}: {model}")
+        materialize(probe_scores_lake, encode_key(model), {"proxy_dataset": grid.probe_dataset})
     return counts
 
 
