@@ -93,6 +93,15 @@ def encode(model_dir: Path, frame, settings: FeatureSettings, device: str | None
     return out
 
 
+def _import_encoder_libraries(model_dir: Path) -> None:
+    """Import torch, transformers and the model's modeling module before the clock starts: that is process
+    start-up (seconds, once per process), not the cost of probing this model."""
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_MAPPING
+
+    MODEL_MAPPING[type(AutoConfig.from_pretrained(model_dir))]
+
+
 def load_or_compute(
     model_id: str, model_dir: Path, dataset, caps: dict, settings: FeatureSettings, cache_dir: Path
 ) -> Features:
@@ -105,6 +114,7 @@ def load_or_compute(
     if path.is_file():
         with np.load(path) as z:
             return Features(z["x"], z["y"], digest, float(z["seconds"]), True)
+    _import_encoder_libraries(model_dir)
     start = time.perf_counter()
     x = encode(model_dir, dataset.train, settings)
     seconds = time.perf_counter() - start

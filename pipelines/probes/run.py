@@ -92,6 +92,9 @@ def probe_model(
     proxy = proxy or default_proxy()
     dataset = load_dataset(proxy, caps=SplitCaps(train=caps.train, validation=1, test=1), seed=0)
     features = load_or_compute(model_id, Path(model_dir), dataset, asdict(caps), settings, cache_dir)
+    # scikit-learn's first import in a process (~1 s) is start-up, not the cost of probing this model.
+    import sklearn.linear_model  # noqa: F401
+    import sklearn.model_selection  # noqa: F401
     from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
     rows = []
