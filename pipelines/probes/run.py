@@ -7,6 +7,7 @@ scratch: the encoder pass (even when the features came from the cache) plus that
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -65,6 +66,15 @@ def linear_probe(features: Features, seed: int = 0, folds: int = 3) -> float:
     return float(np.mean(cross_val_score(head, features.x, features.y, cv=splits, scoring="accuracy")) * 100)
 
 
+@functools.lru_cache(maxsize=4)
+def proxy_dataset(proxy: str, train_cap: int):
+    """The proxy's capped train split, split once per process: a selection job probes many models on the same
+    rows (read-only here), and re-splitting costs a tenth of a probe."""
+    from pipelines.data import SplitCaps, load_dataset
+
+    return load_dataset(proxy, caps=SplitCaps(train=train_cap, validation=1, test=1), seed=0)
+
+
 def check_safe(model_id: str, architecture: str, model_dir: Path, policy: SafetyPolicy | None = None) -> None:
     arch = ARCHITECTURES.get(architecture)
     if arch is None:
@@ -86,11 +96,9 @@ def probe_model(
     policy: SafetyPolicy | None = None,
 ) -> list[dict[str, Any]]:
     """`probe_scores` rows (one per method) for a model folder."""
-    from pipelines.data import SplitCaps, load_dataset
-
     check_safe(model_id, architecture, Path(model_dir), policy)
     proxy = proxy or default_proxy()
-    dataset = load_dataset(proxy, caps=SplitCaps(train=caps.train, validation=1, test=1), seed=0)
+    dataset = proxy_dataset(proxy, caps.train)
     features = load_or_compute(model_id, Path(model_dir), dataset, asdict(caps), settings, cache_dir)
     # scikit-learn's first import in a process (~1 s) is start-up, not the cost of probing this model.
     import sklearn.linear_model  # noqa: F401
