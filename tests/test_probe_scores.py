@@ -80,7 +80,10 @@ def test_features_are_computed_once_and_reused(home, monkeypatch):
     kwargs = dict(cache_dir=home / "cache", proxy="tweets_sentiment", caps=ProbeCaps(train=60),
                   settings=FeatureSettings(max_length=32))
     first = probe_model(PRETRAINED, "all-MiniLM-L6-v2", resolve(PRETRAINED), **kwargs)
-    monkeypatch.setattr(features_module, "encode", lambda *a, **k: pytest.fail("features should come from the cache"))
+    def no_model_load(*_a, **_k):
+        pytest.fail("features should come from the cache")
+
+    monkeypatch.setattr(features_module, "load_for_features", no_model_load)
     second = probe_model(PRETRAINED, "all-MiniLM-L6-v2", resolve(PRETRAINED), **kwargs)
     assert [r["score"] for r in first] == [r["score"] for r in second]
     assert first[0]["features_hash"] == second[0]["features_hash"]

@@ -2,7 +2,9 @@
 
 The proxy defaults to MNLI (by `datasets` id) when the Hub is reachable, and to an offline-suite set when
 `HF_HUB_OFFLINE` / `HF_DATASETS_OFFLINE` is set. `seconds` in each row is the cost of probing the model from
-scratch: the encoder pass (even when the features came from the cache) plus that method's own time.
+scratch: the encoder pass (even when the features came from the cache) plus that method's own time. Like a
+finetune's `train_seconds` it leaves out model loading and library imports (benchmarks/probe_cost.py times the
+whole call against the whole finetune).
 """
 
 from __future__ import annotations
@@ -100,8 +102,7 @@ def probe_model(
     proxy = proxy or default_proxy()
     dataset = proxy_dataset(proxy, caps.train)
     features = load_or_compute(model_id, Path(model_dir), dataset, asdict(caps), settings, cache_dir)
-    # scikit-learn's first import in a process (~1 s) is start-up, not the cost of probing this model.
-    import sklearn.linear_model  # noqa: F401
+    import sklearn.linear_model  # noqa: F401  (its first import, ~1 s, is process start-up, not probe cost)
     import sklearn.model_selection  # noqa: F401
     from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
