@@ -42,7 +42,7 @@ def _recorded_status(lake_url: str, relpath: str) -> str | None:
 def finetune_runs(
     context: dg.AssetExecutionContext, config: FinetuneConfig, lake: LakeResource, home: HomeResource
 ) -> dg.MaterializeResult:
-    from pipelines.data import DatasetError, SplitCaps, load_dataset
+    from pipelines.data import DatasetError, load_dataset
     from pipelines.engine import FinetuneResult, Recipe, finetune
     from pipelines.engine.grid import target_recipe
     from pipelines.engine.records import run_relpath, run_row
@@ -71,8 +71,7 @@ def finetune_runs(
     dataset, load_error = None, None
     if todo:
         try:
-            dataset = load_dataset(target, caps=SplitCaps(train=recipe.train_cap, validation=recipe.eval_cap,
-                                                          test=recipe.test_cap), seed=0)
+            dataset = load_dataset(target, caps=recipe.split_caps, seed=0)
         except DatasetError as exc:
             load_error = f"dataset {target!r} could not be loaded: {exc}"
             context.log.error(load_error)

@@ -38,7 +38,7 @@ def write_pretrained_row(lake_url: str, model_id: str) -> None:
 def intermediate_models(
     context: dg.AssetExecutionContext, config: IntermediateModelConfig, lake: LakeResource, home: HomeResource
 ) -> dg.MaterializeResult:
-    from pipelines.data import SplitCaps, load_dataset
+    from pipelines.data import load_dataset
     from pipelines.engine import Recipe, finetune
     from pipelines.engine.grid import SOURCE_RECIPE
     from pipelines.engine.records import model_relpath, model_row
@@ -58,8 +58,7 @@ def intermediate_models(
         context.log.info(f"{model_id} already trained with recipe {recipe.recipe_hash}; not training again")
         source_score = card.get("test_score")
     else:
-        ds = load_dataset(source, caps=SplitCaps(train=recipe.train_cap, validation=recipe.eval_cap,
-                                                 test=recipe.test_cap), seed=0)
+        ds = load_dataset(source, caps=recipe.split_caps, seed=0)
         card = {"model_id": model_id, "architecture": architecture, "base_model": config.base_model,
                 "source_dataset": source, "recipe": recipe.to_json(), "recipe_hash": recipe.recipe_hash,
                 "seed": config.seed}

@@ -48,14 +48,14 @@ def probe(model_id: str, proxy: str) -> tuple[float, list[dict]]:
 
 
 def finetune_once(model_id: str, target: str, seed: int, token_cache: Path) -> dict:
-    from pipelines.data import SplitCaps, load_dataset
+    from pipelines.data import load_dataset
     from pipelines.engine import finetune
     from pipelines.engine.grid import target_recipe
     from pipelines.zoo import resolve
 
     recipe = target_recipe(target)
     start = time.perf_counter()
-    dataset = load_dataset(target, caps=SplitCaps(train=recipe.train_cap, validation=recipe.eval_cap, test=recipe.test_cap))
+    dataset = load_dataset(target, caps=recipe.split_caps)
     result = finetune(resolve(model_id), dataset, recipe, seed, log=lambda _m: None, cache_dir=token_cache)
     wall = time.perf_counter() - start
     if result.status != "ok":

@@ -27,7 +27,7 @@ def test_every_default_grid_target_beats_its_majority_share(target, tmp_path):
     """With the recipe the grid (and `lake/finetune_runs` without a recipe config) gives that target."""
     recipe = DEFAULT_GRID.recipe_for(target)
     assert recipe == target_recipe(target)
-    ds = load_dataset(target, caps=SplitCaps(train=recipe.train_cap, validation=recipe.eval_cap, test=recipe.test_cap))
+    ds = load_dataset(target, caps=recipe.split_caps)
     majority = 100 * ds.test["label"].value_counts(normalize=True).max()
     result = finetune(resolve(DEFAULT_BASE), ds, recipe, seed=0, log=print, cache_dir=tmp_path)
     assert result.status == "ok", result.error

@@ -43,6 +43,13 @@ class Recipe:
         if problems:
             raise ValueError("invalid recipe: " + "; ".join(problems))
 
+    @property
+    def split_caps(self):
+        """The `SplitCaps` of the data a run with this recipe reads (train, validation and test caps)."""
+        from pipelines.data import SplitCaps
+
+        return SplitCaps(train=self.train_cap, validation=self.eval_cap, test=self.test_cap)
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
