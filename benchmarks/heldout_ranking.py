@@ -22,7 +22,6 @@ Writes benchmarks/results/heldout_ranking.json.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from pathlib import Path
@@ -32,11 +31,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.results_file import write_results  # noqa: E402
 from pipelines.dbt import run_dbt  # noqa: E402
 from pipelines.settings import SQL_DIR, get_settings  # noqa: E402
 from pipelines.warehouse.load import connect  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results" / "heldout_ranking.json"
 
 
 def compiled_sql(model: str) -> str:
@@ -125,9 +124,7 @@ def main() -> int:
               f"{s['plain_average_all_rows']:>12.3f}"
               f"{s['plain_average_same_pool']:>13.3f}{s['ratio_plain_over_startpoint']:>8.2f}"
               f"{s['startpoint_top3']:>9.3f}{s['plain_average_all_rows_top3']:>12.3f}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"splits": args.splits, "seed": args.seed, "architectures": results}, indent=2))
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    write_results("heldout_ranking", {"splits": args.splits, "seed": args.seed, "architectures": results})
     return 0
 
 

@@ -19,7 +19,6 @@ Prints both times and the ratios; writes benchmarks/results/probe_cost.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -73,6 +72,7 @@ def main() -> None:
     import torch
 
     from pipelines.data import load_dataset
+    from benchmarks.results_file import write_results
     from pipelines.engine.grid import DEFAULT_GRID
     from pipelines.probes.run import default_proxy
 
@@ -107,9 +107,7 @@ def main() -> None:
     print(f"{'full evaluation, wall-clock':34}{full_wall:>9.1f}{'1/' + format(1 / ratio_wall, '.0f'):>11}")
     print(f"{'full evaluation, training only':34}{full_train:>9.1f}{'1/' + format(1 / ratio_train, '.0f'):>11}")
     print(f"target: probe <= 1/{1 / TARGET_RATIO:.0f} of the full evaluation (both ways): {verdict}")
-    out = ROOT / "benchmarks" / "results" / "probe_cost.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
+    write_results("probe_cost", {
         "model": args.model, "proxy_dataset": proxy, "probe_seconds": round(probe_s, 3),
         "probe_seconds_each": [round(s, 3) for s in probes], "probe_rows": rows,
         "full_evaluation": {"targets": list(targets), "seeds": seeds, "measured_seeds": measured_seeds,
@@ -117,8 +115,7 @@ def main() -> None:
         "ratio_wall": ratio_wall, "ratio_train_only": ratio_train, "target_ratio": TARGET_RATIO, "pass": verdict == "PASS",
         "load_average": os.getloadavg(),
         "machine": {"cpu_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(), "python": platform.python_version()},
-    }, indent=2, default=str) + "\n")
-    print(f"wrote {out.relative_to(ROOT)}")
+    })
 
 
 if __name__ == "__main__":

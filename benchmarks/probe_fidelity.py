@@ -14,7 +14,6 @@ come from `make run`; more models make the correlation worth more). Writes bench
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -66,6 +65,7 @@ def main() -> None:
 
     from scipy.stats import spearmanr
 
+    from benchmarks.results_file import write_results
     from pipelines.engine.grid import Grid, run_grid
     from pipelines.probes.run import default_proxy
 
@@ -95,10 +95,8 @@ def main() -> None:
                                           [scores[m][key][method] for m in models])[0])
         rows.append(row)
         print(f"{key:>18}{row['logme']:>8.2f}{row['linear_probe']:>13.2f}{row['encoder_seconds']:>11.2f}")
-    out = ROOT / "benchmarks" / "results" / "probe_fidelity.json"
-    out.write_text(json.dumps({"proxy_dataset": proxy, "models": models, "reference": ref_key, "budgets": rows,
-                               "scores": scores, "load_average": os.getloadavg()}, indent=2) + "\n")
-    print(f"wrote {out.relative_to(ROOT)}")
+    write_results("probe_fidelity", {"proxy_dataset": proxy, "models": models, "reference": ref_key, "budgets": rows,
+                                     "scores": scores, "load_average": os.getloadavg()})
 
 
 if __name__ == "__main__":

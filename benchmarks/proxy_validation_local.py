@@ -34,7 +34,9 @@ def gain_correlation_by_budget(mean_gain: dict[str, float]) -> list[dict]:
     """Spearman of each budget's probe scores (probe_fidelity.json) with the mean gain, over the shared models."""
     from scipy.stats import spearmanr
 
-    path = ROOT / "benchmarks" / "results" / "probe_fidelity.json"
+    from benchmarks.results_file import RESULTS_DIR
+
+    path = RESULTS_DIR / "probe_fidelity.json"
     fidelity = json.loads(path.read_text()) if path.is_file() else {"scores": {}, "budgets": []}
     shared = sorted(set(fidelity["scores"]) & set(mean_gain))
     if len(shared) < 4:
@@ -60,6 +62,7 @@ def main() -> None:
 
     import dagster as dg
 
+    from benchmarks.results_file import write_results
     from pipelines.definitions import defs
     from pipelines.engine.grid import DEFAULT_GRID, Grid, run_grid
     from pipelines.probes.selection_job import _job_name
@@ -97,15 +100,13 @@ def main() -> None:
         print(f"{model_id:48}{lm if lm is not None else float('nan'):>8.3f}"
               f"{lp if lp is not None else float('nan'):>7.1f}{gain:>11.2f}")
     by_budget = gain_correlation_by_budget({m[0]: m[1] for m in models if m[0] != DEFAULT_GRID.base_model})
-    out = ROOT / "benchmarks" / "results" / "proxy_validation_local.json"
-    out.write_text(json.dumps({
+    write_results("proxy_validation_local", {
         "gain_spearman_by_probe_budget": by_budget,
         "architecture": ARCHITECTURE, "sources": list(sources), "targets": list(DEFAULT_GRID.targets),
         "proxy_validation": [dict(zip(["method", "proxy_dataset", "n_models", "spearman", "pearson", "top1_lost_gain",
                                        "top3_lost_gain"], row)) for row in validation],
         "models": [dict(zip(["model_id", "mean_gain", "n_targets", "logme", "linear_probe"], row)) for row in models],
-    }, indent=2, default=str) + "\n")
-    print(f"wrote {out.relative_to(ROOT)}")
+    })
 
 
 if __name__ == "__main__":

@@ -14,13 +14,14 @@ Prints coverage per architecture beside the nominal 0.95; writes benchmarks/resu
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.results_file import write_results  # noqa: E402
 
 NOMINAL = 0.95
 
@@ -91,9 +92,7 @@ def main() -> int:
         print(f"{arch:<20} {n:>7} {r['sensitivity_coverage']:>15.2f} {r['candidate_coverage']:>13.2f} "
               f"{NOMINAL:>7.2f} {r['mean_abs_error']:>10.2f}")
     con.close()
-    out = ROOT / "benchmarks" / "results" / "recommend_calibration.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    write_results("recommend_calibration", results)
     return 0
 
 

@@ -24,6 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.results_file import write_results  # noqa: E402
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -98,9 +100,7 @@ def main() -> int:
         result["stopped_early"] = protocol["stopped_early"]
     print(f"\nDecision: {report['decision']['text']}")
     result["decision"] = report["decision"]["text"]
-    out = ROOT / "benchmarks" / "results" / "recommend_run.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_results("recommend_run", result)
     return 0
 
 
