@@ -9,7 +9,7 @@ from pipelines.settings import get_settings
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
-    from pipelines.previews import markdown_table
+    from pipelines.tables import markdown_table
     from pipelines.warehouse.load import connect
 
     con = connect(get_settings().warehouse_path, read_only=True)

@@ -5,20 +5,9 @@ from __future__ import annotations
 import dagster as dg
 
 from pipelines.resources import WarehouseResource
+from pipelines.tables import markdown_table
 
 LEADERBOARD_TOP = 10
-
-
-def markdown_table(columns: list[str], rows: list[tuple]) -> str:
-    def fmt(v: object) -> str:
-        if v is None:
-            return ""
-        if isinstance(v, float):
-            return f"{v:.2f}"
-        return str(v).replace("|", "\\|")
-
-    head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
-    return head + "".join("| " + " | ".join(fmt(v) for v in row) + " |\n" for row in rows)
 
 
 def _query(warehouse: WarehouseResource, sql: str) -> tuple[list[str], list[tuple]]:

@@ -21,11 +21,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipelines.published.targets import METRIC, TARGETS, TASK_GROUP, score_range
+from pipelines.published.targets import METRIC, TARGETS, TASK_GROUP, metric_range
 
 TABLE_SUFFIX = "_table.csv"
 TABLE_HEAD = ["", "model_name", "avg", "mnli_lp"]
 PRETRAIN_COLUMNS = ["", "dataset name", "accuracy", "loss", "spearmanr", "stage", "dir"]
+PRETRAIN_SCORE = {"accuracy": "accuracy", "spearman": "spearmanr"}  # metric -> its score column in a pretrain file
 CATALOG_FILE = "models_tested.csv"
 CATALOG_REQUIRED = ["model_name", "base_model", "size", "model_type", "layers", "last_modified", "mnli_lp"]
 
@@ -65,6 +66,8 @@ class FileCounts:
 @dataclass
 class ImportedArchitecture:
     architecture: str
+    table_targets: list[str] = field(default_factory=list)  # the table's target columns, in file order
+    metrics: dict[str, str] = field(default_factory=dict)  # target -> metric, for the table's and the seeds' targets
     hub_models: list[dict] = field(default_factory=list)
     finetune_runs: list[dict] = field(default_factory=list)
     probe_scores: list[dict] = field(default_factory=list)
@@ -122,38 +125,97 @@ def discover(folder: Path) -> list[Path]:
     return tables
 
 
-def read_pretrain(path: Path, architecture: str) -> tuple[list[dict], list[dict], FileCounts]:
-    """20-seed baseline finetunes of the pretrained model: one run per (target, seed)."""
-    text = _read_text(path)
-    reader = csv.reader(io.StringIO(text), delimiter="\t")
+def _pretrain_rows(path: Path) -> list[tuple[int, list[str]]]:
+    """The non-blank rows of a pretrain file with their line numbers, after checking its header."""
+    reader = csv.reader(io.StringIO(_read_text(path)), delimiter="\t")
     header = next(reader)
     if header != PRETRAIN_COLUMNS:
         raise PublishedFormatError(
             path, 1, f"expected tab-separated columns {PRETRAIN_COLUMNS}, found {header[:8]}; not a pretrain results file"
         )
+    return [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
+
+
+def target_metrics(pretrain: Path, table_targets: list[str], table: Path | None = None) -> dict[str, str]:
+    """The metric of every target of a table and of its pretrain file.
+
+    A known target's comes from targets.py. An unknown target's comes from its seed rows in the pretrain file:
+    `spearman` if they carry `spearmanr`, `accuracy` if they carry `accuracy` (a row with both or neither says
+    nothing). A target whose rows say neither, or say both, raises one error naming every such target and the fix.
+    """
+    said: dict[str, dict[str, int]] = defaultdict(dict)  # target -> metric -> first line saying it
+    rows: dict[str, int] = {}  # target -> first seed line
+    for line, row in _pretrain_rows(pretrain):
+        target = row[1].strip() if len(row) == len(PRETRAIN_COLUMNS) else ""
+        if not target:
+            continue  # a malformed row: read_pretrain rejects it with its reason
+        rows.setdefault(target, line)
+        carried = [metric for metric, col in PRETRAIN_SCORE.items() if row[PRETRAIN_COLUMNS.index(col)].strip()]
+        if len(carried) == 1:
+            said[target].setdefault(carried[0], line)
+    metrics: dict[str, str] = {}
+    problems: list[str] = []
+    for target in dict.fromkeys([*table_targets, *rows]):
+        found = said.get(target, {})
+        if target in METRIC:
+            metrics[target] = METRIC[target]
+        elif len(found) == 1:
+            metrics[target] = next(iter(found))
+        else:
+            problems.append(_unknown_metric(target, pretrain, rows.get(target), found, table, table_targets))
+    if problems:
+        raise PublishedFormatError(pretrain, None, "; ".join(problems))
+    return metrics
+
+
+def _unknown_metric(
+    target: str, pretrain: Path, first: int | None, found: dict[str, int], table: Path | None, table_targets: list[str]
+) -> str:
+    """Why an unknown target has no metric, and what to do about it."""
+    where = f" (a column of {table.name})" if table is not None and target in table_targets else ""
+    if first is None:
+        return (
+            f"target {target!r}{where} has no seed rows in {pretrain.name}, so its metric is unknown; add its "
+            "pretrained seeds (accuracy or spearmanr), or rename the column to a known target"
+        )
+    if found:
+        lines = " and ".join(f"{PRETRAIN_SCORE[m]} (line {n})" for m, n in found.items())
+        return f"target {target!r}{where} has seed rows in {pretrain.name} with {lines}, so its metric is ambiguous; " \
+            "score all its seeds with one of the two"
+    return (
+        f"target {target!r}{where} has seed rows in {pretrain.name} (first at line {first}) that each carry both "
+        "accuracy and spearmanr or neither, so its metric is unknown; fill exactly one of the two in each row"
+    )
+
+
+def read_pretrain(
+    path: Path, architecture: str, metrics: dict[str, str] | None = None
+) -> tuple[list[dict], list[dict], FileCounts]:
+    """Seed finetunes of the pretrained model: one run per (target, seed). `metrics` (from :func:`target_metrics`)
+    gives each target's metric; by default only the 36 known targets are accepted."""
+    metrics = METRIC if metrics is None else metrics
     runs, rejected = [], []
     counts = FileCounts(file=path.name)
     seen: dict[tuple[str, int], int] = {}
-    for row in reader:
-        line = reader.line_num
-        if not any(cell.strip() for cell in row):
-            continue
+    for line, row in _pretrain_rows(path):
         counts.rows_read += 1
         problem = None
         if len(row) != len(PRETRAIN_COLUMNS):
             problem = (None, None, f"{len(row)} fields, the header has {len(PRETRAIN_COLUMNS)}")
         else:
             target, stage = row[1].strip(), row[5].strip()
-            metric_col = "spearmanr" if METRIC.get(target) == "spearman" else "accuracy"
+            metric_col = PRETRAIN_SCORE[metrics.get(target, "accuracy")]
             raw_score = row[PRETRAIN_COLUMNS.index(metric_col)].strip()
             score = _number(raw_score)
-            if target not in METRIC:
+            if not target:
+                problem = ("dataset name", target, "empty dataset name")
+            elif target not in metrics:
                 problem = ("dataset name", target, f"unknown target {target!r}; known: {', '.join(TARGETS)}")
             elif not stage.isdigit():
                 problem = ("stage", stage, "seed (stage) is not a non-negative integer")
             elif score is None:
                 problem = (metric_col, raw_score, "score is not a number")
-            elif not (score_range(target)[0] <= score * 100 <= score_range(target)[1]) or abs(score) > 1:
+            elif not _in_range(score * 100, metrics[target]) or abs(score) > 1:
                 problem = (metric_col, raw_score, "score outside the metric's range (expected a fraction)")
             elif (target, int(stage)) in seen:
                 problem = ("stage", stage, f"duplicate seed for {target}: first at line {seen[(target, int(stage))]}")
@@ -172,7 +234,7 @@ def read_pretrain(path: Path, architecture: str) -> tuple[list[dict], list[dict]
                 "dataset_id": target,
                 "seed": seed,
                 "score": score * 100,
-                "metric": METRIC[target],
+                "metric": metrics[target],
                 "origin": "published",
                 "recipe": "model-recycling",
                 "status": "ok",
@@ -183,30 +245,133 @@ def read_pretrain(path: Path, architecture: str) -> tuple[list[dict], list[dict]
     return runs, rejected, counts
 
 
-def read_table(path: Path) -> tuple[ImportedArchitecture, dict[str, float]]:
-    """One architecture's table: finetune runs, probe scores and model rows; returns row 0's values too."""
-    text = _read_text(path)
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader)
+def _in_range(value: float, metric: str) -> bool:
+    low, high = metric_range(metric)
+    return low <= value <= high
+
+
+def table_targets(path: Path, header: list[str] | None = None) -> list[str]:
+    """The target columns of a table (everything after `model_name, avg, mnli_lp`), after checking its header.
+    Any targets will do, known or not; a header of another format, a nameless or a duplicated column will not."""
+    if header is None:
+        header = next(csv.reader(io.StringIO(_read_text(path))))
     if header[:4] != TABLE_HEAD:
         hint = " (it looks tab-separated)" if "\t" in ",".join(header) else ""
         raise PublishedFormatError(
             path, 1, f"expected a header starting with {','.join(TABLE_HEAD)}, found {','.join(header[:4])}{hint}; "
             "not a model-recycling table"
         )
-    targets = header[4:]
-    unknown = [t for t in targets if t not in METRIC]
-    if unknown:
-        raise PublishedFormatError(
-            path, 1, f"unknown column(s) {unknown}; the format has exactly these targets: {', '.join(TARGETS)}"
-        )
+    targets = [column.strip() for column in header[4:]]
+    nameless = [i for i, t in enumerate(targets, start=len(TABLE_HEAD) + 1) if not t]
+    if nameless:
+        raise PublishedFormatError(path, 1, f"column(s) {nameless} have no name; name each target column or drop it")
     dup = sorted({t for t in targets if targets.count(t) > 1})
     if dup:
         raise PublishedFormatError(path, 1, f"duplicated column(s) {dup}")
-    missing = [t for t in TARGETS if t not in targets]
-    if missing:
-        raise PublishedFormatError(path, 1, f"missing target column(s) {missing}; restore them (empty cells are fine)")
+    return targets
 
+
+def _row_problem(row: list[str], n_fields: int, model: str, seen: dict[str, int]) -> str | None:
+    """Why a whole table row cannot be read, or None."""
+    if len(row) != n_fields:
+        return f"{len(row)} fields, the header has {n_fields}"
+    if not model:
+        return "empty model_name"
+    if model in seen:
+        return f"duplicate model row for {model!r}: first at line {seen[model]}; the first row is kept"
+    return None
+
+
+def _pretrained_row(
+    path: Path, line: int, row: list[str], problem: str | None, targets: list[str]
+) -> tuple[ImportedArchitecture, dict[str, float]]:
+    """Row 0, the pretrained model: it names the architecture; its cells are seed means (checked by the caller)."""
+    if problem:
+        raise PublishedFormatError(path, line, f"the pretrained model's row is unusable: {problem}")
+    if row[3].strip():
+        raise PublishedFormatError(
+            path, line, "the first row must be the pretrained model (with an empty mnli_lp); found a probed model"
+        )
+    model = row[1].strip()
+    result = ImportedArchitecture(architecture=model, table_targets=list(targets))
+    result.hub_models.append(
+        {"model_id": model, "architecture": model, "source": "published", "role": "pretrained", "status": "accepted"}
+    )
+    row0 = {t: v for t, v in ((t, _number(cell)) for t, cell in zip(targets, row[4:])) if v is not None}
+    avg = _number(row[2])
+    row0["avg"] = avg if avg is not None else float("nan")
+    return result, row0
+
+
+def _cell_value(cell: str, metric: str) -> tuple[float | None, str | None]:
+    """A score cell in percent: (value, None), (None, reason) when rejected, (None, None) when empty."""
+    if not cell:
+        return None, None
+    value = _number(cell)
+    if value is None:
+        return None, "not a number"
+    if not _in_range(value, metric):
+        low, high = metric_range(metric)
+        return None, f"outside [{low:g}, {high:g}] (scores are in percent)"
+    return value, None
+
+
+def _model_row(
+    result: ImportedArchitecture, path: Path, line: int, row: list[str], metrics: dict[str, str], counts: FileCounts
+) -> None:
+    """One finetuned model's row: its probe score and one single-seed run per filled target cell."""
+    model, arch = row[1].strip(), result.architecture
+    result.hub_models.append(
+        {"model_id": model, "architecture": arch, "source": "published", "role": "intermediate", "status": "accepted"}
+    )
+    counts.cells_derived += 1  # avg: the mean over targets, recomputed by the SQL models
+    for column, cell in [("mnli_lp", row[3]), *zip(result.table_targets, row[4:])]:
+        cell = cell.strip()
+        metric = "accuracy" if column == "mnli_lp" else metrics[column]
+        value, reason = _cell_value(cell, metric)
+        if reason:
+            counts.cells_rejected += 1
+            result.rejected_rows.append(_reject(path, line, column, cell, reason))
+        elif value is None:
+            counts.cells_empty += 1
+        elif column == "mnli_lp":
+            counts.cells_loaded += 1
+            result.probe_scores.append(
+                {"model_id": model, "architecture": arch, "proxy_dataset": "mnli", "method": "linear_probe",
+                 "score": value, "origin": "published"}
+            )
+        else:
+            counts.cells_loaded += 1
+            result.finetune_runs.append(
+                {
+                    "run_id": f"published/{arch}/{model}/{column}/single",
+                    "model_id": model,
+                    "architecture": arch,
+                    "dataset_id": column,
+                    "seed": None,  # one unnamed seed per published finetune
+                    "score": value,
+                    "metric": metric,
+                    "origin": "published",
+                    "recipe": "model-recycling",
+                    "status": "ok",
+                    "source_file": path.name,
+                    "source_line": line,
+                }
+            )
+
+
+def read_table(path: Path, metrics: dict[str, str] | None = None) -> tuple[ImportedArchitecture, dict[str, float]]:
+    """One architecture's table: finetune runs, probe scores and model rows; returns row 0's values too.
+    `metrics` (from :func:`target_metrics`) gives each target column's metric; by default only known targets."""
+    reader = csv.reader(io.StringIO(_read_text(path)))
+    header = next(reader)
+    targets = table_targets(path, header)
+    if metrics is None:
+        metrics = METRIC
+    unresolved = [t for t in targets if t not in metrics]
+    if unresolved:
+        raise PublishedFormatError(path, 1, f"no metric for target column(s) {unresolved}; read the folder with "
+                                   "read_folder, which takes unknown targets' metrics from the pretrain file")
     counts = FileCounts(file=path.name)
     result: ImportedArchitecture | None = None
     row0: dict[str, float] = {}
@@ -218,92 +383,22 @@ def read_table(path: Path) -> tuple[ImportedArchitecture, dict[str, float]]:
         counts.rows_read += 1
         counts.cells_read += max(len(row) - 2, 0)  # index and model name are identifiers, not cells
         model = row[1].strip() if len(row) > 1 else ""
-        problem = None
-        if len(row) != len(header):
-            problem = f"{len(row)} fields, the header has {len(header)}"
-        elif not model:
-            problem = "empty model_name"
-        elif model in seen:
-            problem = f"duplicate model row for {model!r}: first at line {seen[model]}; the first row is kept"
-        if result is None and problem is None and row[3].strip():
-            raise PublishedFormatError(
-                path, line, "the first row must be the pretrained model (with an empty mnli_lp); found a probed model"
-            )
-        if problem:
-            if result is None:
-                raise PublishedFormatError(path, line, f"the pretrained model's row is unusable: {problem}")
+        problem = _row_problem(row, len(header), model, seen)
+        if result is None:
+            result, row0 = _pretrained_row(path, line, row, problem, targets)
+            counts.cells_derived += len(row) - 2
+        elif problem:
             counts.rows_rejected += 1
             counts.cells_rejected += max(len(row) - 2, 0)
             result.rejected_rows.append(_reject(path, line, None, model or None, problem))
             continue
+        else:
+            _model_row(result, path, line, row, metrics, counts)
         seen[model] = line
         counts.rows_loaded += 1
-        if result is None:  # row 0: the pretrained model; its cells are the seed means, checked by the caller
-            result = ImportedArchitecture(architecture=model)
-            result.hub_models.append(
-                {"model_id": model, "architecture": model, "source": "published", "role": "pretrained", "status": "accepted"}
-            )
-            counts.cells_derived += len(row) - 2
-            for target, cell in zip(targets, row[4:]):
-                value = _number(cell)
-                if value is not None:
-                    row0[target] = value
-            avg = _number(row[2])
-            row0["avg"] = avg if avg is not None else float("nan")
-            continue
-        arch = result.architecture
-        result.hub_models.append(
-            {"model_id": model, "architecture": arch, "source": "published", "role": "intermediate", "status": "accepted"}
-        )
-        counts.cells_derived += 1  # avg: the mean over targets, recomputed by the SQL models
-        for column, cell in [("mnli_lp", row[3]), *zip(targets, row[4:])]:
-            cell = cell.strip()
-            if not cell:
-                counts.cells_empty += 1
-                continue
-            value = _number(cell)
-            low, high = (0.0, 100.0) if column == "mnli_lp" else score_range(column)
-            if value is None:
-                reason = "not a number"
-            elif not low <= value <= high:
-                reason = f"outside [{low:g}, {high:g}] (scores are in percent)"
-            else:
-                reason = None
-            if reason:
-                counts.cells_rejected += 1
-                result.rejected_rows.append(_reject(path, line, column, cell, reason))
-                continue
-            counts.cells_loaded += 1
-            if column == "mnli_lp":
-                result.probe_scores.append(
-                    {
-                        "model_id": model,
-                        "architecture": arch,
-                        "proxy_dataset": "mnli",
-                        "method": "linear_probe",
-                        "score": value,
-                        "origin": "published",
-                    }
-                )
-            else:
-                result.finetune_runs.append(
-                    {
-                        "run_id": f"published/{arch}/{model}/{column}/single",
-                        "model_id": model,
-                        "architecture": arch,
-                        "dataset_id": column,
-                        "seed": None,  # one unnamed seed per published finetune
-                        "score": value,
-                        "metric": METRIC[column],
-                        "origin": "published",
-                        "recipe": "model-recycling",
-                        "status": "ok",
-                        "source_file": path.name,
-                        "source_line": line,
-                    }
-                )
     if result is None:
         raise PublishedFormatError(path, 2, "no data rows: the table must hold at least the pretrained model's row")
+    result.metrics = {t: metrics[t] for t in targets}
     counts.check()
     result.counts.append(counts)
     return result, row0
@@ -317,8 +412,9 @@ def read_catalog(path: Path, imported: dict[str, ImportedArchitecture]) -> tuple
     missing = [c for c in CATALOG_REQUIRED if c not in header]
     if missing:
         raise PublishedFormatError(path, 1, f"missing column(s) {missing}; not a models_tested file")
-    score_cols = [c for c in header if c in METRIC]
-    extra = [c for c in header if c not in METRIC and c not in CATALOG_REQUIRED]
+    known = set(METRIC).union(*(imp.metrics for imp in imported.values()))
+    score_cols = [c for c in header if c in known]
+    extra = [c for c in header if c not in known and c not in CATALOG_REQUIRED]
     counts = FileCounts(file=path.name)
     rejected: list[dict] = []
     by_model = {
@@ -374,7 +470,9 @@ def read_catalog(path: Path, imported: dict[str, ImportedArchitecture]) -> tuple
         # Score copies: the table is the record; agreeing copies are confirmed, disagreeing ones rejected.
         for column in ["mnli_lp", *score_cols]:
             cell = (rec[column] or "").strip()
-            if not cell:
+            if column != "mnli_lp" and column not in imported[arch].table_targets:
+                counts.cells_derived += 1  # a target this architecture's table does not hold: not imported
+            elif not cell:
                 counts.cells_empty += 1
                 continue
             value = _number(cell)
@@ -402,18 +500,24 @@ def _timestamp(text: str) -> dt.datetime | None:
 
 
 def read_folder(folder: Path) -> ImportedFolder:
-    """Read every architecture of a folder. Raises PublishedFormatError for unusable files."""
+    """Read every architecture of a folder. Raises PublishedFormatError for unusable files.
+
+    Each architecture's targets are its table's columns plus the targets of its pretrain seeds; an unknown
+    target's metric comes from those seeds (:func:`target_metrics`)."""
     imported: dict[str, ImportedArchitecture] = {}
+    pretrain_files: dict[str, Path] = {}
     for table in discover(folder):
-        arch_result, row0 = read_table(table)
+        slug = table.name[: -len(TABLE_SUFFIX)]
+        pretrain = folder / pretrain_file_name(slug)
+        metrics = target_metrics(pretrain, table_targets(table), table)
+        arch_result, row0 = read_table(table, metrics)
         arch = arch_result.architecture
         if arch in imported:
             raise PublishedFormatError(table, 2, f"architecture {arch!r} already read from another table file")
-        slug = table.name[: -len(TABLE_SUFFIX)]
-        pretrain = folder / pretrain_file_name(slug)
-        runs, rejected, counts = read_pretrain(pretrain, arch)
+        runs, rejected, counts = read_pretrain(pretrain, arch, metrics)
         if not runs:
             raise PublishedFormatError(pretrain, None, "no usable baseline seeds; the gains need them")
+        arch_result.metrics = metrics
         arch_result.finetune_runs.extend(runs)
         arch_result.rejected_rows.extend(rejected)
         arch_result.counts.append(counts)
@@ -423,11 +527,28 @@ def read_folder(folder: Path) -> ImportedFolder:
         diffs = [abs(sum(v) / len(v) - row0[t]) for t, v in by_target.items() if t in row0]
         arch_result.row0_max_abs_diff = max(diffs, default=0.0)
         imported[arch] = arch_result
+        pretrain_files[arch] = pretrain
     catalog_rejected: list[dict] = []
     catalog_counts = None
     if (folder / CATALOG_FILE).exists():
         catalog_rejected, catalog_counts = read_catalog(folder / CATALOG_FILE, imported)
-    datasets = [
-        {"dataset_id": t, "metric": METRIC[t], "task_group": TASK_GROUP[t], "source": "published"} for t in TARGETS
+    return ImportedFolder(imported, catalog_rejected, catalog_counts, _datasets(imported, pretrain_files))
+
+
+def _datasets(imported: dict[str, ImportedArchitecture], pretrain_files: dict[str, Path]) -> list[dict]:
+    """One row per target of any table or pretrain file of the folder; a target has one metric in a folder."""
+    first: dict[str, tuple[str, str]] = {}  # target -> (metric, architecture that set it)
+    for arch, result in imported.items():
+        for target, metric in result.metrics.items():
+            other = first.setdefault(target, (metric, arch))
+            if other[0] != metric:
+                raise PublishedFormatError(
+                    pretrain_files[arch], None,
+                    f"target {target!r} is scored by {metric} here but by {other[0]} in "
+                    f"{pretrain_files[other[1]].name}; a target has one metric in a folder: fix the seeds or "
+                    "rename one of the two targets",
+                )
+    return [
+        {"dataset_id": t, "metric": m, "task_group": TASK_GROUP.get(t), "source": "published"}
+        for t, (m, _) in sorted(first.items())
     ]
-    return ImportedFolder(imported, catalog_rejected, catalog_counts, datasets)

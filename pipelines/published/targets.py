@@ -1,7 +1,9 @@
 """The 36 targets of the published model-recycling experiment: metric and task group of each.
 
 Facts from the paper's setup (Choshen et al., 2023): every target is scored by accuracy except `stsb`
-(Spearman correlation). Groups follow the paper's grouping of its target suite.
+(Spearman correlation). Groups follow the paper's grouping of its target suite. A results folder may hold any
+subset of these and targets of its own; an unknown target's metric comes from its pretrain seeds (see
+:func:`pipelines.published.reader.target_metrics`) and its task group is None.
 """
 
 from __future__ import annotations
@@ -34,6 +36,14 @@ METRIC: dict[str, str] = {t: ("spearman" if t == "stsb" else "accuracy") for t i
 TARGETS: tuple[str, ...] = tuple(sorted(TASK_GROUP))
 
 
-def score_range(target: str) -> tuple[float, float]:
+METRICS: tuple[str, ...] = ("accuracy", "spearman")
+
+
+def metric_range(metric: str) -> tuple[float, float]:
     """Valid score range in percent: accuracy in [0, 100], Spearman x100 in [-100, 100]."""
-    return (-100.0, 100.0) if METRIC[target] == "spearman" else (0.0, 100.0)
+    return (-100.0, 100.0) if metric == "spearman" else (0.0, 100.0)
+
+
+def score_range(target: str) -> tuple[float, float]:
+    """Valid score range in percent of one of the 36 known targets."""
+    return metric_range(METRIC[target])

@@ -1,0 +1,17 @@
+"""One markdown-table renderer for every medium that prints tables (CLI, Dagster previews, docs figures)."""
+
+from __future__ import annotations
+
+
+def cell(value: object) -> str:
+    """A value as a markdown cell: floats to 2 decimals, pipes escaped, NULL empty."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value).replace("|", "\\|")
+
+
+def markdown_table(columns: list[str], rows: list[tuple]) -> str:
+    head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
+    return head + "".join("| " + " | ".join(cell(v) for v in row) + " |\n" for row in rows)
