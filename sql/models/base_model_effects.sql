@@ -1,62 +1,82 @@
--- Per-base effect: how good a start each model is across the targets of its architecture.
--- robust_score (the default ranking, docs/ranking.md): the 20%-trimmed mean gain (drop the highest and lowest 20% of
--- a model's targets: collapsed runs and lucky seeds), shrunk toward 0 (= the pretrained model) by the reliability
--- of a mean over n_targets noisy target gains: between / (between + within / n_targets), with `between` the
--- variance of true model means and `within` a model's gain variance across targets, estimated per architecture
--- from unflagged models. Flagged models (model_flags) get no rank.
-with g as (
-    select g.*, f.flagged
+-- Per-base effect: how good a start each model is across the targets of its architecture, ranked by the
+-- posterior mean of the two-way random-effects model in `ranking_reliability` (docs/ranking.md).
+--   posterior_gain = mean target gain + shrinkage * the model's raw effect, shrinkage = var_base /
+--   (var_base + var_residual / n_targets of this model); its 95% interval uses the posterior variance
+--   shrinkage * var_residual / n_targets plus the variance of the mean target gain.
+-- Against rank 1, over the targets both share: the mean difference of winsorized gains, its 95% interval and
+-- p_better_than_rank1 (normal approximation of the paired comparison); `tied_with_rank1` when the interval holds 0.
+-- mean_gain, ci_low, ci_high (t-interval across targets), median_gain and win_rate describe the raw gains.
+-- Flagged models (model_flags) keep their raw columns and get no rank.
+with raw as (
+    select g.architecture, g.model_id,
+           count(*) as n_targets,
+           avg(g.gain) as mean_gain,
+           median(g.gain) as median_gain,
+           stddev_samp(g.gain) as sd_gain,
+           avg(case when g.gain > 0 then 1.0 else 0.0 end) as win_rate,
+           count(*) filter (where g.collapsed) as n_collapsed
     from {{ ref('gains') }} g
-    join {{ ref('model_flags') }} f using (architecture, model_id)
+    group by all
 ),
-ordered as (
+w as (select * from {{ ref('winsorized_gains') }}),
+target_means as (select architecture, dataset_id, avg(gain_w) as target_mean from w group by all),
+grand as (
+    select architecture, avg(target_mean) as mean_target_gain, var_samp(target_mean) / count(*) as var_grand
+    from target_means group by all
+),
+effects as (
+    select w.architecture, w.model_id, avg(w.gain_w - t.target_mean) as model_effect, count(*) as n_used
+    from w join target_means t using (architecture, dataset_id)
+    group by all
+),
+posterior as (
+    select e.*, r.reliability as architecture_reliability,
+           case when r.var_base > 0 then r.var_base / (r.var_base + r.var_residual / e.n_used) else 0.0 end
+               as shrinkage,
+           r.var_residual, gr.mean_target_gain, gr.var_grand
+    from effects e
+    join {{ ref('ranking_reliability') }} r using (architecture)
+    join grand gr using (architecture)
+),
+ranked as (
     select *,
-           row_number() over (partition by architecture, model_id order by gain, dataset_id) as pos,
-           count(*) over (partition by architecture, model_id) as n
-    from g
+           mean_target_gain + shrinkage * model_effect as posterior_gain,
+           sqrt(shrinkage * var_residual / n_used + coalesce(var_grand, 0)) as posterior_sd,
+           row_number() over (partition by architecture
+                              order by mean_target_gain + shrinkage * model_effect desc, model_id) as rank
+    from posterior
 ),
-per_model as (
-    select
-        architecture, model_id,
-        bool_or(flagged) as flagged,
-        count(*) as n_targets,
-        avg(gain) as mean_gain,
-        median(gain) as median_gain,
-        stddev_samp(gain) as sd_gain,
-        avg(case when gain > 0 then 1.0 else 0.0 end) as win_rate,
-        avg(gain) filter (where pos > floor(0.2 * n) and pos <= n - floor(0.2 * n)) as trimmed_mean_gain
-    from ordered
+paired as (
+    select w.architecture, w.model_id,
+           count(*) as n_shared_with_rank1,
+           avg(w.gain_w - top.gain_w) as diff_vs_rank1,
+           stddev_samp(w.gain_w - top.gain_w) / sqrt(count(*)) as diff_se
+    from w
+    join ranked r1 on r1.architecture = w.architecture and r1.rank = 1
+    join w top on top.architecture = w.architecture and top.model_id = r1.model_id and top.dataset_id = w.dataset_id
     group by all
-),
-reliability as (
-    select architecture,
-           avg(sd_gain ^ 2) as within_var,
-           var_samp(mean_gain) - avg(sd_gain ^ 2 / n_targets) as between_var
-    from per_model
-    where not flagged
-    group by all
-),
-scored as (
-    select
-        p.*,
-        p.mean_gain - {{ t975('p.n_targets - 1') }} * p.sd_gain / sqrt(p.n_targets) as ci_low,
-        p.mean_gain + {{ t975('p.n_targets - 1') }} * p.sd_gain / sqrt(p.n_targets) as ci_high,
-        case
-            when r.between_var is null or r.between_var <= 0 or r.within_var is null then 1.0
-            else r.between_var / (r.between_var + r.within_var / p.n_targets)
-        end as shrinkage
-    from per_model p
-    left join reliability r using (architecture)
 )
 select
-    architecture, model_id, n_targets, mean_gain, median_gain, ci_low, ci_high, win_rate,
-    trimmed_mean_gain, shrinkage,
-    trimmed_mean_gain * shrinkage as robust_score,
-    case when not flagged then
-        row_number() over (
-            partition by architecture, flagged order by trimmed_mean_gain * shrinkage desc, mean_gain desc, model_id
-        )
-    end as rank,
-    flagged
-from scored
-order by architecture, rank nulls last, model_id
+    x.architecture, x.model_id, x.n_targets, x.mean_gain, x.median_gain,
+    x.mean_gain - {{ t975('x.n_targets - 1') }} * x.sd_gain / sqrt(x.n_targets) as ci_low,
+    x.mean_gain + {{ t975('x.n_targets - 1') }} * x.sd_gain / sqrt(x.n_targets) as ci_high,
+    x.win_rate, x.n_collapsed,
+    r.model_effect, r.shrinkage,
+    r.posterior_gain,
+    r.posterior_gain - 1.959964 * r.posterior_sd as posterior_low,
+    r.posterior_gain + 1.959964 * r.posterior_sd as posterior_high,
+    r.rank,
+    p.n_shared_with_rank1,
+    case when r.rank > 1 then p.diff_vs_rank1 end as diff_vs_rank1,
+    case when r.rank > 1 then p.diff_vs_rank1 - 1.959964 * p.diff_se end as diff_vs_rank1_low,
+    case when r.rank > 1 then p.diff_vs_rank1 + 1.959964 * p.diff_se end as diff_vs_rank1_high,
+    case when r.rank > 1 and p.diff_se > 0 then {{ normal_cdf('p.diff_vs_rank1 / p.diff_se') }}
+         when r.rank > 1 then (p.diff_vs_rank1 > 0)::int::double end as p_better_than_rank1,
+    case when r.rank is null then null
+         when r.rank = 1 then true
+         else coalesce(abs(p.diff_vs_rank1) <= 1.959964 * p.diff_se, false) end as tied_with_rank1,
+    r.rank is null as flagged
+from raw x
+left join ranked r using (architecture, model_id)
+left join paired p using (architecture, model_id)
+order by x.architecture, r.rank nulls last, x.model_id
