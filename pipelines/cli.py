@@ -8,7 +8,27 @@ import sys
 from pipelines.settings import get_settings
 
 
+def _terminal(text: object) -> str:
+    """An untrusted value made safe to print: control characters (escape sequences, carriage returns, bidi
+    overrides) shown as \\x.. / \\u.... escapes instead of acting on the terminal."""
+    import unicodedata
+
+    return "".join(
+        ch if ch == " " or unicodedata.category(ch)[0] not in "CZ" else ch.encode("unicode_escape").decode("ascii")
+        for ch in str(text)
+    )
+
+
+def _interval(value, low, high) -> str:
+    """'+1.21 (+0.68..+1.74)'; empty when the value is missing."""
+    if value is None:
+        return ""
+    return f"{value:+.2f}" + (f" ({low:+.2f}..{high:+.2f})" if low is not None and high is not None else "")
+
+
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    from pipelines.site.build import Reliability, _true, percent, reliability_text
+    from pipelines.site.data import RANKING_COLUMNS, _columns, _select
     from pipelines.tables import markdown_table
     from pipelines.warehouse.load import connect
 
@@ -18,22 +38,47 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
         if args.architecture:
             archs = [a for a in archs if a == args.architecture]
             if not archs:
-                print(f"no leaderboard for architecture {args.architecture!r}", file=sys.stderr)
+                print(f"no leaderboard for architecture '{_terminal(args.architecture)}'", file=sys.stderr)
                 return 2
+        ranking = _select(_columns(con, "leaderboard"), RANKING_COLUMNS)
         for arch in archs:
-            cur = con.execute(
-                """select rank, model_id, round(avg_score, 2) as avg, round(mean_gain, 2) as gain,
-                          '[' || round(ci_low, 2) || ', ' || round(ci_high, 2) || ']' as ci95,
-                          round(win_rate, 2) as win_rate, n_targets, round(probe_score, 2) as probe,
-                          round(pretrained_avg, 2) as pretrained_avg
-                   from leaderboard where architecture = ? and rank is not null order by rank limit ?""",
+            rows = con.execute(
+                f"""select rank, model_id, avg_score, mean_gain, ci_low, ci_high, win_rate, n_targets, probe_score,
+                           pretrained_avg, {ranking}
+                    from leaderboard where architecture = ? and rank is not null order by rank limit ?""",
                 [arch, args.top],
-            )
-            cols = [d[0] for d in cur.description]
-            rows = cur.fetchall()
-            pretrained = rows[0][-1] if rows else None
-            print(f"\n## {arch}  (pretrained average {pretrained})\n")
-            print(markdown_table(cols[:-1], [r[:-1] for r in rows]))
+            ).df()
+            n_ranked, n_tied = con.execute(
+                f"""select count(*), count(*) filter (where tied_with_rank1 and rank > 1)
+                    from (select rank, {ranking} from leaderboard where architecture = ? and rank is not null)""",
+                [arch],
+            ).fetchone()
+            posterior = bool(rows["posterior_gain"].notna().any())
+            rel = rows["reliability"].dropna()
+            pretrained = rows["pretrained_avg"].dropna()
+            heading = f"pretrained average {pretrained.iloc[0]:.2f}" if len(pretrained) else "pretrained average n/a"
+            if posterior:
+                heading += f"; {reliability_text(Reliability(float(rel.iloc[0])) if len(rel) else None)}"
+            print(f"\n## {_terminal(arch)}  ({heading})\n")
+            n = lambda v: None if v is None or v != v else float(v)  # noqa: E731  NULL / NaN -> None
+            table = []
+            for r in rows.itertuples():
+                tied = r.rank != 1 and _true(r.tied_with_rank1)
+                cells = [int(r.rank), "≈1" if tied else "", _terminal(r.model_id)]
+                if posterior:
+                    cells.append(_interval(n(r.posterior_gain), n(r.posterior_low), n(r.posterior_high)))
+                cells += [_interval(n(r.mean_gain), n(r.ci_low), n(r.ci_high)), n(r.win_rate)]
+                if posterior:
+                    cells.append("" if r.rank == 1 else percent(r.p_better_than_rank1))
+                cells += [n(r.avg_score), None if r.n_targets != r.n_targets else int(r.n_targets), n(r.probe_score)]
+                table.append(tuple(cells))
+            cols = ["rank", "tied", "model", *(["posterior gain (95%)"] if posterior else []), "mean gain (95% CI)",
+                    "win rate", *(["P(better than #1)"] if posterior else []), "avg", "targets", "probe"]
+            print(markdown_table(cols, table))
+            if posterior:
+                print(f"{n_tied} of the {max(n_ranked - 1, 0)} other ranked models cannot be told apart from #1 on "
+                      "these targets (≈1: the 95% interval of their paired difference from #1 holds zero). The rank "
+                      "follows the posterior gain; P(better than #1) comes from the paired comparison.")
     finally:
         con.close()
     return 0

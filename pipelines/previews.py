@@ -28,18 +28,95 @@ def preview_metadata(table: str, warehouse: WarehouseResource) -> dict[str, dg.M
         return meta
     meta["dagster/row_count"] = dg.MetadataValue.int(int(n))
     if table == "leaderboard":
-        cols, rows = _query(
-            warehouse,
-            f"""select architecture, rank, model_id, round(avg_score, 2) as avg_score, round(mean_gain, 2) as gain,
-                       round(ci_low, 2) as ci_low, round(ci_high, 2) as ci_high, round(win_rate, 2) as win_rate, flagged
-                from leaderboard where rank <= {LEADERBOARD_TOP} order by architecture, rank""",
-        )
-        meta["preview"] = dg.MetadataValue.md(markdown_table(cols, rows))
+        meta["preview"] = dg.MetadataValue.md(_leaderboard_preview(warehouse))
     elif table == "variance_decomposition":
-        cols, rows = _query(
-            warehouse,
-            "select architecture, component, round(sum_sq, 1) as sum_sq, round(fraction, 3) as fraction "
-            "from variance_decomposition order by architecture, component",
-        )
-        meta["preview"] = dg.MetadataValue.md(markdown_table(cols, rows))
+        meta["preview"] = dg.MetadataValue.md(_variance_preview(warehouse))
     return meta
+
+
+def _columns(warehouse: WarehouseResource, table: str) -> set[str]:
+    _, rows = _query(warehouse, f"select column_name from information_schema.columns where table_name = '{table}'")
+    return {r[0] for r in rows}
+
+
+def _interval(value, low, high, digits: int = 2, signed: bool = True) -> str:
+    """'+1.21 (+0.68..+1.74)'; empty when the value is missing."""
+    if value is None:
+        return ""
+    f = f"{{:+.{digits}f}}" if signed else f"{{:.{digits}f}}"
+    return f.format(value) + (f" ({f.format(low)}..{f.format(high)})" if low is not None and high is not None else "")
+
+
+def _leaderboard_preview(warehouse: WarehouseResource) -> str:
+    """Top models per architecture by rank: posterior gain and mean gain with their intervals, win rate, the
+    comparison with rank 1 (≈1: cannot be told apart from it), under a heading with the ranking's reliability."""
+    from pipelines.site.build import Reliability, percent, reliability_text
+    from pipelines.site.data import RANKING_COLUMNS, _select
+
+    ranking = _select(_columns(warehouse, "leaderboard"), RANKING_COLUMNS)
+    cols, rows = _query(
+        warehouse,
+        f"""select architecture, rank, model_id, mean_gain, ci_low, ci_high, win_rate,
+                   count(*) filter (where tied_with_rank1 and rank > 1) over (partition by architecture) as n_tied,
+                   count(*) over (partition by architecture) as n_ranked, {ranking}
+            from (select * from leaderboard where rank is not null)
+            qualify rank <= {LEADERBOARD_TOP} order by architecture, rank""",
+    )
+    if not rows:
+        return "_no ranked models_"
+    blocks: dict[str, list[tuple]] = {}
+    for row in rows:
+        blocks.setdefault(row[0], []).append(dict(zip(cols, row)))
+    out = []
+    for arch, lines in blocks.items():
+        first = lines[0]
+        posterior = any(r["posterior_gain"] is not None for r in lines)
+        rel = first["reliability"]
+        head = f"**{_md(arch)}**"
+        if posterior:
+            head += f" ({reliability_text(Reliability(rel) if rel is not None else None)})"
+        table = []
+        for r in lines:
+            tied = r["rank"] != 1 and bool(r["tied_with_rank1"])
+            cells = [r["rank"], "≈1" if tied else "", r["model_id"]]
+            if posterior:
+                cells.append(_interval(r["posterior_gain"], r["posterior_low"], r["posterior_high"]))
+            cells += [_interval(r["mean_gain"], r["ci_low"], r["ci_high"]), r["win_rate"]]
+            if posterior:
+                cells.append("" if r["rank"] == 1 else percent(r["p_better_than_rank1"]))
+            table.append(tuple(_md(c) if isinstance(c, str) else c for c in cells))
+        names = ["rank", "tied", "model", *(["posterior gain (95%)"] if posterior else []), "mean gain (95% CI)",
+                 "win rate", *(["P(better than #1)"] if posterior else [])]
+        note = (
+            f"\n{first['n_tied']} of the {max(first['n_ranked'] - 1, 0)} other ranked models cannot be told apart "
+            "from #1 on these targets (≈1).\n" if posterior else ""
+        )
+        out.append(f"{head}\n\n{markdown_table(names, table)}{note}")
+    return "\n".join(out)
+
+
+def _variance_preview(warehouse: WarehouseResource) -> str:
+    """Each component's share of the variance with its 95% interval; a decomposition from before the rewrite
+    (sum_sq, fraction) shows its fraction as the share, without an interval."""
+    have = _columns(warehouse, "variance_decomposition")
+    if "share" in have:
+        interval = ("share_low", "share_high") if {"share_low", "share_high"} <= have else ("null", "null")
+        sql = f"select architecture, component, share, {interval[0]}, {interval[1]} from variance_decomposition"
+    elif "fraction" in have:
+        sql = "select architecture, component, fraction, null, null from variance_decomposition"
+    else:
+        return "_no share column in variance_decomposition_"
+    _, rows = _query(warehouse, sql + " order by architecture, component")
+    table = [
+        (_md(arch), _md(component), _interval(share, low, high, digits=3, signed=False))
+        for arch, component, share, low, high in rows
+    ]
+    return markdown_table(["architecture", "component", "share (95%)"], table)
+
+
+def _md(text: str) -> str:
+    """Untrusted text for a markdown cell: markup characters escaped (the table escapes pipes), no line breaks."""
+    text = " ".join(str(text).split())
+    for ch in "\\`*_[]<>#!~":
+        text = text.replace(ch, "\\" + ch)
+    return text

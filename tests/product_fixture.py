@@ -1,7 +1,9 @@
 """A small warehouse with the analytic tables of issue 2, for the recommend / site / model-card tests.
 
 Gains follow an additive model (base effect + target effect + interaction noise) so the derived tables are
-mutually consistent, like the dbt models make them. Two architectures; model names include HTML and path
+mutually consistent, like the dbt models make them: the ranking is the two-way random-effects posterior of
+sql/models/base_model_effects.sql and ranking_reliability.sql (without the winsorizing: the fixture's gains are
+Gaussian), with the paired comparison against rank 1. Two architectures; model names include HTML and path
 characters, because model ids are untrusted input.
 """
 
@@ -18,6 +20,11 @@ import duckdb
 
 HOSTILE_MODEL = 'evil/<script>alert("x")</script>&co'
 FLAGGED_MODEL = "shifty/collapsed-run"
+FLAG_REASON = (
+    "off the target profile: its scores correlate r=0.41 with the per-target median of the architecture's models "
+    "(genuine rows: r >= 0.8); values likely under the wrong target columns"
+)
+Z975 = 1.959964
 
 TARGETS = {
     # dataset_id: (metric, task_group, n_train, n_labels, majority_share, baseline score, target effect)
@@ -78,19 +85,37 @@ def _build(path: Path, architectures: tuple[str, ...]) -> None:
            score_mean double, baseline_mean double, baseline_sd double, gain double, gain_se double)"""
     )
     con.execute(
+        """create table model_flags(architecture varchar, model_id varchar, n_targets bigint, profile_corr double,
+           n_collapsed bigint, shifted boolean, flagged boolean, flag_reason varchar)"""
+    )
+    con.execute(
         """create table base_model_effects(architecture varchar, model_id varchar, n_targets bigint, mean_gain double,
-           median_gain double, ci_low double, ci_high double, win_rate double, robust_score double, rank bigint)"""
+           median_gain double, ci_low double, ci_high double, win_rate double, n_collapsed bigint,
+           model_effect double, shrinkage double, posterior_gain double, posterior_low double,
+           posterior_high double, rank bigint, n_shared_with_rank1 bigint, diff_vs_rank1 double,
+           diff_vs_rank1_low double, diff_vs_rank1_high double, p_better_than_rank1 double,
+           tied_with_rank1 boolean, flagged boolean)"""
+    )
+    con.execute(
+        """create table ranking_reliability(architecture varchar, n_models bigint, n_targets bigint, n_cells bigint,
+           var_base double, var_residual double, reliability double, clip double)"""
     )
     con.execute(
         """create table target_effects(architecture varchar, dataset_id varchar, n_models bigint, mean_gain double,
            max_gain double, baseline_mean double, baseline_sd double)"""
     )
-    con.execute("create table variance_decomposition(architecture varchar, component varchar, sum_sq double, fraction double)")
+    con.execute(
+        """create table variance_decomposition(architecture varchar, component varchar, variance double,
+           variance_low double, variance_high double, share double, share_low double, share_high double,
+           n_models bigint, n_targets bigint, n_replicates bigint)"""
+    )
     con.execute("create table proxy_validation(architecture varchar, method varchar, n_models bigint, spearman double, pearson double)")
     con.execute(
         """create table leaderboard(architecture varchar, rank bigint, model_id varchar, avg_score double,
-           pretrained_avg double, mean_gain double, ci_low double, ci_high double, win_rate double, n_targets bigint,
-           probe_score double, flagged boolean, flag_reason varchar)"""
+           pretrained_avg double, posterior_gain double, posterior_low double, posterior_high double,
+           reliability double, p_better_than_rank1 double, tied_with_rank1 boolean, mean_gain double, ci_low double,
+           ci_high double, win_rate double, n_targets bigint, n_collapsed bigint, probe_score double,
+           probe_dataset varchar, flagged boolean, flag_reason varchar)"""
     )
     for ds, (metric, group, n_train, n_labels, majority, _, _) in TARGETS.items():
         con.execute("insert into datasets values (?, ?, ?, ?, ?, ?)", [ds, metric, group, n_train, n_labels, majority])
@@ -108,6 +133,7 @@ def _build(path: Path, architectures: tuple[str, ...]) -> None:
                     [f"{arch}|{pretrained}|{ds}|{seed}", pretrained, arch, ds, seed, base_score + rng.gauss(0, 0.5), metric],
                 )
         models = _models(arch) + [(FLAGGED_MODEL, -30.0)]
+        by_model: dict[str, list[float]] = {}
         for model_id, base_effect in models:
             flagged = model_id == FLAGGED_MODEL
             con.execute(
@@ -129,22 +155,33 @@ def _build(path: Path, architectures: tuple[str, ...]) -> None:
                     "insert into gains values (?, ?, ?, 1, ?, ?, 0.5, ?, 0.55)",
                     [arch, model_id, ds, base_score + gain, base_score, gain],
                 )
+            by_model[model_id] = gains
+            n_collapsed = 5 if flagged else 0
+            con.execute(
+                "insert into model_flags values (?, ?, ?, ?, ?, ?, ?, ?)",
+                [arch, model_id, len(gains), 0.41 if flagged else 0.97, n_collapsed, flagged, flagged,
+                 FLAG_REASON if flagged else None],
+            )
+        ranking, reliability = _ranking({m: g for m, g in by_model.items() if m != FLAGGED_MODEL})
+        con.execute(
+            "insert into ranking_reliability values (?, ?, ?, ?, ?, ?, ?, 1.5)",
+            [arch, reliability["n_models"], len(TARGETS), reliability["n_cells"], reliability["var_base"],
+             reliability["var_residual"], reliability["reliability"]],
+        )
+        for model_id, gains in by_model.items():
             mean = sum(gains) / len(gains)
             sd = math.sqrt(sum((g - mean) ** 2 for g in gains) / (len(gains) - 1))
             half = 2.306 * sd / math.sqrt(len(gains))
             median = sorted(gains)[len(gains) // 2]
             win = sum(g > 0 for g in gains) / len(gains)
+            r = ranking.get(model_id, {})
             con.execute(
-                "insert into base_model_effects values (?, ?, ?, ?, ?, ?, ?, ?, ?, null)",
-                [arch, model_id, len(gains), mean, median, mean - half, mean + half, win, mean - half / 2],
+                "insert into base_model_effects values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [arch, model_id, len(gains), mean, median, mean - half, mean + half, win,
+                 5 if model_id == FLAGGED_MODEL else 0, r.get("effect"), r.get("shrinkage"), r.get("posterior"),
+                 r.get("low"), r.get("high"), r.get("rank"), r.get("n_shared"), r.get("diff"), r.get("diff_low"),
+                 r.get("diff_high"), r.get("p_better"), r.get("tied"), model_id == FLAGGED_MODEL],
             )
-        con.execute(
-            """update base_model_effects b set rank = r.rank from (
-                 select model_id, row_number() over (order by robust_score desc) as rank
-                 from base_model_effects where architecture = ? and model_id <> ?) r
-               where b.architecture = ? and b.model_id = r.model_id""",
-            [arch, FLAGGED_MODEL, arch],
-        )
         con.execute(
             """insert into target_effects
                select g.architecture, g.dataset_id, count(*), avg(g.gain), max(g.gain), any_value(baseline_mean),
@@ -152,18 +189,68 @@ def _build(path: Path, architectures: tuple[str, ...]) -> None:
                from gains g where g.architecture = ? and g.model_id <> ? group by all""",
             [arch, FLAGGED_MODEL],
         )
-        for component, frac in (("base", 0.3), ("target", 0.5), ("interaction", 0.15), ("noise", 0.05)):
-            con.execute("insert into variance_decomposition values (?, ?, ?, ?)", [arch, component, 1000 * frac, frac])
+        for component, share, low, high in (
+            ("base", 0.3, 0.18, 0.45), ("target", 0.5, 0.35, 0.62), ("interaction", 0.15, 0.08, 0.24),
+            ("noise", 0.05, 0.03, 0.08),
+        ):
+            con.execute(
+                "insert into variance_decomposition values (?, ?, ?, ?, ?, ?, ?, ?, 7, ?, 3)",
+                [arch, component, 10 * share, 10 * low, 10 * high, share, low, high, len(TARGETS)],
+            )
         con.execute("insert into proxy_validation values (?, 'linear_probe', 8, 0.81, 0.77)", [arch])
         pretrained_avg = sum(t[5] for t in TARGETS.values()) / len(TARGETS)
         con.execute(
             """insert into leaderboard
-               select b.architecture, b.rank, b.model_id, ? + b.mean_gain, ?, b.mean_gain, b.ci_low, b.ci_high,
-                      b.win_rate, b.n_targets, p.score, h.flagged, h.flag_reason
+               select b.architecture, b.rank, b.model_id, ? + b.mean_gain, ?,
+                      b.posterior_gain, b.posterior_low, b.posterior_high, r.reliability,
+                      b.p_better_than_rank1, b.tied_with_rank1,
+                      b.mean_gain, b.ci_low, b.ci_high, b.win_rate, b.n_targets, b.n_collapsed,
+                      p.score, p.proxy_dataset, b.flagged, f.flag_reason
                from base_model_effects b
-               join hub_models h using (architecture, model_id)
+               join model_flags f using (architecture, model_id)
+               left join ranking_reliability r using (architecture)
                left join probe_scores p using (architecture, model_id)
-               where b.architecture = ?""",
+               where b.architecture = ?
+               order by b.rank nulls last, b.model_id""",
             [pretrained_avg, pretrained_avg, arch],
         )
     con.close()
+
+
+def _normal_cdf(z: float) -> float:
+    return 0.5 * (1 + math.erf(z / math.sqrt(2)))
+
+
+def _ranking(gains: dict[str, list[float]]) -> tuple[dict[str, dict], dict]:
+    """The two-way random-effects ranking of the dbt models on complete data (every model on every target)."""
+    models = list(gains)
+    n_m, n_t = len(models), len(next(iter(gains.values())))
+    target_means = [sum(gains[m][t] for m in models) / n_m for t in range(n_t)]
+    effects = {m: sum(gains[m][t] - target_means[t] for t in range(n_t)) / n_t for m in models}
+    sse = sum((gains[m][t] - target_means[t] - effects[m]) ** 2 for m in models for t in range(n_t))
+    var_residual = sse / (n_m * n_t - n_m - n_t + 1)
+    mean_effect = sum(effects.values()) / n_m
+    var_effects = sum((e - mean_effect) ** 2 for e in effects.values()) / (n_m - 1)
+    var_base = var_effects - var_residual / n_t
+    reliability = var_base / (var_base + var_residual / n_t) if var_base > 0 else 0.0
+    shrinkage = var_base / (var_base + var_residual / n_t) if var_base > 0 else 0.0
+    grand = sum(target_means) / n_t
+    var_grand = sum((x - grand) ** 2 for x in target_means) / (n_t - 1) / n_t
+    sd = math.sqrt(shrinkage * var_residual / n_t + var_grand)
+    out = {m: {"effect": effects[m], "shrinkage": shrinkage, "posterior": grand + shrinkage * effects[m]} for m in models}
+    for rank, m in enumerate(sorted(models, key=lambda m: (-out[m]["posterior"], m)), 1):
+        out[m].update(rank=rank, low=out[m]["posterior"] - Z975 * sd, high=out[m]["posterior"] + Z975 * sd)
+    top = next(m for m in models if out[m]["rank"] == 1)
+    for m in models:
+        d = [gains[m][t] - gains[top][t] for t in range(n_t)]
+        out[m]["n_shared"] = n_t
+        if m == top:
+            out[m]["tied"] = True
+            continue
+        diff = sum(d) / n_t
+        se = math.sqrt(sum((x - diff) ** 2 for x in d) / (n_t - 1) / n_t)
+        out[m].update(diff=diff, diff_low=diff - Z975 * se, diff_high=diff + Z975 * se,
+                      p_better=_normal_cdf(diff / se), tied=abs(diff) <= Z975 * se)
+    summary = {"n_models": n_m, "n_cells": n_m * n_t, "var_base": var_base, "var_residual": var_residual,
+               "reliability": reliability}
+    return out, summary

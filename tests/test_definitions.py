@@ -24,10 +24,11 @@ def test_warehouse_tables_and_sql_models_are_assets_with_lineage():
     keys = {s.key.to_user_string(): s for s in _specs()}
     for table in TABLES:
         assert table in keys, table
-    for model in ("gains", "model_flags", "base_model_effects", "target_effects", "variance_decomposition",
-                  "proxy_validation", "leaderboard"):
+    for model in ("gains", "model_flags", "winsorized_gains", "ranking_reliability", "base_model_effects",
+                  "target_effects", "variance_decomposition", "proxy_validation", "leaderboard"):
         assert model in keys, model
     assert dg.AssetKey("finetune_runs") in {d.asset_key for d in keys["gains"].deps}
+    assert dg.AssetKey("ranking_reliability") in {d.asset_key for d in keys["leaderboard"].deps}
     assert dg.AssetKey(["lake", "published_results"]) in {d.asset_key for d in keys["finetune_runs"].deps}
 
 

@@ -48,6 +48,17 @@ def test_top_models_get_markdown_and_model_index(tmp_path, warehouse):
             front = yaml.safe_load(text.split("---\n")[1])
             assert front == meta
             assert f"Rank **{card.rank}**" in text
+            post, low, high, rel, tied, p = con.execute(
+                """select posterior_gain, posterior_low, posterior_high, reliability, tied_with_rank1,
+                          p_better_than_rank1
+                   from leaderboard where architecture = ? and model_id = ?""",
+                [arch, card.model_id],
+            ).fetchone()
+            assert (f"Its posterior gain, which sets the rank, is **{post:+.2f} points** (95% interval {low:+.2f} "
+                    f"to {high:+.2f}); the reliability of the `{arch}` ranking is {rel:.2f}.") in text
+            if card.rank > 1:
+                assert ("cannot be told apart from rank 1" in text) == tied
+                assert f"chance of being better than rank 1: {p:.0%}" in text
     con.close()
     assert summary.index_path.read_text().count("\n- ") + 1 >= 6
 
@@ -59,6 +70,15 @@ def test_hostile_model_name_is_quoted_in_yaml(tmp_path, warehouse):
     for card in hostile:
         assert yaml.safe_load(card.yaml_path.read_text())["model-index"][0]["name"] == HOSTILE_MODEL
         assert card.yaml_path.parent.parent == tmp_path / "cards"  # no path traversal from the id
+        assert f"## Finetuning from `{HOSTILE_MODEL}`" in card.markdown_path.read_text()
+
+
+def test_backticks_in_a_model_id_stay_inside_its_code_span():
+    from pipelines.modelcard.export import _code
+
+    assert _code("a`b") == "``a`b``"
+    assert _code("`x``") == "``` `x`` ```"
+    assert _code("two\nlines") == "`two lines`"
 
 
 def test_top_must_be_positive(tmp_path, warehouse):

@@ -3,6 +3,8 @@ numbers that match the warehouse, and clear errors for a warehouse without the S
 
 from __future__ import annotations
 
+from html import escape
+
 import duckdb
 import pytest
 
@@ -57,7 +59,7 @@ def test_numbers_match_the_warehouse(tmp_path, warehouse):
         "select flag_reason from leaderboard where model_id = ? and architecture = 'roberta-base'", [FLAGGED_MODEL]
     ).fetchone()[0]
     arch_page = (site / arch_href("roberta-base")).read_text()
-    assert reason in arch_page
+    assert escape(reason) in arch_page
     assert "<svg" in arch_page and "interaction" in arch_page
     g = con.execute(
         "select gain from gains where architecture = 'roberta-base' and model_id = ? and dataset_id = 'copa'", [best]
@@ -94,13 +96,114 @@ def test_warehouse_without_sql_models_is_a_clear_error(tmp_path):
         build_site(path, tmp_path / "site")
 
 
-def test_robust_score_column_is_shown_when_the_leaderboard_has_it(tmp_path, warehouse):
-    plain = build_site(warehouse, tmp_path / "plain").out_dir
-    assert "robust score" not in (plain / arch_href("roberta-base")).read_text()
+def _ranking_table(page: str) -> str:
+    return page.split('<table class="ranking">', 1)[1].split("</table>", 1)[0]
+
+
+def test_ranking_shows_posterior_reliability_and_ties_with_rank_1(tmp_path, warehouse):
+    site = build_site(warehouse, tmp_path / "site").out_dir
+    con = duckdb.connect(str(warehouse), read_only=True)
+    for arch in ("roberta-base", "all-MiniLM-L6-v2"):
+        page = (site / arch_href(arch)).read_text()
+        rows = con.execute(
+            """select rank, posterior_gain, posterior_low, posterior_high, mean_gain, ci_low, ci_high,
+                      p_better_than_rank1, tied_with_rank1, reliability
+               from leaderboard where architecture = ? and rank is not null order by rank""",
+            [arch],
+        ).fetchall()
+        reliability = rows[0][-1]
+        assert f"<h2>Ranking · reliability {reliability:.2f}: {reliability:.0%} of the spread" in page
+        ranking = _ranking_table(page)
+        for th in ("posterior gain [95%]", "mean gain [95% CI]", "win rate", "P(better than #1)", "tied with #1"):
+            assert f"<th>{th}</th>" in ranking
+        body_rows = ranking.split("<tbody>", 1)[1].split("</tr>")[:-1]
+        assert len(body_rows) == len(rows)
+        posteriors = [r[1] for r in rows]
+        assert posteriors == sorted(posteriors, reverse=True)  # the rank follows the posterior gain
+        for html_row, (rank, post, low, high, mean, mlow, mhigh, p, tied, _) in zip(body_rows, rows):
+            assert f"<td class='num'>{rank}</td>" in html_row
+            assert f"{post:+.2f} <span class='note'>[{low:+.2f}, {high:+.2f}]</span>" in html_row
+            assert f"{mean:+.2f} <span class='note'>[{mlow:+.2f}, {mhigh:+.2f}]</span>" in html_row
+            if rank == 1:
+                assert p is None and "<td>#1</td>" in html_row
+            else:
+                shown = "<1%" if p < 0.005 else ">99%" if p > 0.995 else f"{p:.0%}"
+                assert f"<td class='num'>{escape(shown)}</td>" in html_row
+                assert ("<td>≈ #1</td>" in html_row) == tied
+                assert ('class="tied"' in html_row) == tied
+        n_tied = sum(1 for r in rows if r[0] > 1 and r[8])
+        assert f"{n_tied} of the {len(rows) - 1} other ranked models cannot be told apart from #1 on these targets" in page
+        assert "cannot be told apart from #1 on these targets" in page
+    # the fixture ties one model with #1 in one architecture and none in the other
+    assert con.execute("select count(*) from leaderboard where tied_with_rank1 and rank > 1").fetchone()[0] >= 1
+    best = con.execute(
+        "select model_id, posterior_gain, posterior_low, posterior_high, reliability from leaderboard "
+        "where architecture = 'roberta-base' and rank = 1"
+    ).fetchone()
+    index = (site / "index.html").read_text()
+    assert f"{best[1]:+.2f} <span class='note'>[{best[2]:+.2f}, {best[3]:+.2f}]</span>" in index
+    assert f"<td class='num'>{best[4]:.2f}</td>" in index
+    model = (site / model_href("roberta-base", best[0])).read_text()
+    assert f"Posterior gain {best[1]:+.2f} [{best[2]:+.2f}, {best[3]:+.2f}]" in model
+    assert f"reliability {best[4]:.2f}" in model
+    con.close()
+
+
+def test_variance_shares_with_intervals_and_the_old_columns(tmp_path, warehouse):
+    site = build_site(warehouse, tmp_path / "new").out_dir
+    page = (site / arch_href("roberta-base")).read_text()
+    assert "<th>share [95%]</th>" in page and "0.300 [0.180, 0.450]" in page
+    assert "7 models × 9 targets; intervals from 3 bootstrap replicates." in page
     con = duckdb.connect(str(warehouse))
-    con.execute("alter table leaderboard add column robust_score double")
-    con.execute("update leaderboard set robust_score = 4.321 where rank = 1")
+    con.execute("drop table variance_decomposition")
+    con.execute("create table variance_decomposition(architecture varchar, component varchar, sum_sq double, "
+                "fraction double, n_models bigint, n_targets bigint)")
+    con.execute("insert into variance_decomposition values ('roberta-base', 'base', 300.0, 0.3, 7, 9), "
+                "('roberta-base', 'noise', 700.0, 0.7, 7, 9)")
+    con.close()
+    page = (build_site(warehouse, tmp_path / "old").out_dir / arch_href("roberta-base")).read_text()
+    assert "<th>share</th>" in page and "<th>sum of squares</th>" in page and "0.300" in page
+
+
+def test_a_leaderboard_without_the_posterior_columns_falls_back_to_the_mean_gain(tmp_path, warehouse):
+    con = duckdb.connect(str(warehouse))
+    for column in ("posterior_gain", "posterior_low", "posterior_high", "reliability", "p_better_than_rank1",
+                   "tied_with_rank1", "n_collapsed"):
+        con.execute(f"alter table leaderboard drop column {column}")
+    con.execute("drop table ranking_reliability")
     con.close()
     site = build_site(warehouse, tmp_path / "site").out_dir
     page = (site / arch_href("roberta-base")).read_text()
-    assert "<th>robust score</th>" in page and "+4.32" in page
+    assert "<h2>Ranking</h2>" in page and "posterior" not in _ranking_table(page)
+    assert "Mean gain of the top" in page
+
+
+def test_cli_leaderboard_shows_the_posterior_and_ties(tmp_path, warehouse, monkeypatch, capsys):
+    from pipelines.cli import main
+
+    home = tmp_path / "home"
+    home.mkdir()
+    warehouse.rename(home / "warehouse.duckdb")
+    monkeypatch.setenv("STARTPOINT_HOME", str(home))
+    con = duckdb.connect(str(home / "warehouse.duckdb"))
+    con.execute("update leaderboard set model_id = 'org/evil\x1b[2J\r|name' where rank = 3")
+    rows = con.execute(
+        """select architecture, rank, posterior_gain, posterior_low, posterior_high, tied_with_rank1, reliability,
+                  p_better_than_rank1
+           from leaderboard where rank is not null order by architecture, rank"""
+    ).fetchall()
+    con.close()
+    assert main(["leaderboard", "--top", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\r" not in out  # no raw control characters reach the terminal
+    assert "org/evil\\x1b[2J\\r\\|name" in out
+    sections = {part.split("  (", 1)[0]: part for part in out.split("\n## ")[1:]}
+    assert sorted(sections) == ["all-MiniLM-L6-v2", "roberta-base"]
+    for arch, rank, post, low, high, tied, rel, p in rows:
+        assert f"(pretrained average" in sections[arch] and f"reliability {rel:.2f}: " in sections[arch]
+        line = next(x for x in sections[arch].splitlines() if x.startswith(f"| {rank} |"))
+        assert f"{post:+.2f} ({low:+.2f}..{high:+.2f})" in line
+        assert (f"| {rank} | ≈1 |" in line) == (tied and rank > 1)
+        if rank > 1:
+            assert ("<1%" if p < 0.005 else f"{p:.0%}") in line
+    assert "cannot be told apart from #1 on these targets" in out

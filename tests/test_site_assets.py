@@ -33,3 +33,36 @@ def test_site_and_model_card_assets_materialize_with_previews(tmp_path):
     assert "## Finetuning from" in cards["preview"].value
     assert any(tag.startswith("dagster/kind/") for tag in leaderboard_site.specs_by_key[dg.AssetKey("leaderboard_site")].tags)
     assert dg.AssetKey(["leaderboard"]) in {d.asset_key for d in leaderboard_site.specs_by_key[dg.AssetKey("leaderboard_site")].deps}
+
+
+def test_previews_show_the_posterior_ranking_and_variance_shares(tmp_path):
+    import duckdb
+
+    from pipelines.previews import preview_metadata
+
+    path = build(tmp_path / "warehouse.duckdb")
+    warehouse = WarehouseResource(path=str(path))
+    preview = preview_metadata("leaderboard", warehouse)["preview"].value
+    con = duckdb.connect(str(path), read_only=True)
+    rows = con.execute(
+        """select architecture, rank, model_id, posterior_gain, posterior_low, posterior_high, reliability,
+                  tied_with_rank1
+           from leaderboard where rank is not null order by architecture, rank"""
+    ).fetchall()
+    con.close()
+    assert "| rank | tied | model | posterior gain (95%) | mean gain (95% CI) | win rate | P(better than #1) |" in preview
+    for arch, rank, model_id, post, low, high, rel, tied in rows:
+        assert f"**{arch}** (reliability {rel:.2f}: " in preview
+        assert f"{post:+.2f} ({low:+.2f}..{high:+.2f})" in preview
+        if tied and rank > 1:
+            assert f"| {rank} | ≈1 |" in preview
+    assert "cannot be told apart from #1 on these targets" in preview
+    assert "<script>" not in preview and "evil/\\<script\\>" in preview  # markdown-escaped untrusted id
+    shares = preview_metadata("variance_decomposition", warehouse)["preview"].value
+    assert "| roberta-base | base | 0.300 (0.180..0.450) |" in shares
+    con = duckdb.connect(str(path))  # the decomposition before its rewrite: sum_sq and fraction
+    con.execute("drop table variance_decomposition")
+    con.execute("create table variance_decomposition(architecture varchar, component varchar, sum_sq double, fraction double)")
+    con.execute("insert into variance_decomposition values ('roberta-base', 'base', 300.0, 0.3)")
+    con.close()
+    assert "| roberta-base | base | 0.300 |" in preview_metadata("variance_decomposition", warehouse)["preview"].value

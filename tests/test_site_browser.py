@@ -140,7 +140,7 @@ def test_links_resolve_and_hostile_names_stay_text(site: Path, browser: Browser)
     assert HOSTILE_MODEL in names
     assert browser.eval("document.querySelectorAll('script').length") == 0
     flagged = browser.eval("document.querySelector('table.flagged tbody tr').innerText")
-    assert "collapsed run" in flagged
+    assert "off the target profile" in flagged
     assert browser.eval("document.querySelectorAll('svg.chart rect').length") > 7
 
 

@@ -2,7 +2,8 @@
 `model-index` YAML of their finetuning results, written to files (nothing is sent anywhere).
 
 The `model-index` lists, per target, the score obtained by finetuning from the model (mean over seeds), with
-the startpoint leaderboard as source; the markdown adds the gain over the pretrained model and its interval.
+the startpoint leaderboard as source; the markdown adds the posterior gain that sets the rank (with its interval),
+the reliability of the architecture's ranking, the plain mean gain over the pretrained model and its interval.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pandas as pd
 import yaml
 
 from pipelines.site.build import model_href
+from pipelines.site.data import RANKING_COLUMNS, _columns, _select
 from pipelines.site.html import slug
 from pipelines.warehouse.load import connect
 
@@ -69,15 +71,51 @@ def _f(value, spec: str) -> str:
     return "n/a" if value is None or pd.isna(value) else format(value, spec)
 
 
+def _code(text) -> str:
+    """Untrusted text as a markdown code span: a fence longer than any backtick run inside, on one line."""
+    text = " ".join(str(text).split())
+    run = cur = 0
+    for ch in text:
+        cur = cur + 1 if ch == "`" else 0
+        run = max(run, cur)
+    fence = "`" * (run + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _comparison(row) -> str:
+    """How the model stands against rank 1, from the leaderboard's paired comparison (empty without it)."""
+    if "tied_with_rank1" not in row._fields or row.tied_with_rank1 is None or pd.isna(row.tied_with_rank1):
+        return ""
+    if int(row.rank) == 1:
+        n = int(row.n_tied) if pd.notna(row.n_tied) else 0
+        return (f" {n} other {'model' if n == 1 else 'models'} cannot be told apart from it on these targets."
+                if n else "")
+    p = row.p_better_than_rank1
+    chance = f" (chance of being better than rank 1: {p:.0%})" if p is not None and pd.notna(p) and 0 <= p <= 1 else ""
+    if bool(row.tied_with_rank1):
+        return f" It cannot be told apart from rank 1 on these targets{chance}."
+    return f" It is below rank 1 on these targets{chance}."
+
+
 def markdown_section(row, gains: pd.DataFrame, n_ranked: int, source_url: str) -> str:
+    posterior = ""
+    if "posterior_gain" in row._fields and row.posterior_gain is not None and pd.notna(row.posterior_gain):
+        reliability = getattr(row, "reliability", None)
+        posterior = (
+            f"Its posterior gain, which sets the rank, is **{_f(row.posterior_gain, '+.2f')} points** (95% interval "
+            f"{_f(row.posterior_low, '+.2f')} to {_f(row.posterior_high, '+.2f')}); the reliability of the "
+            f"{_code(row.architecture)} ranking is {_f(reliability, '.2f')}."
+            + _comparison(row) + " "
+        )
     lines = [
-        f"## Finetuning from `{row.model_id}` ({row.architecture})",
+        f"## Finetuning from {_code(row.model_id)} ({_code(row.architecture)})",
         "",
-        f"Rank **{int(row.rank)}** of {n_ranked} ranked {row.architecture} models as a starting point for finetuning "
-        f"in the [startpoint leaderboard]({source_url}). Over {_f(row.n_targets, '.0f')} targets, finetuning from "
-        f"this model gains **{_f(row.mean_gain, '+.2f')} points** (95% interval {_f(row.ci_low, '+.2f')} to "
-        f"{_f(row.ci_high, '+.2f')}) over the pretrained model; it beats the pretrained model on "
-        f"{_f(row.win_rate, '.0%')} of the targets; average score {_f(row.avg_score, '.2f')} against "
+        f"Rank **{int(row.rank)}** of {n_ranked} ranked {_code(row.architecture)} models as a starting point for "
+        f"finetuning in the [startpoint leaderboard]({source_url}). {posterior}Over {_f(row.n_targets, '.0f')} "
+        f"targets, finetuning from this model gains {_f(row.mean_gain, '+.2f')} points on average (95% interval "
+        f"{_f(row.ci_low, '+.2f')} to {_f(row.ci_high, '+.2f')}) over the pretrained model; it beats the pretrained "
+        f"model on {_f(row.win_rate, '.0%')} of the targets; average score {_f(row.avg_score, '.2f')} against "
         f"{_f(row.pretrained_avg, '.2f')}.",
         "",
         "| target | metric | score | pretrained | gain |",
@@ -98,11 +136,14 @@ def export_model_cards(warehouse_path: str | Path, out_dir: str | Path, top: int
     site_url = site_url or (Path(warehouse_path).resolve().parent / "artifacts" / "site").as_uri()
     con = connect(warehouse_path, read_only=True)
     try:
+        ranking = _select(_columns(con, "leaderboard"), RANKING_COLUMNS)
         leaders = con.execute(
-            """select architecture, rank, model_id, avg_score, pretrained_avg, mean_gain, ci_low, ci_high, win_rate,
-                      n_targets, count(*) over (partition by architecture) as n_ranked
-               from leaderboard where rank is not null and not coalesce(flagged, false)
-               order by architecture, rank"""
+            f"""select architecture, rank, model_id, avg_score, pretrained_avg, mean_gain, ci_low, ci_high, win_rate,
+                       n_targets, count(*) over (partition by architecture) as n_ranked,
+                       count(*) filter (where tied_with_rank1 and rank > 1) over (partition by architecture) as n_tied,
+                       {ranking}
+                from (select * from leaderboard where rank is not null and not coalesce(flagged, false))
+                order by architecture, rank"""
         ).df()
         leaders = leaders.groupby("architecture").head(top)
         gains = con.execute(
@@ -130,7 +171,7 @@ def export_model_cards(warehouse_path: str | Path, out_dir: str | Path, top: int
         md_path.write_text(f"---\n{yaml_text}---\n\n{section}", encoding="utf-8")
         yaml_path.write_text(yaml_text, encoding="utf-8")
         summary.cards.append(ModelCard(row.architecture, row.model_id, int(row.rank), md_path, yaml_path, len(g)))
-        index.append(f"- {row.architecture} #{int(row.rank)}: `{row.model_id}` → {folder.name}/{md_path.name}")
+        index.append(f"- {_code(row.architecture)} #{int(row.rank)}: {_code(row.model_id)} → {folder.name}/{md_path.name}")
     out_dir.mkdir(parents=True, exist_ok=True)
     summary.index_path = out_dir / "index.md"
     summary.index_path.write_text("\n".join(index) + "\n", encoding="utf-8")

@@ -14,7 +14,7 @@ main{padding:12px 24px 40px;max-width:1200px}
 table{border-collapse:collapse;margin:8px 0 20px;background:#fff}
 th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#eceff1}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-tr.flagged td{color:#8d6e63}.pos{color:#2e7d32}.neg{color:#c62828}
+tr.flagged td{color:#8d6e63}tr.tied td{background:#f1f8e9}p.tie{margin:4px 0}.pos{color:#2e7d32}.neg{color:#c62828}
 svg.chart{font:11px system-ui,sans-serif;background:#fff;border:1px solid #ddd;margin:6px 0 16px}
 svg .axis{fill:#555}.note{color:#555;font-size:13px}footer{color:#777;font-size:12px;padding:0 24px 20px}
 """
