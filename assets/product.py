@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 
 from pipelines.resources import HomeResource, WarehouseResource
+from pipelines.tables import markdown_table, markdown_text
 from pipelines.warehouse.load import POOL
 
 # dbt models the site reads (their asset keys are the model names).
@@ -19,13 +20,13 @@ PLOT_TOP = 10
 
 
 def ranked_bars_markdown(warehouse_path: str, top: int = PLOT_TOP) -> str:
-    """A text bar chart of the top models' mean gain per architecture, readable in the Dagster UI."""
+    """A text bar chart of the top models' posterior gain (what ranks them) per architecture, readable in the UI."""
     from pipelines.warehouse.load import connect
 
     con = connect(warehouse_path, read_only=True)
     try:
         rows = con.execute(
-            """select architecture, rank, model_id, mean_gain, ci_low, ci_high from leaderboard
+            """select architecture, rank, model_id, posterior_gain, posterior_low, posterior_high from leaderboard
                where rank is not null and rank <= ? order by architecture, rank""",
             [top],
         ).fetchall()
@@ -42,7 +43,7 @@ def ranked_bars_markdown(warehouse_path: str, top: int = PLOT_TOP) -> str:
             f"{rank:>3} {str(model_id)[:40]:<40} {bar} {gain:+.2f} [{_signed(low)}, {_signed(high)}]"
         )
     return "\n\n".join(
-        f"**{arch}** (mean gain over the pretrained model, points, 95% interval)\n\n```\n" + "\n".join(lines) + "\n```"
+        f"**{arch}** (posterior gain over the pretrained model, points, 95% interval)\n\n```\n" + "\n".join(lines) + "\n```"
         for arch, lines in blocks.items()
     )
 
@@ -52,11 +53,13 @@ def _signed(v: float | None) -> str:
 
 
 def _best_table(best: dict[str, dict]) -> str:
-    lines = ["| architecture | best model | gain | pretrained average |", "|---|---|---|---|"]
-    for arch, b in best.items():
-        pretrained = "" if b["pretrained_avg"] is None else f"{b['pretrained_avg']:.2f}"
-        lines.append(f"| {arch} | {str(b['model_id']).replace('|', '/')} | {b['mean_gain']:+.2f} | {pretrained} |")
-    return "\n".join(lines)
+    rows = [
+        (arch, markdown_text(b["model_id"]), f"{b['posterior_gain']:+.2f} [{_signed(b.get('posterior_low'))}, "
+         f"{_signed(b.get('posterior_high'))}]" if b.get("posterior_gain") is not None else f"{b['mean_gain']:+.2f}",
+         b["pretrained_avg"])
+        for arch, b in best.items()
+    ]
+    return markdown_table(["architecture", "rank 1", "posterior gain [95%]", "pretrained average"], rows)
 
 
 @dg.asset(

@@ -6,6 +6,7 @@ import dagster as dg
 
 from pipelines.resources import WarehouseResource
 from pipelines.tables import markdown_table
+from pipelines.tables import markdown_text as _md
 
 LEADERBOARD_TOP = 10
 
@@ -112,11 +113,3 @@ def _variance_preview(warehouse: WarehouseResource) -> str:
         for arch, component, share, low, high in rows
     ]
     return markdown_table(["architecture", "component", "share (95%)"], table)
-
-
-def _md(text: str) -> str:
-    """Untrusted text for a markdown cell: markup characters escaped (the table escapes pipes), no line breaks."""
-    text = " ".join(str(text).split())
-    for ch in "\\`*_[]<>#!~":
-        text = text.replace(ch, "\\" + ch)
-    return text

@@ -15,3 +15,11 @@ def cell(value: object) -> str:
 def markdown_table(columns: list[str], rows: list[tuple]) -> str:
     head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
     return head + "".join("| " + " | ".join(cell(v) for v in row) + " |\n" for row in rows)
+
+
+def markdown_text(text: object) -> str:
+    """Untrusted text for a markdown cell: markup characters escaped (the table escapes pipes), no line breaks."""
+    text = " ".join(str(text).split())
+    for ch in "\\`*_[]<>#!~":
+        text = text.replace(ch, "\\" + ch)
+    return text

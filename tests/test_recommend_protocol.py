@@ -117,8 +117,9 @@ def test_run_smoke_on_the_offline_zoo(tmp_path, monkeypatch):
     (home / "models" / "local--minilm-copy").symlink_to(pretrained_dir, target_is_directory=True)
     con = duckdb.connect(str(home / "warehouse.duckdb"))
     con.execute(
-        """insert into leaderboard values (?, 50, 'local/minilm-copy', 80.0, 79.7, 0.3, -0.5, 1.1, 0.55, 9, null,
-           false, null)""",
+        """insert into leaderboard (architecture, rank, model_id, avg_score, pretrained_avg, mean_gain, ci_low,
+                                    ci_high, win_rate, n_targets, probe_score, flagged, flag_reason)
+           values (?, 50, 'local/minilm-copy', 80.0, 79.7, 0.3, -0.5, 1.1, 0.55, 9, null, false, null)""",
         [ARCH],
     )
     con.close()

@@ -27,7 +27,13 @@ def test_site_and_model_card_assets_materialize_with_previews(tmp_path):
     assert site["pages"].value == 37
     assert "org0/roberta-base-inter-0" in site["preview"].value
     plot = site["plot"].value
-    assert plot.count("```") == 4 and "█" in plot and "+6.44" in plot  # one bar block per architecture
+    import duckdb
+
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        top = con.execute("select posterior_gain, posterior_low from leaderboard where rank = 1 order by posterior_gain "
+                          "desc limit 1").fetchone()
+    assert plot.count("```") == 4 and "█" in plot  # one bar block per architecture
+    assert f"{top[0]:+.2f} [{top[1]:+.2f}," in plot  # the bar shows what ranks: the posterior gain and its interval
     cards = mats["model_cards"]
     assert cards["cards"].value == 6
     assert "## Finetuning from" in cards["preview"].value
