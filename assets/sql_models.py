@@ -28,9 +28,13 @@ class _Translator(DagsterDbtTranslator):
     pool=POOL,
 )
 def sql_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
-    """`dbt build` the selected models; leaderboard-like tables get a markdown preview in their metadata."""
+    """`dbt build` the selected models; leaderboard-like tables get a markdown preview in their metadata.
+
+    Previews are read after dbt has finished: while it runs, dbt holds the warehouse's write lock, and a reader
+    would wait for it (DuckDB allows no reader beside another process's writer)."""
     os.environ["STARTPOINT_WAREHOUSE"] = warehouse.path  # dbt's profile reads it: one warehouse for both
-    for event in dbt.cli(["build"], context=context).stream():
+    events = list(dbt.cli(["build"], context=context).stream())
+    for event in events:
         if isinstance(event, dg.Output):
             key = context.asset_key_for_output(event.output_name)
             extra = preview_metadata(key.to_user_string(), warehouse)

@@ -26,7 +26,7 @@ import duckdb
 from pipelines.settings import REPO_ROOT
 from pipelines.tables import markdown_table
 
-MARKER = re.compile(r"<!--\s*figures:\s*(?P<sql>.*?)-->\n(?P<table>(?:\|.*\|\n)*)", re.S)
+MARKER = re.compile(r"<!--\s*figures:\s*(?P<sql>.*?)-->\n(?P<table>(?:\|[^\n]*\|\n)*)", re.S)
 DOC_FILES = ("README.md", "docs")
 
 

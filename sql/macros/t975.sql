@@ -1,6 +1,7 @@
 {#- Two-sided 95% Student-t quantile for `df` degrees of freedom: exact for df 1-4, a Cornish-Fisher
     expansion beyond (error under 0.002 from df 5 on), the normal 1.96 as df grows. -#}
-{% macro t975(df) -%}
+{% macro t975(df_expr) -%}
+{%- set df = '(' ~ df_expr ~ ')' -%}
 case
     when {{ df }} is null or {{ df }} < 1 then null
     when {{ df }} = 1 then 12.706
