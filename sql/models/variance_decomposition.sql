@@ -1,10 +1,27 @@
--- How much of the gain is the base model, the target, their interaction, and seed noise (per architecture).
--- Two-way decomposition without replication on the complete block: unflagged models that have a gain on every
--- target of the architecture (cells are never imputed; n_models and n_targets say what was used).
--- Seed noise: a cell's score varies by baseline_sd^2 / n_seeds between reruns (the baseline mean is shared by
--- the whole target column and cancels). In the residual of the additive fit its expected sum of squares is
--- sum_t noise_var_t * (M - 1)(T - 1) / T; that share is reported as `noise`, the rest of the residual as
--- `interaction` (floored at 0).
+-- Variance components of the gain, per architecture: base model, target, their interaction and seed noise, each
+-- with a 95% bootstrap interval (method and figures: docs/variance.md).
+--
+-- Data: the complete block, i.e. the unflagged models that have a gain on every target of the architecture
+-- (cells are never imputed; n_models and n_targets say what was used).
+-- Point estimates: two-way ANOVA without replication, models and targets random, on the M x T gains:
+--   MS_model = SS_model / (M - 1), MS_target = SS_target / (T - 1), MS_resid = SS_resid / ((M - 1)(T - 1));
+--   base = (MS_model - MS_resid) / T, target = (MS_target - MS_resid) / M;
+--   noise = the variance a cell's gain has between reruns, baseline_robust_sd^2 / n_seeds (robust SD of the
+--           pretrained seeds that did not collapse), averaged over the cells (targets whose robust SD is unknown
+--           are left out of the average); the baseline mean is shared by a target column and cancels in the residual,
+--           and with independent cell errors E[MS_resid] = interaction + mean cell noise variance exactly;
+--   interaction = MS_resid - noise.
+-- Estimates are reported as they come: one may be negative (`negative` is then true); only the shares floor
+-- the components at 0: share = max(component, 0) / sum of max(component, 0).
+-- Intervals: percentile bootstrap over models AND targets, resampled independently with replacement (M models
+-- and T targets per replicate), components recomputed on the resampled block. The draws are hash-based
+-- (hash(replicate, architecture, 'model' | 'target', position) mod M | T), so the table is reproducible from the
+-- warehouse. Replicate 0 is the data itself (every model and target once) and gives the point estimates.
+-- A replicate is computed from weights: u = how often a model is drawn, w = how often a target is drawn; with
+-- N = M T, S = sum u w x, R_m = sum_t w x (row sum), C_t = sum_m u x (column sum):
+--   SS_total = sum u w x^2 - S^2/N, SS_model = sum_m u R_m^2 / T - S^2/N, SS_target = sum_t w C_t^2 / M - S^2/N.
+-- x is the gain less the architecture's grand mean (shift invariant; keeps the sums well conditioned).
+{% set n_replicates = 400 %}
 with g as (
     select g.* from {{ ref('gains') }} g
     join {{ ref('model_flags') }} f using (architecture, model_id)
@@ -15,45 +32,122 @@ complete as (
     select g.architecture, g.model_id from g join n_targets n using (architecture)
     group by all having count(*) = any_value(n.t)
 ),
-cells as (select g.* from g semi join complete c using (architecture, model_id)),
+cells0 as (
+    select g.architecture, g.model_id, g.dataset_id, g.gain,
+           g.baseline_robust_sd ^ 2 / g.n_seeds as noise_var
+    from g semi join complete c using (architecture, model_id)
+),
 dims as (
-    select architecture, count(distinct model_id) as m, count(distinct dataset_id) as t, avg(gain) as grand
-    from cells group by all
+    select *, dense_rank() over (order by architecture) as a
+    from (
+        select architecture, count(distinct model_id) as m, count(distinct dataset_id) as t, avg(gain) as grand
+        from cells0 group by all
+    )
 ),
-row_means as (select architecture, model_id, avg(gain) as row_mean from cells group by all),
-col_means as (
-    select architecture, dataset_id, avg(gain) as col_mean,
-           avg(coalesce(baseline_sd, 0) ^ 2 / n_seeds) as noise_var
-    from cells group by all
+cells as materialized (
+    -- integer keys: a = architecture, mi / tj = the model's / target's position (0-based) in the block
+    select d.a, dense_rank() over (partition by c.architecture order by c.model_id) - 1 as mi,
+           dense_rank() over (partition by c.architecture order by c.dataset_id) - 1 as tj,
+           c.gain - d.grand as x, c.noise_var
+    from cells0 c join dims d using (architecture)
 ),
-sums as (
-    select
-        d.architecture, any_value(d.m) as m, any_value(d.t) as t,
-        sum((c.gain - d.grand) ^ 2) as ss_total,
-        sum((r.row_mean - d.grand) ^ 2) as ss_base,
-        sum((k.col_mean - d.grand) ^ 2) as ss_target,
-        sum((c.gain - r.row_mean - k.col_mean + d.grand) ^ 2) as ss_resid
-    from cells c
-    join dims d using (architecture)
-    join row_means r using (architecture, model_id)
-    join col_means k using (architecture, dataset_id)
+replicates as (select range as b from range(0, {{ n_replicates }} + 1)),
+model_w as materialized (
+    -- u = how often replicate b draws model mi (position i draws hash(...) mod M); replicate 0 draws each once
+    select d.a, r.b, i.range as i,
+           case when r.b = 0 then i.range
+                else (hash(r.b, d.architecture, 'model', i.range) % d.m::ubigint)::bigint end as mi
+    from dims d cross join replicates r join range(0, (select max(m) from dims)) i on i.range < d.m
+),
+target_w as materialized (
+    select d.a, r.b, j.range as j,
+           case when r.b = 0 then j.range
+                else (hash(r.b, d.architecture, 'target', j.range) % d.t::ubigint)::bigint end as tj
+    from dims d cross join replicates r join range(0, (select max(t) from dims)) j on j.range < d.t
+),
+-- the weights as dense vectors over the block's models / targets (0 where not drawn)
+u_vec as (
+    select g.a, g.b, list(coalesce(n.u, 0)::double order by g.i) as uv
+    from (select a, b, i from model_w) g
+    left join (select a, b, mi, count(*) as u from model_w group by all) n on n.a = g.a and n.b = g.b and n.mi = g.i
     group by all
 ),
-noise as (
-    select s.architecture,
-           least(s.ss_resid, sum(k.noise_var) * (s.m - 1) * (s.t - 1) / s.t) as ss_noise
-    from sums s join col_means k using (architecture)
-    group by s.architecture, s.ss_resid, s.m, s.t
+w_vec as (
+    select g.a, g.b, list(coalesce(n.w, 0)::double order by g.j) as wv
+    from (select a, b, j from target_w) g
+    left join (select a, b, tj, count(*) as w from target_w group by all) n on n.a = g.a and n.b = g.b and n.tj = g.j
+    group by all
+),
+-- the block as model rows and target columns
+model_rows as (
+    select a, mi, list(x order by tj) as xr, list(x * x order by tj) as x2r,
+           list(coalesce(noise_var, 0) order by tj) as vr, list((noise_var is not null)::double order by tj) as nr
+    from cells group by all
+),
+target_cols as (select a, tj, list(x order by mi) as xc from cells group by all),
+-- per drawn model (weight u): R_m = sum_t w x, and the same w-weighted sums of x^2, of the noise variances and of
+-- the cells whose noise variance is known
+by_model as (
+    select a, b, sum(u * r) as s, sum(u * q) as q, sum(u * r * r) as sum_u_r2, sum(u * v) / sum(u * n) as noise
+    from (
+        select r.a, u.b, u.uv[r.mi + 1] as u,
+               list_dot_product(r.xr, w.wv) as r, list_dot_product(r.x2r, w.wv) as q,
+               list_dot_product(r.vr, w.wv) as v, list_dot_product(r.nr, w.wv) as n
+        from model_rows r join u_vec u using (a) join w_vec w using (a, b)
+        where u.uv[r.mi + 1] > 0
+    )
+    group by all
+),
+-- per drawn target: C_t = sum_m u x
+by_target as (
+    select c.a, w.b, sum(w.wv[c.tj + 1] * list_dot_product(c.xc, u.uv) ^ 2) as sum_w_c2
+    from target_cols c join w_vec w using (a) join u_vec u using (a, b)
+    where w.wv[c.tj + 1] > 0
+    group by all
+),
+anova as (
+    select d.architecture, m.b, d.m, d.t,
+           m.q - m.s * m.s / (d.m * d.t) as ss_total,
+           m.sum_u_r2 / d.t - m.s * m.s / (d.m * d.t) as ss_model,
+           k.sum_w_c2 / d.m - m.s * m.s / (d.m * d.t) as ss_target,
+           m.noise
+    from by_model m join by_target k using (a, b) join dims d using (a)
+),
+mean_squares as (
+    select architecture, b, m, t, noise,
+           ss_model / (m - 1) as ms_model,
+           ss_target / (t - 1) as ms_target,
+           (ss_total - ss_model - ss_target) / ((m - 1) * (t - 1)) as ms_resid
+    from anova
 ),
 components as (
-    select architecture, 'base' as component, ss_base as sum_sq from sums
-    union all select architecture, 'target', ss_target from sums
-    union all select s.architecture, 'interaction', s.ss_resid - n.ss_noise from sums s join noise n using (architecture)
-    union all select architecture, 'noise', ss_noise from noise
+    select architecture, b, m, t, component, variance
+    from mean_squares,
+    lateral (select * from (values
+        ('base', (ms_model - ms_resid) / t),
+        ('target', (ms_target - ms_resid) / m),
+        ('interaction', ms_resid - noise),
+        ('noise', noise)
+    ) v(component, variance))
+),
+shares as (
+    select *, greatest(variance, 0) / nullif(sum(greatest(variance, 0)) over (partition by architecture, b), 0) as share
+    from components
+),
+intervals as (
+    select architecture, component,
+           quantile_cont(variance, 0.025) as variance_low, quantile_cont(variance, 0.975) as variance_high,
+           quantile_cont(share, 0.025) as share_low, quantile_cont(share, 0.975) as share_high,
+           count(*) as n_replicates
+    from shares where b > 0 group by all
 )
 select
-    c.architecture, c.component, c.sum_sq,
-    case when s.ss_total > 0 then c.sum_sq / s.ss_total end as fraction,
-    s.m as n_models, s.t as n_targets
-from components c join sums s using (architecture)
-order by c.architecture, c.component
+    p.architecture, p.component,
+    p.variance, i.variance_low, i.variance_high,
+    p.share, i.share_low, i.share_high,
+    p.variance < 0 as negative,
+    p.m as n_models, p.t as n_targets, i.n_replicates
+from shares p
+join intervals i using (architecture, component)
+where p.b = 0
+order by p.architecture, p.component
