@@ -115,7 +115,8 @@ def test_candidate_gain_is_base_effect_plus_target_offset(home):
     assert [p.rank for p in preds] == sorted(p.rank for p in preds)
     offset = target.mean - ev.mean_target_effect
     for p, row in zip(preds, ev.candidates.itertuples()):
-        assert p.expected_gain == pytest.approx(row.mean_gain + offset)
+        assert p.expected_gain == pytest.approx(row.base_effect + offset)
+        assert p.base_effect == pytest.approx(row.posterior_gain)  # the random-effects posterior orders the ranking
         assert p.low < p.expected_gain < p.high
         assert p.sd > target.sd and p.sd > ev.interaction_sd  # every error source is counted
         assert 0.0 < p.p_beats_pretrained < 1.0
@@ -129,8 +130,13 @@ def test_cli_answers_and_writes_the_report(home, tmp_path, capsys):
     out = capsys.readouterr().out
     assert rc == 0
     report = json.loads(report_path.read_text())
-    best = max(report["candidates"], key=lambda c: c["expected_gain"])
-    assert report["decision"]["model_id"] == best["model_id"] and report["decision"]["predicted"] is True
+    sure = [c for c in report["candidates"] if c["p_beats_pretrained"] >= 0.8 or c["low"] > 0]
+    if sure:
+        best = max(sure, key=lambda c: c["expected_gain"])
+        assert report["decision"]["action"] == "start_from" and report["decision"]["model_id"] == best["model_id"]
+    else:
+        assert report["decision"]["action"] == "stay"
+    assert report["decision"]["predicted"] is True
     assert out.strip().splitlines()[-1] == "Decision: " + report["decision"]["text"]
     assert report["target"]["n_labels"] == 2 and report["target"]["dataset_id"].startswith("user/my_reviews-")
     assert "protocol" not in report
@@ -212,10 +218,20 @@ def test_run_without_local_pretrained_weights_is_a_clear_error(home, tmp_path, c
     assert rc == 2 and "--run needs the pretrained model 'roberta-base'" in err and "Traceback" not in err
 
 
-def test_robust_score_is_the_base_effect_when_the_leaderboard_has_it(home):
+def test_base_effect_is_the_posterior_else_robust_score_else_mean_gain(home):
+    """posterior_gain (with posterior_low/high as its interval) where the leaderboard has it; else the older
+    robust_score; else the mean gain."""
+    ev = evidence(home)
+    preds = predict_candidates(ev, predict_target_effect(ev, {}))
+    lb = ev.candidates.set_index("model_id")
+    for p in preds:
+        assert p.base_effect == pytest.approx(lb.loc[p.model_id, "posterior_gain"])
+        assert (p.base_ci_low, p.base_ci_high) == pytest.approx(
+            (lb.loc[p.model_id, "posterior_low"], lb.loc[p.model_id, "posterior_high"]))
     con = duckdb.connect(str(home / "warehouse.duckdb"))
-    con.execute("alter table leaderboard add column robust_score double")
-    con.execute("update leaderboard set robust_score = 10.0 - rank")
+    con.execute("create table lb_old as select * exclude (posterior_gain, posterior_low, posterior_high) from leaderboard")
+    con.execute("drop table leaderboard")
+    con.execute("create table leaderboard as select *, 10.0 - rank as robust_score from lb_old")
     con.close()
     ev = evidence(home)
     target = predict_target_effect(ev, {})
@@ -223,6 +239,11 @@ def test_robust_score_is_the_base_effect_when_the_leaderboard_has_it(home):
     offset = target.mean - ev.mean_target_effect
     assert [p.expected_gain for p in preds] == pytest.approx([10.0 - p.rank + offset for p in preds])
     assert preds[0].rank == 1 and preds[0].expected_gain == max(p.expected_gain for p in preds)
+    con = duckdb.connect(str(home / "warehouse.duckdb"))
+    con.execute("create or replace table leaderboard as select * from lb_old")
+    con.close()
+    ev = evidence(home)
+    assert list(ev.candidates["base_effect"]) == pytest.approx(list(ev.candidates["mean_gain"]))
 
 
 def test_dagster_recommend_job_with_run_config(home, tmp_path):
@@ -257,3 +278,63 @@ def test_interaction_residuals_are_df_corrected():
     assert len(resid) == 600
     assert np.mean(resid**2) == pytest.approx(interaction_sd(gains) ** 2)
     assert 2.6 < interaction_sd(gains) < 3.4  # recovers the noise sd despite the 49 fitted means
+
+
+def _pred(model_id: str, rank: int, gain: float, low: float, high: float, p: float):
+    from pipelines.recommend.predict import CandidatePrediction
+
+    return CandidatePrediction(rank=rank, model_id=model_id, base_effect=gain, base_mean_gain=gain, base_ci_low=None,
+                               base_ci_high=None, win_rate=None, n_targets=None, probe_score=None, expected_gain=gain,
+                               sd=(high - low) / 3.92, low=low, high=high, p_beats_pretrained=p)
+
+
+def test_a_coin_flip_is_never_a_decision_to_switch():
+    from pipelines.recommend.core import predicted_decision
+
+    preds = [_pred("a", 1, 0.09, -11.93, 12.12, 0.51), _pred("b", 2, 0.05, -12.0, 12.0, 0.505),
+             _pred("c", 3, -0.2, -12.0, 11.0, 0.48)]
+    d = predicted_decision(preds, "pre", budget=3)
+    assert d["action"] == "stay" and d["model_id"] == "pre" and "start from" not in d["text"]
+    assert d["text"].startswith("stay with the pretrained model")
+    assert "worth a try: a (P = 0.51), b (P = 0.51)" in d["text"] and "c (P" not in d["text"]
+    assert [w["model_id"] for w in d["worth_a_try"]] == ["a", "b"]
+    assert predicted_decision(preds, "pre", budget=1)["worth_a_try"][0]["model_id"] == "a"
+    assert "worth a try" not in predicted_decision(preds, "pre", budget=0)["text"]
+
+
+def test_switch_when_probability_is_high_or_the_interval_is_above_zero():
+    from pipelines.recommend.core import predicted_decision
+
+    d = predicted_decision([_pred("a", 1, 2.0, -1.0, 5.0, 0.85), _pred("b", 2, 0.1, -3.0, 3.0, 0.52)], "pre")
+    assert d["action"] == "start_from" and d["model_id"] == "a" and d["text"].startswith("start from a: +2.00")
+    d = predicted_decision([_pred("a", 1, 0.4, 0.1, 0.7, 0.7)], "pre")  # interval above 0 alone is enough
+    assert d["action"] == "start_from" and d["model_id"] == "a"
+    d = predicted_decision([_pred("a", 1, 0.5, -0.1, 1.1, 0.79)], "pre")
+    assert d["action"] == "stay"
+
+
+def test_measured_decision_applies_the_same_rule():
+    from pipelines.recommend.protocol import ModelRuns, ProtocolResult
+    from pipelines.recommend.runner import measured_decision, p_beats
+
+    def result(candidate_scores):
+        return ProtocolResult(
+            pretrained=ModelRuns("pre", None, [80.0, 81.0, 79.0]),
+            candidates=[ModelRuns(m, i + 1, s) for i, (m, s) in enumerate(candidate_scores)],
+            gains=[], stopped_early=None, skipped=[], decision={}, seconds=0.0)
+
+    coin = result([("a", [80.1, 81.0, 79.2])])
+    assert 0.4 < p_beats([80.1, 81.0, 79.2], [80.0, 81.0, 79.0]) < 0.6
+    d = measured_decision(coin, "pre")
+    assert d["action"] == "stay" and "start from" not in d["text"] and d["best_candidate"] == "a"
+    likely = result([("a", [81.0, 82.0, 80.3])])  # P about 0.85, interval still holds 0
+    p = p_beats([81.0, 82.0, 80.3], [80.0, 81.0, 79.0])
+    d = measured_decision(likely, "pre")
+    assert 0.8 <= p < 0.975 and d["ci_low"] < 0
+    assert d["action"] == "start_from" and d["model_id"] == "a" and d["text"].startswith("start from a:")
+    sure = result([("a", [80.2, 81.0, 79.1]), ("b", [85.0, 86.0, 84.5])])
+    d = measured_decision(sure, "pre")
+    assert d["action"] == "start_from" and d["model_id"] == "b" and d["ci_low"] > 0
+    single = ProtocolResult(pretrained=ModelRuns("pre", None, [80.0]), candidates=[ModelRuns("a", 1, [90.0])],
+                            gains=[], stopped_early=None, skipped=[], decision={}, seconds=0.0)
+    assert measured_decision(single, "pre")["action"] == "stay"  # one seed a side: no probability claimed

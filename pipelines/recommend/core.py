@@ -54,23 +54,47 @@ class RecommendOptions:
             raise RecommendError("at least one seed is needed")
 
 
-def predicted_decision(preds: list[CandidatePrediction], pretrained_model: str) -> dict:
-    """The decision from the warehouse alone: the best expected gain, if it is positive."""
-    best = max(preds, key=lambda p: p.expected_gain)
-    interval = f"95% interval {best.low:+.2f}..{best.high:+.2f}"
-    if best.expected_gain > 0:
+# "start from X" only when X beats the pretrained model with at least this probability, or its whole 95% interval
+# lies above zero; otherwise the advice is to stay (naming what is worth a try). Applied to the prediction here and
+# to the measured comparison of `--run` (pipelines/recommend/runner.py).
+START_PROBABILITY = 0.8
+WORTH_A_TRY_PROBABILITY = 0.5  # more likely than not to beat the pretrained model
+
+
+def confident(p_beats: float | None, low: float | None) -> bool:
+    """The rule for "start from": P(beats pretrained) >= START_PROBABILITY or the 95% interval above 0."""
+    return (p_beats is not None and p_beats >= START_PROBABILITY) or (low is not None and low > 0)
+
+
+def predicted_decision(preds: list[CandidatePrediction], pretrained_model: str, budget: int = 0) -> dict:
+    """The decision from the warehouse alone. "start from X" only for a candidate that passes `confident`
+    (the best expected gain among those); otherwise stay with the pretrained model, and when a budget allows
+    trying, name the (at most `budget`) candidates most likely to beat it, with their probability."""
+    sure = [p for p in preds if confident(p.p_beats_pretrained, p.low)]
+    if sure:
+        best = max(sure, key=lambda p: p.expected_gain)
         return {
             "action": "start_from", "model_id": best.model_id, "gain": best.expected_gain, "ci_low": best.low,
             "ci_high": best.high, "p_beats_pretrained": best.p_beats_pretrained, "predicted": True,
-            "text": f"start from {best.model_id}: {best.expected_gain:+.2f} points expected ({interval}) over the "
-                    f"pretrained model; it beats it with probability {best.p_beats_pretrained:.0%} "
-                    "(prediction from the warehouse; --run checks it on your data)",
+            "text": f"start from {best.model_id}: {best.expected_gain:+.2f} points expected (95% interval "
+                    f"{best.low:+.2f}..{best.high:+.2f}) over the pretrained model; it beats it with probability "
+                    f"{best.p_beats_pretrained:.0%} (prediction from the warehouse; --run checks it on your data)",
         }
+    best = max(preds, key=lambda p: p.expected_gain)
+    tries = sorted((p for p in preds if p.p_beats_pretrained > WORTH_A_TRY_PROBABILITY),
+                   key=lambda p: (-p.p_beats_pretrained, p.rank))[:max(budget, 0)]
+    text = (f"stay with the pretrained model: no ranked model beats it with probability {START_PROBABILITY:.0%} "
+            f"or an interval above zero (best {best.model_id}: {best.expected_gain:+.2f} points expected, 95% "
+            f"interval {best.low:+.2f}..{best.high:+.2f}, P = {best.p_beats_pretrained:.2f})")
+    if tries:
+        text += ("; worth a try: " + ", ".join(f"{p.model_id} (P = {p.p_beats_pretrained:.2f})" for p in tries)
+                 + " (--run finetunes them on your data)")
     return {
-        "action": "stay", "model_id": pretrained_model, "gain": best.expected_gain, "ci_low": best.low,
-        "ci_high": best.high, "predicted": True,
-        "text": f"stay with the pretrained model: no ranked model is expected to gain on this target "
-                f"(best {best.model_id}: {best.expected_gain:+.2f}, {interval}); --run checks it on your data",
+        "action": "stay", "model_id": pretrained_model, "best_candidate": best.model_id, "gain": best.expected_gain,
+        "ci_low": best.low, "ci_high": best.high, "p_beats_pretrained": best.p_beats_pretrained, "predicted": True,
+        "worth_a_try": [{"model_id": p.model_id, "rank": p.rank, "expected_gain": p.expected_gain,
+                         "p_beats_pretrained": p.p_beats_pretrained} for p in tries],
+        "text": text,
     }
 
 
@@ -99,8 +123,9 @@ def recommend(options: RecommendOptions, settings: Settings | None = None, log: 
         "target": {"dataset_id": target.dataset_id, "file": str(target.path), **_jsonable(target.stats)},
         "target_effect": asdict(target_pred),
         "interaction_sd": evidence.interaction_sd,
+        "calibration": evidence.calibration,
         "candidates": [asdict(p) for p in preds[:SHOWN_CANDIDATES]],
-        "decision": predicted_decision(preds, evidence.pretrained_model),
+        "decision": predicted_decision(preds, evidence.pretrained_model, options.budget),
     }
     if options.run:
         from pipelines.recommend.runner import run_on_target
@@ -130,4 +155,4 @@ def _jsonable(stats: dict) -> dict:
     return {k: (None if v != v else v) if isinstance(v, float) else v for k, v in stats.items()}
 
 
-__all__ = ["RecommendOptions", "UserTarget", "predicted_decision", "recommend"]
+__all__ = ["START_PROBABILITY", "RecommendOptions", "UserTarget", "confident", "predicted_decision", "recommend"]
