@@ -314,27 +314,24 @@ def test_switch_when_probability_is_high_or_the_interval_is_above_zero():
 
 
 def test_measured_decision_applies_the_same_rule():
-    from pipelines.recommend.protocol import ModelRuns, ProtocolResult
-    from pipelines.recommend.runner import measured_decision, p_beats
+    from pipelines.recommend.protocol import ModelRuns, measured_decision, p_beats
+
+    pretrained = ModelRuns("pre", None, [80.0, 81.0, 79.0])
 
     def result(candidate_scores):
-        return ProtocolResult(
-            pretrained=ModelRuns("pre", None, [80.0, 81.0, 79.0]),
-            candidates=[ModelRuns(m, i + 1, s) for i, (m, s) in enumerate(candidate_scores)],
-            gains=[], stopped_early=None, skipped=[], decision={}, seconds=0.0)
+        return pretrained, [ModelRuns(m, i + 1, s) for i, (m, s) in enumerate(candidate_scores)]
 
     coin = result([("a", [80.1, 81.0, 79.2])])
     assert 0.4 < p_beats([80.1, 81.0, 79.2], [80.0, 81.0, 79.0]) < 0.6
-    d = measured_decision(coin, "pre")
+    d = measured_decision(*coin, "pre")
     assert d["action"] == "stay" and "start from" not in d["text"] and d["best_candidate"] == "a"
     likely = result([("a", [81.0, 82.0, 80.3])])  # P about 0.85, interval still holds 0
     p = p_beats([81.0, 82.0, 80.3], [80.0, 81.0, 79.0])
-    d = measured_decision(likely, "pre")
+    d = measured_decision(*likely, "pre")
     assert 0.8 <= p < 0.975 and d["ci_low"] < 0
     assert d["action"] == "start_from" and d["model_id"] == "a" and d["text"].startswith("start from a:")
     sure = result([("a", [80.2, 81.0, 79.1]), ("b", [85.0, 86.0, 84.5])])
-    d = measured_decision(sure, "pre")
+    d = measured_decision(*sure, "pre")
     assert d["action"] == "start_from" and d["model_id"] == "b" and d["ci_low"] > 0
-    single = ProtocolResult(pretrained=ModelRuns("pre", None, [80.0]), candidates=[ModelRuns("a", 1, [90.0])],
-                            gains=[], stopped_early=None, skipped=[], decision={}, seconds=0.0)
-    assert measured_decision(single, "pre")["action"] == "stay"  # one seed a side: no probability claimed
+    single = (ModelRuns("pre", None, [80.0]), [ModelRuns("a", 1, [90.0])])
+    assert measured_decision(*single, "pre")["action"] == "stay"  # one seed a side: no probability claimed

@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from pipelines.recommend.predict import load_evidence, predict_candidates, predict_target_effect
-from pipelines.recommend.protocol import decide, run_protocol, welch_interval
+from pipelines.recommend.protocol import ModelRuns, measured_decision, run_protocol, welch_interval
 from product_fixture import build
 
 ARCH = "all-MiniLM-L6-v2"
@@ -95,7 +95,7 @@ def test_models_without_weights_are_skipped_without_using_the_budget(evidence):
 
 
 def test_decision_without_runs_is_to_stay():
-    assert decide([], "base")["action"] == "stay"
+    assert measured_decision(ModelRuns("base", None, [80.0, 81.0]), [], "base")["action"] == "stay"
 
 
 @pytest.mark.slow
@@ -142,11 +142,14 @@ def test_run_smoke_on_the_offline_zoo(tmp_path, monkeypatch):
     assert [c["model_id"] for c in protocol["candidates"]] == ["local/minilm-copy"]
     assert len(protocol["skipped"]) == 7  # the fixture's ranked models have no local weights
     gains = protocol["gains"]
-    if report["decision"]["action"] == "start_from":
-        best = max(gains, key=lambda g: g["gain"])
-        assert report["decision"]["model_id"] == best["model_id"] and best["low"] > 0
+    from pipelines.recommend.core import confident
+
+    decision = report["decision"]
+    if decision["action"] == "start_from":
+        assert confident(decision["p_beats_pretrained"], decision["ci_low"])
     else:
-        assert all(g["low"] <= 0 for g in gains)
+        assert decision["model_id"] == protocol["pretrained"]["model_id"]
+    assert decision == protocol["decision"]  # one decision: the protocol's is the report's
     assert len(protocol["lake_files"]) == 4
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     runs = con.execute(

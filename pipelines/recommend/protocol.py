@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy import stats
 
+from pipelines.recommend.core import START_PROBABILITY, confident
 from pipelines.recommend.predict import Z95, CandidatePrediction, Evidence, RecommendError
 
 
@@ -97,21 +98,53 @@ def next_candidate_upper(next_c: CandidatePrediction, tried: list[tuple[Candidat
     return predicted, predicted + Z95 * sd
 
 
-def decide(gains: list[ObservedGain], pretrained_model: str) -> dict:
-    if not gains:
-        return {"action": "stay", "model_id": pretrained_model,
-                "text": "stay with the pretrained model: no candidate could be finetuned on this target"}
-    best = max(gains, key=lambda g: g.gain)
-    ci = f"95% CI {best.low:+.2f}..{best.high:+.2f}"
-    if best.low > 0:
-        return {"action": "start_from", "model_id": best.model_id, "gain": best.gain, "ci_low": best.low,
-                "ci_high": best.high,
-                "text": f"start from {best.model_id}: {best.gain:+.2f} points ({ci}) over the pretrained model"}
-    return {"action": "stay", "model_id": pretrained_model, "best_candidate": best.model_id, "gain": best.gain,
-            "ci_low": best.low, "ci_high": best.high,
-            "text": f"stay with the pretrained model: the best candidate, {best.model_id}, gained {best.gain:+.2f} "
-                    f"points ({ci}), not clearly above zero"}
+def p_beats(a: list[float], b: list[float]) -> float | None:
+    """P(mean(a) > mean(b)) from the seeds: the Welch t distribution of the difference (the same variances and df
+    as `welch_interval`, a side with one seed borrowing the other's spread). None with one seed per side."""
+    a_arr, b_arr = np.asarray(a, float), np.asarray(b, float)
+    var_a = a_arr.var(ddof=1) if len(a_arr) > 1 else None
+    var_b = b_arr.var(ddof=1) if len(b_arr) > 1 else None
+    if var_a is None and var_b is None:
+        return None
+    var_a = var_b if var_a is None else var_a
+    var_b = var_a if var_b is None else var_b
+    va, vb = var_a / len(a_arr), var_b / len(b_arr)
+    diff = float(a_arr.mean() - b_arr.mean())
+    if va + vb == 0:
+        return 1.0 if diff > 0 else 0.0
+    df = (va + vb) ** 2 / ((va**2 / max(len(a_arr) - 1, 1)) + (vb**2 / max(len(b_arr) - 1, 1)))
+    return float(stats.t.cdf(diff / math.sqrt(va + vb), df))
 
+
+def measured_decision(pretrained: ModelRuns, candidates: list[ModelRuns], pretrained_model: str) -> dict:
+    """The decision from the runs made on the user's data, by the rule of the predicted decision
+    (`pipelines.recommend.core.confident`): "start from X" only when X's measured gain over the pretrained model
+    has P >= START_PROBABILITY or its 95% Welch interval lies above zero; otherwise stay."""
+    measured = []
+    for runs in candidates:
+        if not runs.scores:
+            continue
+        gain, low, high = welch_interval(runs.scores, pretrained.scores)
+        measured.append({"model_id": runs.model_id, "rank": runs.rank, "gain": gain, "ci_low": low, "ci_high": high,
+                         "p_beats_pretrained": p_beats(runs.scores, pretrained.scores)})
+    if not measured:
+        return {"action": "stay", "model_id": pretrained_model, "predicted": False,
+                "text": "stay with the pretrained model: no candidate could be finetuned on this target"}
+    sure = [m for m in measured if confident(m["p_beats_pretrained"], m["ci_low"])]
+    if sure:
+        best = max(sure, key=lambda m: m["gain"])
+        return {"action": "start_from", **best, "predicted": False,
+                "text": f"start from {best['model_id']}: {best['gain']:+.2f} points (95% CI {best['ci_low']:+.2f}.."
+                        f"{best['ci_high']:+.2f}) over the pretrained model on your data; it beats it with "
+                        f"probability {best['p_beats_pretrained']:.0%}"}
+    best = max(measured, key=lambda m: m["gain"])
+    p = best["p_beats_pretrained"]
+    p_text = "no probability with one seed per side" if p is None else f"P = {p:.2f}"
+    return {"action": "stay", **best, "best_candidate": best["model_id"], "model_id": pretrained_model,
+            "predicted": False,
+            "text": f"stay with the pretrained model: the best candidate, {best['model_id']}, gained "
+                    f"{best['gain']:+.2f} points (95% CI {best['ci_low']:+.2f}..{best['ci_high']:+.2f}, {p_text}); "
+                    f"switching needs probability {START_PROBABILITY:.0%} or an interval above zero"}
 
 def run_protocol(
     evidence: Evidence,
@@ -186,5 +219,6 @@ def run_protocol(
         log(f"  gain {gain:+.2f} points (95% CI {low:+.2f}..{high:+.2f}) over the pretrained model")
     return ProtocolResult(
         pretrained=pretrained, candidates=done, gains=gains, stopped_early=stopped, skipped=skipped,
-        decision=decide(gains, evidence.pretrained_model), seconds=round(time.monotonic() - started, 1),
+        decision=measured_decision(pretrained, done, evidence.pretrained_model),
+        seconds=round(time.monotonic() - started, 1),
     )
