@@ -60,3 +60,26 @@ def materialize_published(home: Path, folder: Path | None, monkeypatch) -> dg.Ex
         },
         instance=dg.DagsterInstance.ephemeral(),
     )
+
+
+def pretrain_name(arch: str) -> str:
+    return f"models_results_{arch.replace('-', '_').replace('/', '_')}_pretrain.csv"
+
+
+def edit_table(folder: Path, arch: str, edit) -> None:
+    """Rewrite `<arch>_table.csv` as `edit(frame)`; cells are read and written as text, so untouched cells keep
+    their exact digits."""
+    import pandas as pd
+
+    path = folder / f"{arch}_table.csv"
+    frame = pd.read_csv(path, index_col=0, dtype=str, keep_default_na=False)
+    edit(frame).to_csv(path)
+
+
+def edit_pretrain(folder: Path, arch: str, edit) -> None:
+    """Rewrite the architecture's tab-separated pretrain file as `edit(frame)`, cells as text."""
+    import pandas as pd
+
+    path = folder / pretrain_name(arch)
+    frame = pd.read_csv(path, sep="\t", index_col=0, dtype=str, keep_default_na=False)
+    edit(frame).to_csv(path, sep="\t")

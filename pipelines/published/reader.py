@@ -1,13 +1,17 @@
 """Read a folder of published finetuning results in the model-recycling format.
 
-Files (see the folder's README): `<arch>_table.csv` (one row per model, percent scores on 36 targets; row 0 is the
-pretrained model whose cells are seed means), `models_results_<arch>_pretrain.csv` (20 seeds of the pretrained model,
+Files (see the folder's README): `<arch>_table.csv` (one row per model, percent scores on its targets; row 0 is the
+pretrained model whose cells are seed means), `models_results_<arch>_pretrain.csv` (seeds of the pretrained model,
 fractions) and an optional `models_tested.csv` (catalog attributes of every model looked at).
 
-Errors that make a whole file unusable (missing, empty, not UTF-8, another format, unknown or missing columns) raise
-:class:`PublishedFormatError` naming the file and line. Problems confined to a row or a cell (non-numeric value, score
-out of range, duplicated model, wrong field count) become `rejected_rows` entries, and every row and cell read is
-accounted for in :class:`FileCounts`.
+A table's targets are its columns after `model_name, avg, mnli_lp`: any subset of the paper's 36 (see targets.py)
+and targets of the user's own suite. An unknown target's metric comes from its seeds in the pretrain file
+(`accuracy` or `spearmanr` filled); one whose seeds do not say raises an error naming the target.
+
+Errors that make a whole file unusable (missing, empty, not UTF-8, another format, duplicated or nameless columns,
+a target with no known metric) raise :class:`PublishedFormatError` naming the file and line. Problems confined to a
+row or a cell (non-numeric value, score out of range, duplicated model, wrong field count) become `rejected_rows`
+entries, and every row and cell read is accounted for in :class:`FileCounts`.
 """
 
 from __future__ import annotations
@@ -472,7 +476,8 @@ def read_catalog(path: Path, imported: dict[str, ImportedArchitecture]) -> tuple
             cell = (rec[column] or "").strip()
             if column != "mnli_lp" and column not in imported[arch].table_targets:
                 counts.cells_derived += 1  # a target this architecture's table does not hold: not imported
-            elif not cell:
+                continue
+            if not cell:
                 counts.cells_empty += 1
                 continue
             value = _number(cell)

@@ -36,9 +36,6 @@ METRIC: dict[str, str] = {t: ("spearman" if t == "stsb" else "accuracy") for t i
 TARGETS: tuple[str, ...] = tuple(sorted(TASK_GROUP))
 
 
-METRICS: tuple[str, ...] = ("accuracy", "spearman")
-
-
 def metric_range(metric: str) -> tuple[float, float]:
     """Valid score range in percent: accuracy in [0, 100], Spearman x100 in [-100, 100]."""
     return (-100.0, 100.0) if metric == "spearman" else (0.0, 100.0)
