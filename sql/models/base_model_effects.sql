@@ -3,8 +3,8 @@
 --   posterior_gain = mean target gain + shrinkage * the model's raw effect, shrinkage = var_base /
 --   (var_base + var_residual / n_targets of this model); its 95% interval uses the posterior variance
 --   shrinkage * var_residual / n_targets plus the variance of the mean target gain.
--- Against rank 1, over the targets both share: the mean difference of winsorized gains, its 95% interval and
--- p_better_than_rank1 (normal approximation of the paired comparison); `tied_with_rank1` when the interval holds 0.
+-- Against rank 1, over the targets both share: the mean difference of winsorized gains, its 95% t-interval and
+-- p_better_than_rank1 (the paired t statistic's CDF); `tied_with_rank1` when the interval holds 0.
 -- mean_gain, ci_low, ci_high (t-interval across targets), median_gain and win_rate describe the raw gains.
 -- Flagged models (model_flags) keep their raw columns and get no rank.
 with raw as (
@@ -68,13 +68,19 @@ select
     r.rank,
     p.n_shared_with_rank1,
     case when r.rank > 1 then p.diff_vs_rank1 end as diff_vs_rank1,
-    case when r.rank > 1 then p.diff_vs_rank1 - 1.959964 * p.diff_se end as diff_vs_rank1_low,
-    case when r.rank > 1 then p.diff_vs_rank1 + 1.959964 * p.diff_se end as diff_vs_rank1_high,
-    case when r.rank > 1 and p.diff_se > 0 then {{ normal_cdf('p.diff_vs_rank1 / p.diff_se') }}
-         when r.rank > 1 then (p.diff_vs_rank1 > 0)::int::double end as p_better_than_rank1,
+    case when r.rank > 1 then p.diff_vs_rank1 - {{ t975('p.n_shared_with_rank1 - 1') }} * p.diff_se end
+        as diff_vs_rank1_low,
+    case when r.rank > 1 then p.diff_vs_rank1 + {{ t975('p.n_shared_with_rank1 - 1') }} * p.diff_se end
+        as diff_vs_rank1_high,
+    case when r.rank > 1 and p.diff_se > 0 and p.n_shared_with_rank1 > 1
+             then {{ t_cdf('p.diff_vs_rank1 / p.diff_se', 'p.n_shared_with_rank1 - 1') }}
+         when r.rank > 1 and p.n_shared_with_rank1 > 1 then (p.diff_vs_rank1 > 0)::int::double end
+        as p_better_than_rank1,
     case when r.rank is null then null
          when r.rank = 1 then true
-         else coalesce(abs(p.diff_vs_rank1) <= 1.959964 * p.diff_se, false) end as tied_with_rank1,
+         when p.n_shared_with_rank1 < 2 then true  -- one shared target: nothing tells them apart
+         else coalesce(abs(p.diff_vs_rank1) <= {{ t975('p.n_shared_with_rank1 - 1') }} * p.diff_se, false)
+    end as tied_with_rank1,
     r.rank is null as flagged
 from raw x
 left join ranked r using (architecture, model_id)
