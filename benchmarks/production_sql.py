@@ -65,6 +65,13 @@ class ModelChain:
         return {m: names[m] for m in self.order}
 
 
+def published_architectures(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Architectures the warehouse holds published results for (what the benchmarks evaluate)."""
+    return [r[0] for r in con.execute(
+        "select distinct architecture from hub_models where source = 'published' and role = 'pretrained' "
+        "and architecture in (select architecture from gains) order by 1").fetchall()]
+
+
 def _topological(targets: tuple[str, ...], nodes: dict[str, dict]) -> list[str]:
     order: list[str] = []
 
@@ -81,4 +88,4 @@ def _topological(targets: tuple[str, ...], nodes: dict[str, dict]) -> list[str]:
     return order
 
 
-__all__ = ["ModelChain", "compiled_sql", "retarget"]
+__all__ = ["ModelChain", "compiled_sql", "published_architectures", "retarget"]

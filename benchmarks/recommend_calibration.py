@@ -29,7 +29,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.production_sql import ModelChain  # noqa: E402
+from benchmarks.production_sql import ModelChain, published_architectures  # noqa: E402
 from benchmarks.results_file import write_results  # noqa: E402
 from pipelines.recommend.predict import (  # noqa: E402
     COVERAGE,
@@ -167,9 +167,7 @@ def main() -> int:
     chain = production_chain()
     con = connect(get_settings().warehouse_path, read_only=True)
     con.execute("set threads = 1")  # one summation order: the rebuilt tables (and ranks near ties) are reproducible
-    archs = [r[0] for r in con.execute(
-        "select distinct architecture from leaderboard where architecture in "
-        "(select architecture from hub_models where source = 'published') order by 1").fetchall()]
+    archs = published_architectures(con)
     if not archs:
         print("no published architectures in the warehouse: run the `published` job first", file=sys.stderr)
         return 2
