@@ -8,12 +8,15 @@ from pipelines.engine.grid import default_grid_job, full_grid_job  # finetuning 
 from pipelines.hub.automation import hub_catalog_job  # Hub catalog refresh, docs/hub_and_probes.md
 from pipelines.probes.selection_job import SELECTION_JOBS  # probe, then finetune the top k, per architecture
 from pipelines.recommend.job import recommend_job  # op job with run config, docs/recommend.md
+from pipelines.recovery import recovering_executor  # kill -9 recovery and INFO on pool waits, docs/engine.md
 
-# Import published results, load the warehouse, and derive every SQL model from it.
+# Import published results, load the warehouse, and derive every SQL model from it. The executor frees the
+# `duckdb` slot of a run killed earlier and says at INFO who holds the pool while a step waits for it.
 published_job = dg.define_asset_job(
     name="published",
     selection=dg.AssetSelection.groups("published", "warehouse", "analytics"),
     description="Import published finetuning results, load the warehouse and build every SQL model.",
+    executor_def=recovering_executor,
 )
 
 ALL_JOBS = [published_job, recommend_job, hub_catalog_job, *SELECTION_JOBS, default_grid_job, full_grid_job]

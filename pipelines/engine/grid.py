@@ -3,7 +3,9 @@
 `run_grid` registers the dynamic partitions, then materializes `intermediate_models` per source,
 `lake/finetune_runs` per (model, target) and `lake/probe_scores` per model (a second or two each, so that
 `proxy_validation` covers the grid) against the given Dagster instance. Finished runs are in the lake,
-so rerunning after an interruption only computes what is missing.
+so rerunning after an interruption only computes what is missing. Each run records its process in run tags;
+`run_grid` first frees the pool slots of runs killed earlier and, while a partition waits for a pool slot,
+says at INFO which run holds it (`pipelines.recovery`).
 """
 
 
@@ -16,6 +18,7 @@ import dagster as dg
 from pipelines.engine.recipe import Recipe
 from pipelines.partitions import encode_key
 from pipelines.probes.run import OFFLINE_PROXY
+from pipelines.recovery import recovering_executor
 from pipelines.zoo import DEFAULT_BASE, intermediate_id
 
 # Recipe of the target runs: the Recipe defaults (documented in docs/engine.md) ...
@@ -96,9 +99,14 @@ def run_grid(grid: Grid, instance: dg.DagsterInstance | None = None, log: Callab
     from assets.intermediate_models import intermediate_models
     from assets.probes import probe_scores_lake
     from pipelines.resources import HomeResource, LakeResource
+    from pipelines.recovery import HOST_TAG, PID_TAG, PoolWatch, free_dead_runs, process_tags
     from pipelines.settings import get_settings
 
     instance = instance or _instance()
+    if not instance.is_ephemeral:
+        free_dead_runs(instance, log=log)
+    tags = process_tags()
+    mine = lambda run: all(run.tags.get(k) == tags[k] for k in (HOST_TAG, PID_TAG))  # noqa: E731
     settings = get_settings()
     resources = {"lake": LakeResource(url=settings.lake_url), "home": HomeResource(path=str(settings.home))}
     instance.add_dynamic_partitions("sources", [encode_key(s) for s in grid.sources])
@@ -107,10 +115,11 @@ def run_grid(grid: Grid, instance: dg.DagsterInstance | None = None, log: Callab
     counts = {"ok": 0, "failed": 0}
 
     def materialize(asset, key, config: dict) -> None:
-        result = dg.materialize(
-            [asset], partition_key=key, instance=instance, resources=resources, raise_on_error=False,
-            run_config={"ops": {asset.op.name: {"config": config}}},
-        )
+        with PoolWatch(instance, mine, log):
+            result = dg.materialize(
+                [asset], partition_key=key, instance=instance, resources=resources, raise_on_error=False,
+                run_config={"ops": {asset.op.name: {"config": config}}}, tags=tags,
+            )
         if not result.success and _interrupted(result):
             # Ctrl-C / kill reached the run: stop the whole grid (finished runs stay in the lake, none is partial).
             raise KeyboardInterrupt(f"interrupted during {asset.key.to_user_string()} partition {key}")
@@ -148,12 +157,12 @@ def run_grid_op(context: dg.OpExecutionContext, config: GridConfig) -> None:
 
 
 @dg.job(name="default_grid", description="The embedded default grid (3 sources × 3 targets + base, 2 seeds).",
-        config={"ops": {"run_grid_op": {"config": {"grid": "default"}}}})
+        config={"ops": {"run_grid_op": {"config": {"grid": "default"}}}}, executor_def=recovering_executor)
 def default_grid_job():
     run_grid_op()
 
 
 @dg.job(name="full_grid", description="All installed offline sets as sources and targets, 3 seeds.",
-        config={"ops": {"run_grid_op": {"config": {"grid": "full"}}}})
+        config={"ops": {"run_grid_op": {"config": {"grid": "full"}}}}, executor_def=recovering_executor)
 def full_grid_job():
     run_grid_op()
