@@ -19,6 +19,57 @@ def _terminal(text: object) -> str:
     )
 
 
+def _error(message: object) -> int:
+    """The one line a refused command prints (on stderr), escaped for the terminal; the exit code for bad input."""
+    print(f"error: {_terminal(message)}", file=sys.stderr)
+    return 2
+
+
+def _log(message: object) -> None:
+    print(_terminal(message), file=sys.stderr)
+
+
+def _warehouse_errors() -> tuple[type[BaseException], ...]:
+    import duckdb
+
+    return (duckdb.Error,)
+
+
+def _warehouse_problem(exc: BaseException) -> str:
+    """A DuckDB error on the warehouse as one line with the fix."""
+    text = " ".join(str(exc).split())
+    path = get_settings().warehouse_path
+    if "does not exist" in text or "Catalog Error" in text:
+        return f"the warehouse {path} lacks a table this command reads ({text[:200]}); rebuild it with `make run`"
+    return f"cannot read the warehouse {path} ({text[:200]}); rebuild it with `make run` (or the `published` job)"
+
+
+def _check_out_dir(out: str, flag: str = "--out") -> Path | None:
+    """Refuse an output folder that cannot be written, before any work: a file, a path under a file, a read-only
+    folder. Returns None after printing the error; nothing is created here."""
+    import tempfile
+    from pathlib import Path
+
+    path = Path(out).expanduser().absolute()
+    if path.exists() and not path.is_dir():
+        _error(f"{flag} {path}: is a file, not a folder; give a folder path (it is created if missing)")
+        return None
+    ancestor = path.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        _error(f"{flag} {path}: {ancestor} is a file, so no folder can be created under it; choose another path")
+        return None
+    for folder in dict.fromkeys([ancestor, *([path] if path.is_dir() else [])]):
+        try:  # a real probe: permission bits do not tell root or a read-only filesystem apart
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".startpoint-probe-"):
+                pass
+        except OSError as exc:
+            _error(f"{flag} {path}: cannot write in {folder} ({exc.strerror or exc}); choose a writable folder")
+            return None
+    return path
+
+
 def _interval(value, low, high) -> str:
     """'+1.21 (+0.68..+1.74)'; empty when the value is missing."""
     if value is None:
@@ -27,19 +78,31 @@ def _interval(value, low, high) -> str:
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    from pipelines.warehouse.load import connect
+
+    if args.top < 1:
+        return _error(f"--top must be at least 1 row per architecture, got {args.top}")
+    try:
+        return _print_leaderboard(args, connect(get_settings().warehouse_path, read_only=True))
+    except FileNotFoundError as exc:
+        return _error(exc)
+    except _warehouse_errors() as exc:
+        return _error(_warehouse_problem(exc))
+
+
+def _print_leaderboard(args: argparse.Namespace, con) -> int:
     from pipelines.site.build import Reliability, _true, percent, reliability_text
     from pipelines.site.data import RANKING_COLUMNS, _columns, _select
     from pipelines.tables import markdown_table
-    from pipelines.warehouse.load import connect
 
-    con = connect(get_settings().warehouse_path, read_only=True)
     try:
         archs = [r[0] for r in con.execute("select distinct architecture from leaderboard order by 1").fetchall()]
         if args.architecture:
+            known = archs
             archs = [a for a in archs if a == args.architecture]
             if not archs:
-                print(f"no leaderboard for architecture '{_terminal(args.architecture)}'", file=sys.stderr)
-                return 2
+                return _error(f"no leaderboard for architecture {args.architecture!r}; the warehouse has "
+                              f"{', '.join(known) or 'none'} (pass one of them to --architecture)")
         ranking = _select(_columns(con, "leaderboard"), RANKING_COLUMNS)
         for arch in archs:
             rows = con.execute(
@@ -88,6 +151,8 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
     """Predict (and with --run, check) which base model to start from for the user's dataset."""
     from pipelines.data import DatasetError
     from pipelines.recommend import RecommendError, RecommendOptions, recommend
+    from pipelines.recommend.core import ReportWriteError
+    from pipelines.recommend.report import summary_lines
 
     try:
         options = RecommendOptions(
@@ -95,13 +160,15 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
             text_pair_col=args.text_pair_col, budget=args.budget, run=args.run,
             seeds=list(range(args.seeds)), train_cap=args.train_cap, report=args.report,
         )
-        report = recommend(options, log=lambda msg: print(msg, file=sys.stderr))
-    except (DatasetError, RecommendError, FileNotFoundError, ValueError) as exc:  # bad input, invalid recipe
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    from pipelines.recommend.report import summary_lines
-
-    print("\n".join(summary_lines(report)))
+        report = recommend(options, log=_log)
+    except ReportWriteError as exc:  # the decision stands: print it, then say the report is missing
+        print("\n".join(_terminal(line) for line in summary_lines(exc.report)))
+        return _error(exc)
+    except (DatasetError, RecommendError, OSError, ValueError) as exc:  # bad input, invalid recipe, unreadable file
+        return _error(exc)
+    except _warehouse_errors() as exc:
+        return _error(_warehouse_problem(exc))
+    print("\n".join(_terminal(line) for line in summary_lines(report)))
     return 0
 
 
@@ -110,13 +177,18 @@ def _cmd_site(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     out = args.out or str(settings.artifacts_dir / "site")
-    try:
-        summary = build_site(settings.warehouse_path, out, progress=lambda msg: print(msg, file=sys.stderr))
-    except (SiteDataError, FileNotFoundError, FileExistsError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    if not settings.warehouse_path.exists():
+        return _error(f"no warehouse at {settings.warehouse_path}: run `make run` (or the `published` job) first")
+    if _check_out_dir(out) is None:
         return 2
-    print(f"site: {summary.pages} pages for {', '.join(summary.architectures)} in {summary.out_dir}; "
-          f"open {summary.out_dir / 'index.html'}")
+    try:
+        summary = build_site(settings.warehouse_path, out, progress=_log)
+    except (SiteDataError, OSError) as exc:
+        return _error(exc)
+    except _warehouse_errors() as exc:
+        return _error(_warehouse_problem(exc))
+    print(_terminal(f"site: {summary.pages} pages for {', '.join(summary.architectures)} in {summary.out_dir}; "
+                    f"open {summary.out_dir / 'index.html'}"))
     return 0
 
 
@@ -125,20 +197,35 @@ def _cmd_model_card(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     out = args.out or str(settings.artifacts_dir / "model_cards")
+    if args.top < 1:
+        return _error(f"--top must be at least 1 model per architecture, got {args.top}")
+    if not settings.warehouse_path.exists():
+        return _error(f"no warehouse at {settings.warehouse_path}: run `make run` (or the `published` job) first")
+    if _check_out_dir(out) is None:
+        return 2
     try:
         summary = export_model_cards(settings.warehouse_path, out, top=args.top, site_url=args.site_url)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except (ValueError, OSError) as exc:
+        return _error(exc)
+    except _warehouse_errors() as exc:
+        return _error(_warehouse_problem(exc))
     for card in summary.cards:
-        print(f"{card.architecture} #{card.rank} {card.model_id}: {card.markdown_path}")
-    print(f"{len(summary.cards)} model cards; index {summary.index_path}")
+        print(_terminal(f"{card.architecture} #{card.rank} {card.model_id}: {card.markdown_path}"))
+    print(_terminal(f"{len(summary.cards)} model cards; index {summary.index_path}"))
     return 0
 
 
 def _cmd_grid(args: argparse.Namespace) -> int:
-    from pipelines.engine.grid import DEFAULT_GRID, full_grid, run_grid
+    from pipelines.engine.grid import DEFAULT_GRID, _instance, full_grid, run_grid
 
+    if not args.worker:
+        # The grid runs in a child process so that Ctrl-C / SIGTERM stop it within seconds even while Dagster
+        # waits for a pool slot (it ignores interrupts there); what the child held is freed after it stops.
+        from pipelines.recovery import supervise
+
+        cmd = [sys.executable, "-m", "pipelines.cli", "run-grid", "--worker", *(["--full"] if args.full else [])]
+        return supervise(cmd, what="run-grid", instance_factory=_instance,
+                         hint="; finished runs are in the lake, rerun to complete the grid")
     grid = full_grid() if args.full else DEFAULT_GRID
     try:
         counts = run_grid(grid)
@@ -150,8 +237,40 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     return 1 if counts["failed"] else 0
 
 
+def _cmd_recover(args: argparse.Namespace) -> int:
+    """Free the pool slots of killed runs; show who holds each pool."""
+    from pipelines.engine.grid import _instance
+    from pipelines.recovery import describe_holders, free_dead_runs, release_run
+
+    instance = _instance()
+    if instance.is_ephemeral:
+        print("error: DAGSTER_HOME is not set: there is no persistent Dagster instance to recover", file=sys.stderr)
+        return 2
+    for run_id in args.run_id:
+        if instance.get_run_by_id(run_id) is None:
+            print(f"error: no run {_terminal(run_id)}", file=sys.stderr)
+            return 2
+        release_run(instance, run_id, "marked failed and its pool slots freed by `startpoint recover --run-id`",
+                    log=print)
+        print(f"run {run_id}: marked failed, pool slots freed")
+    released = free_dead_runs(instance, log=print)
+    storage = instance.event_log_storage
+    pools = sorted(storage.get_concurrency_keys()) if storage.supports_global_concurrency_limits else []
+    for pool in pools:
+        print(describe_holders(instance, pool))
+    print(f"{len(released)} dead or finished run(s) released" + ("" if pools else "; no pools in use"))
+    return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one `error: ...` line (and where to read the usage) instead of the usage block."""
+
+    def error(self, message: str):  # argparse API
+        self.exit(2, f"error: {_terminal(message)} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="startpoint", description=__doc__)
+    parser = _Parser(prog="startpoint", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("leaderboard", help="print the leaderboard of each architecture in the warehouse")
     p.add_argument("--architecture", help="only this architecture")
@@ -160,7 +279,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run-grid", help="finetune the embedded default grid (or --full) through Dagster")
     p.add_argument("--full", action="store_true", help="all installed offline sets as sources and targets, 3 seeds")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # the supervised child process
     p.set_defaults(func=_cmd_grid)
+
+    p = sub.add_parser("recover", help="free the Dagster pool slots of killed runs and show who holds each pool")
+    p.add_argument("--run-id", action="append", default=[],
+                   help="also mark this unfinished run failed and free its slots (a run on another host, or "
+                        "started without process tags); repeatable")
+    p.set_defaults(func=_cmd_recover)
 
     p = sub.add_parser("recommend", help="which base model to start finetuning from, for your labelled data")
     p.add_argument("--data", required=True, help="your labelled data: CSV, TSV, JSONL or Parquet")

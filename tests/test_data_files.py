@@ -61,7 +61,7 @@ def test_split_column_keeps_user_splits(tmp_path):
         ("oneclass.csv", "text,label\n" + "".join(f"t{i},same\n" for i in range(20)), {}, "every row has the label 'same'"),
         ("badjson.jsonl", '{"text": "a", "label": 1}\n{"text": "b", label: 2}\n', {}, "line 2 is not valid JSON"),
         ("list.jsonl", '["a", 1]\n', {}, "line 1 is a JSON list"),
-        ("data.xlsx", "x", {}, "unknown file type '.xlsx'"),
+        ("data.xlsx", "x", {}, "an Excel workbook, not a text table; export the sheet as CSV"),
         ("gapsplit.csv", "text,label,split\n" + "".join(f"t{i},{i % 2},train\n" for i in range(12)) + "x,1,\n", {},
          r"unknown split name\(s\) \['\(empty\)'\] \(first at row 13\)"),
         ("badsplit.csv", "text,label,split\n" + "".join(f"t{i},{i % 2},holdout\n" for i in range(12)), {}, "unknown split name"),

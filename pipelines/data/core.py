@@ -7,7 +7,8 @@ ids, splits and caps.
 
 Defaults (see :func:`build_dataset`):
 
-- empty or whitespace-only texts are dropped; labels are stripped strings, an empty label is an error;
+- empty or whitespace-only texts are dropped; labels are stripped strings; an empty label, a missing-value
+  marker (``NaN``, ``None``, ``null``, ... see ``MISSING_LABELS``) or a list label is an error naming the rows;
 - label ids follow the sorted label names (numeric sort when every label is a number, e.g. ``2 < 10``);
 - a source with official train/test keeps them, and validation (when absent) is carved from train:
   ``VALIDATION_FRACTION`` of each label's train rows; a source with one pool is split with
@@ -33,6 +34,17 @@ MIN_ROWS = 10  # fewer labelled rows than this cannot give three useful splits
 SPLITS = ("train", "validation", "test")
 _VALIDATION_NAMES = {"validation": "validation", "valid": "validation", "val": "validation", "dev": "validation"}
 _NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?$")
+
+
+# Spellings of "no value" that CSV exports, pandas, JSON and SQL dumps write into a label cell: refused, never a class.
+MISSING_LABELS = frozenset({"nan", "NaN", "NAN", "None", "null", "Null", "NULL", "NA", "N/A", "n/a", "<NA>", "#N/A", "nil"})
+
+
+def _rows(rows, word: bool = True, shown: int = 5) -> str:
+    """'rows 3, 8, 9 and 4 more' (row numbers for error messages)."""
+    values = [str(r) for r in rows]
+    text = ", ".join(values[:shown]) + (f" and {len(values) - shown} more" if len(values) > shown else "")
+    return (("row " if len(values) == 1 else "rows ") if word else "") + text
 
 
 class DatasetError(ValueError):
@@ -162,12 +174,28 @@ def _clean(frame: pd.DataFrame, where: str, notes: dict) -> pd.DataFrame:
     if empty.any():
         notes["dropped_empty_text"] = int(empty.sum())
         frame = frame[~empty]
+    structured = frame["label"].map(lambda v: isinstance(v, (list, tuple, dict, set)))
+    if structured.any():
+        rows = frame.loc[structured, "row"]
+        raise DatasetError(
+            f"{where}: {_rows(rows)} {'has' if len(rows) == 1 else 'have'} a list or object as the label; "
+            "each row needs one label (multi-label data is not supported): give a single class name"
+        )
     labels = frame["label"].map(_as_text)
     if (labels == "").any():
-        row = frame.loc[labels == "", "row"].iloc[0]
+        rows = frame.loc[labels == "", "row"]
         raise DatasetError(
-            f"{where}: row {row} has an empty label ({int((labels == '').sum())} such rows); "
+            f"{where}: row {rows.iloc[0]} has an empty label ({len(rows)} such rows: {_rows(rows, word=False)}); "
             "give every row a label or remove unlabelled rows"
+        )
+    missing = labels.isin(MISSING_LABELS)
+    if missing.any():
+        rows = frame.loc[missing, "row"]
+        spelled = sorted(set(labels[missing]))
+        raise DatasetError(
+            f"{where}: {_rows(rows)} {'has' if len(rows) == 1 else 'have'} the label "
+            f"{' / '.join(repr(x) for x in spelled)}, a missing-value marker, not a class; give those rows a real "
+            "label or remove them (if it really is a class, rename it, e.g. to 'no_label')"
         )
     frame["label"] = labels
     return frame
@@ -195,7 +223,8 @@ def build_dataset(
         )
     if frame["label"].nunique() < 2:
         raise DatasetError(
-            f"{where}: every row has the label {frame['label'].iloc[0]!r}; a classifier needs at least two classes"
+            f"{where}: every row has the label {frame['label'].iloc[0]!r}; a classifier needs at least two classes "
+            "(is the label column the right one? add rows of another class)"
         )
 
     rng = np.random.default_rng(seed)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import zipfile
 from pathlib import Path
 
 import pandas as pd
@@ -24,9 +25,21 @@ ROW = "__source_row__"  # where a row came from (data row or JSONL line), for er
 SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 
 
+SPREADSHEETS = {".xlsx": "an Excel workbook", ".xlsm": "an Excel workbook", ".xls": "an Excel workbook",
+                ".ods": "an OpenDocument spreadsheet", ".numbers": "a Numbers spreadsheet"}
+_EXPORT = "export the sheet as CSV (UTF-8) from the spreadsheet program (File > Save As / Download as CSV) and pass that file"
+_TYPES = "a CSV, TSV, JSONL or Parquet file"
+
+
 def max_file_bytes() -> int:
     env = os.environ.get("STARTPOINT_MAX_DATASET_MB")
     return int(float(env) * 1024 * 1024) if env else MAX_FILE_BYTES
+
+
+def _looks_utf16(data: bytes) -> bool:
+    """UTF-16 without a byte-order mark: text whose every second byte is NUL."""
+    sample = data[:4096]
+    return len(sample) >= 4 and max(sample[0::2].count(0), sample[1::2].count(0)) > len(sample) // 4
 
 
 def _decode(path: Path, data: bytes, encoding: str) -> str:
@@ -34,11 +47,80 @@ def _decode(path: Path, data: bytes, encoding: str) -> str:
         return data.decode("utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding)
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
+        if _looks_utf16(data):
+            raise DatasetError(
+                f"{path}: UTF-16 text (no byte-order mark), not UTF-8; re-encode it to UTF-8 "
+                f"(e.g. `iconv -f utf-16le -t utf-8 {path.name} > fixed_{path.name}`, or save it as 'CSV UTF-8')"
+            ) from None
         raise DatasetError(
             f"{path}: not valid {encoding}: byte 0x{data[err.start]:02x} at byte offset {err.start} (line {line}). "
-            f"Re-encode the file to UTF-8 (e.g. `iconv -f latin1 -t utf-8 {path.name} > fixed_{path.name}`) "
-            "or pass encoding='latin-1' if that is what it is"
+            f"Re-encode the file to UTF-8 (e.g. `iconv -f latin1 -t utf-8 {path.name} > fixed_{path.name}` "
+            "if it is Latin-1 / Windows-1252) or save it as 'CSV UTF-8'"
         ) from None
+
+
+def _zip_kind(path: Path) -> str:
+    """What a zip container holds: a spreadsheet, a document, or an archive of files."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            mimetype = archive.read("mimetype")[:80].decode("ascii", "replace") if "mimetype" in names else ""
+    except (zipfile.BadZipFile, OSError, KeyError, RuntimeError, ValueError):
+        return "a damaged zip archive"
+    if any(n.startswith("xl/") for n in names):
+        return "an Excel workbook (.xlsx)"
+    if "opendocument.spreadsheet" in mimetype:
+        return "an OpenDocument spreadsheet (.ods)"
+    if any(n.startswith("word/") for n in names) or "opendocument.text" in mimetype:
+        return "a word-processor document"
+    shown = ", ".join(n for n in names[:3])
+    return f"a zip archive ({len(names)} file(s){': ' + shown if shown else ''}{', ...' if len(names) > 3 else ''})"
+
+
+def sniff(path: Path, head: bytes, kind: str | None, encoding: str = "utf-8") -> str | None:
+    """Why a file is not the text table its name says (a spreadsheet, an archive, UTF-16, binary), or None.
+    The text-encoding checks apply when UTF-8 is expected (an explicit other `encoding` is the caller's word)."""
+    if path.suffix.lower() in SPREADSHEETS:
+        return f"{path}: {SPREADSHEETS[path.suffix.lower()]}, not a text table; {_EXPORT}"
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        what = _zip_kind(path)
+        if "spreadsheet" in what or "workbook" in what:
+            return f"{path}: {what} named {path.suffix or 'without an extension'}, not a text table; {_EXPORT}"
+        if "document" in what:
+            return f"{path}: {what}, not a data table; save the table as CSV (UTF-8) and pass that file"
+        return f"{path}: {what}, not {_TYPES}; unzip it and pass the data file inside"
+    if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
+        return f"{path}: an old-style Excel workbook (.xls), not a text table; {_EXPORT}"
+    for magic, what, fix in (
+        (b"\x1f\x8b", "gzip-compressed", f"`gunzip -k {path.name}`"),
+        (b"BZh", "bzip2-compressed", f"`bunzip2 -k {path.name}`"),
+        (b"\xfd7zXZ\x00", "xz-compressed", f"`unxz -k {path.name}`"),
+        (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive", "extract it"),
+        (b"%PDF", "a PDF document", "export the table as CSV"),
+    ):
+        if head.startswith(magic):
+            return f"{path}: {what}, not {_TYPES}; {fix} and pass the data file"
+    if kind != "parquet" and head.startswith(b"PAR1"):
+        return f"{path}: a Parquet file named {path.suffix}; rename it to {path.stem}.parquet"
+    if kind == "parquet" or encoding.lower().replace("_", "-") not in ("utf-8", "utf8"):
+        return None  # pyarrow checks its own magic bytes; the caller named the encoding
+    if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return (f"{path}: UTF-32 text (byte-order mark), not UTF-8; re-encode it "
+                f"(`iconv -f utf-32 -t utf-8 {path.name} > fixed_{path.name}`)")
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return (f"{path}: UTF-16 text (byte-order mark), not UTF-8; re-encode it "
+                f"(`iconv -f utf-16 -t utf-8 {path.name} > fixed_{path.name}`, or save it as 'CSV UTF-8')")
+    if _looks_utf16(head):
+        return (f"{path}: UTF-16 text (no byte-order mark), not UTF-8; re-encode it "
+                f"(`iconv -f utf-16le -t utf-8 {path.name} > fixed_{path.name}`, or save it as 'CSV UTF-8')")
+    nul = head.find(b"\x00")
+    if nul >= 0:
+        return (f"{path}: binary data (NUL byte at offset {nul}), not a {(kind or 'text').upper()} text file; "
+                f"give {_TYPES}")
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if stripped.startswith((b"<!doctype html", b"<html")):
+        return f"{path}: an HTML page, not {_TYPES} (a download that saved the web page?); download the raw file"
+    return None
 
 
 def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
@@ -61,12 +143,17 @@ def read_table(path: str | Path, *, encoding: str = "utf-8") -> pd.DataFrame:
     """Read a user file into a frame (strings as str); a `__source_row__` column says where each row came from."""
     path = Path(path).expanduser()
     if not path.exists():
-        raise DatasetError(f"{path}: file not found; give the path of a CSV, TSV, JSONL or Parquet file")
+        raise DatasetError(f"{path}: file not found; give the path of {_TYPES}")
     if path.is_dir():
-        raise DatasetError(f"{path}: is a folder; give one CSV, TSV, JSONL or Parquet file")
+        raise DatasetError(f"{path}: is a directory, not a file; give one {_TYPES.removeprefix('a ')} inside it")
+    if not path.is_file():
+        raise DatasetError(f"{path}: not a regular file (a device, pipe or socket); give {_TYPES}")
     kind = SUFFIXES.get(path.suffix.lower())
+    if path.suffix.lower() in SPREADSHEETS:
+        raise DatasetError(sniff(path, b"", kind))
     if kind is None:
-        raise DatasetError(f"{path}: unknown file type {path.suffix!r}; use one of {sorted(SUFFIXES)}")
+        what = f"unknown file type {path.suffix!r}" if path.suffix else "no file-name extension"
+        raise DatasetError(f"{path}: {what}; use one of {sorted(SUFFIXES)} (rename the file if it is one of them)")
     size, limit = path.stat().st_size, max_file_bytes()
     if size > limit:
         raise DatasetError(
@@ -75,6 +162,10 @@ def read_table(path: str | Path, *, encoding: str = "utf-8") -> pd.DataFrame:
         )
     if size == 0:
         raise DatasetError(f"{path}: the file is empty; it needs a header and labelled rows")
+    with path.open("rb") as fh:
+        problem = sniff(path, fh.read(4096), kind, encoding)
+    if problem:
+        raise DatasetError(problem)
     if kind == "parquet":
         try:
             frame = pq.read_table(path).to_pandas()
@@ -92,7 +183,11 @@ def read_table(path: str | Path, *, encoding: str = "utf-8") -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise DatasetError(f"{path}: no columns found; the first line must be a header naming the columns") from None
     except pd.errors.ParserError as err:
-        raise DatasetError(f"{path}: cannot parse as {kind.upper()}: {err}") from None
+        detail = " ".join(str(err).split()).removeprefix("Error tokenizing data. C error: ")
+        raise DatasetError(
+            f"{path}: cannot parse as {kind.upper()}: {detail}; quote fields that hold the separator "
+            f"({'a tab' if kind == 'tsv' else 'a comma'}) or a line break"
+        ) from None
     frame[ROW] = range(1, len(frame) + 1)  # data row number; the header is not counted
     return frame
 
@@ -106,9 +201,10 @@ def frame_to_raw(
         raise DatasetError(f"{where}: no data rows (columns: {columns}); add labelled rows")
     for role, name in (("text", text_col), ("label", label_col), ("text pair", text_pair_col)):
         if name is not None and name not in frame.columns:
+            hint = _separator_hint(columns)
             raise DatasetError(
                 f"{where}: no {role} column {name!r}; the columns are {columns}. "
-                f"Pass {role.replace(' ', '_')}_col=<one of them>"
+                f"Pass --{role.replace(' ', '-')}-col <one of them>{hint}"
             )
     raw = pd.DataFrame({"text": frame[text_col], "label": frame[label_col], "row": frame[ROW] if ROW in frame else range(1, len(frame) + 1)})
     if text_pair_col:
@@ -116,6 +212,18 @@ def frame_to_raw(
     if split_col and split_col in frame.columns:
         raw["split"] = frame[split_col].map(lambda s: str(s).strip() or None)
     return raw
+
+
+def _separator_hint(columns: list) -> str:
+    """When the header came out as one column, what separator the file probably uses."""
+    if len(columns) != 1:
+        return ""
+    header = str(columns[0])
+    for sep, name in (("\t", "tab"), (";", "semicolon"), ("|", "pipe")):
+        if sep in header:
+            fix = "name it .tsv" if sep == "\t" else "re-export it with commas"
+            return f" (the header is one column holding {name}s: the file looks {name}-separated; {fix})"
+    return ""
 
 
 def load_file(

@@ -54,7 +54,7 @@ def _pick_columns(columns: list[str], text_col: str | None, text_pair_col: str |
     for text, pair in TEXT_COLUMNS:
         if text in columns and (pair is None or pair in columns):
             return text, pair if text_pair_col is None else text_pair_col
-    raise DatasetError(f"{where}: no text column found among {columns}; pass text_col=<column> (and text_pair_col)")
+    raise DatasetError(f"{where}: no text column found among {columns}; pass --text-col <column> (and --text-pair-col)")
 
 
 def load_hf(

@@ -8,6 +8,7 @@ the reliability of the architecture's ranking, the plain mean gain over the pret
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import yaml
 from pipelines.site.build import model_href
 from pipelines.site.data import RANKING_COLUMNS, _columns, _select
 from pipelines.site.html import slug
+from pipelines.tables import markdown_text
 from pipelines.warehouse.load import connect
 
 METRIC_NAMES = {"accuracy": "Accuracy", "spearman": "Spearman correlation (x100)"}
@@ -71,9 +73,16 @@ def _f(value, spec: str) -> str:
     return "n/a" if value is None or pd.isna(value) else format(value, spec)
 
 
+def _visible(text) -> str:
+    """Control and format characters (escape sequences, bidi overrides) as visible \\u.... escapes."""
+    return "".join(ch if ch == " " or unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp")
+                   else f"\\u{ord(ch):04x}" for ch in str(text))
+
+
 def _code(text) -> str:
-    """Untrusted text as a markdown code span: a fence longer than any backtick run inside, on one line."""
-    text = " ".join(str(text).split())
+    """Untrusted text as a markdown code span: a fence longer than any backtick run inside, on one line, with
+    control and bidi characters shown as escapes."""
+    text = _visible(" ".join(str(text).split()))
     run = cur = 0
     for ch in text:
         cur = cur + 1 if ch == "`" else 0
@@ -81,6 +90,11 @@ def _code(text) -> str:
     fence = "`" * (run + 1)
     pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
     return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _cell(text) -> str:
+    """Untrusted text as a markdown table cell: markup escaped (no raw HTML), pipes escaped, one line."""
+    return markdown_text(_visible(text)).replace("|", "\\|")
 
 
 def _comparison(row) -> str:
@@ -123,7 +137,7 @@ def markdown_section(row, gains: pd.DataFrame, n_ranked: int, source_url: str) -
     ]
     for g in gains.sort_values("gain", ascending=False).itertuples():
         lines.append(
-            f"| {str(g.dataset_id).replace('|', '/')} | {g.metric if isinstance(g.metric, str) else ''} | "
+            f"| {_cell(g.dataset_id)} | {_cell(g.metric) if isinstance(g.metric, str) else ''} | "
             f"{_f(g.score_mean, '.2f')} | {_f(g.baseline_mean, '.2f')} | {_f(g.gain, '+.2f')} |"
         )
     return "\n".join(lines) + "\n"

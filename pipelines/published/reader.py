@@ -10,8 +10,9 @@ and targets of the user's own suite. An unknown target's metric comes from its s
 
 Errors that make a whole file unusable (missing, empty, not UTF-8, another format, duplicated or nameless columns,
 a target with no known metric) raise :class:`PublishedFormatError` naming the file and line. Problems confined to a
-row or a cell (non-numeric value, score out of range, duplicated model, wrong field count) become `rejected_rows`
-entries, and every row and cell read is accounted for in :class:`FileCounts`.
+row or a cell (non-numeric value, score out of range, duplicated model, wrong field count, a model id that is not a
+Hub id: see :func:`model_id_problem`) become `rejected_rows` entries, and every row and cell read is accounted for in
+:class:`FileCounts`.
 """
 
 from __future__ import annotations
@@ -275,12 +276,44 @@ def table_targets(path: Path, header: list[str] | None = None) -> list[str]:
     return targets
 
 
+MAX_MODEL_ID = 200
+# A Hub id: `name` or `owner/name`; each part letters, digits and - _ . , not starting or ending with - or . .
+_HUB_PART = r"[A-Za-z0-9_](?:[A-Za-z0-9._-]*[A-Za-z0-9_])?"
+_HUB_ID = re.compile(rf"{_HUB_PART}(?:/{_HUB_PART})?")
+_BIDI = {*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C}
+
+
+def model_id_problem(model: str) -> str | None:
+    """Why a published model id is refused (it becomes a lake path, a partition key, a page name and a line on a
+    terminal), or None. Accepted: Hub ids, `owner/name` or `name`, of letters, digits and - _ . (no `--` or `..`),
+    at most MAX_MODEL_ID characters."""
+    for ch in model:
+        code = ord(ch)
+        if code in _BIDI:
+            return f"model id holds a bidirectional-text control (U+{code:04X}), which can disguise what it shows"
+        if code < 0x20 or 0x7F <= code < 0xA0 or ch in "\u2028\u2029":
+            return f"model id holds a control character (U+{code:04X}: a line break, tab or escape)"
+    if len(model) > MAX_MODEL_ID:
+        return f"model id is {len(model)} characters long; the limit is {MAX_MODEL_ID}"
+    if not _HUB_ID.fullmatch(model):
+        bad = sorted({ch for ch in model if not (ch.isascii() and (ch.isalnum() or ch in "-_./"))})
+        what = f"the character(s) {' '.join(bad)!r}" if bad else (
+            f"{model.count('/')} '/'" if model.count("/") > 1 else "a part that starts or ends with - . / or is empty")
+        return f"not a Hub model id: it has {what}; a Hub id is owner/name of letters, digits, - _ ."
+    if "--" in model or ".." in model:
+        return "not a Hub model id: it holds '--' or '..', which Hub ids cannot (and '--' encodes '/' in keys)"
+    return None
+
+
 def _row_problem(row: list[str], n_fields: int, model: str, seen: dict[str, int]) -> str | None:
     """Why a whole table row cannot be read, or None."""
     if len(row) != n_fields:
         return f"{len(row)} fields, the header has {n_fields}"
     if not model:
         return "empty model_name"
+    problem = model_id_problem(model)
+    if problem:
+        return problem
     if model in seen:
         return f"duplicate model row for {model!r}: first at line {seen[model]}; the first row is kept"
     return None
@@ -438,6 +471,8 @@ def read_catalog(path: Path, imported: dict[str, ImportedArchitecture]) -> tuple
         arch, model = (rec.get("base_model") or "").strip(), (rec.get("model_name") or "").strip()
         if None in rec or any(v is None for v in rec.values()):
             problem = "field count differs from the header"
+        elif model and model_id_problem(model):
+            problem = model_id_problem(model)
         elif arch not in by_model:
             problem = f"architecture {arch!r} has no {arch}{TABLE_SUFFIX} in the folder; row not imported"
         elif model not in by_model[arch]:

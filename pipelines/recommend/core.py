@@ -51,7 +51,76 @@ class RecommendOptions:
         if self.budget < 1:
             raise RecommendError(f"--budget must be at least 1 candidate model, got {self.budget}")
         if not self.seeds:
-            raise RecommendError("at least one seed is needed")
+            raise RecommendError("--seeds must be at least 1: at least one seed per model is needed")
+        for flag, value in (("--train-cap", self.train_cap), ("eval_cap", self.eval_cap), ("test_cap", self.test_cap),
+                            ("epochs", self.epochs), ("max_length", self.max_length), ("batch_size", self.batch_size)):
+            if value < 1:
+                raise RecommendError(f"{flag} must be at least 1, got {value}")
+
+
+class ReportWriteError(RecommendError):
+    """The decision was made but its report could not be written; `report` holds it, so nothing is lost."""
+
+    def __init__(self, message: str, report: dict):
+        super().__init__(message)
+        self.report = report
+
+
+def check_report_path(report: str | Path) -> Path:
+    """Refuse a --report path that cannot be written, before any work: a directory, a path under a file, a
+    folder that does not allow writing. Nothing is created here (the report's folders are made when it is written).
+    """
+    path = Path(report).expanduser()
+    if not path.name or str(report).endswith(("/", "\\")):
+        raise RecommendError(f"--report {report}: names a folder; give a file path such as {path / 'report.json'}")
+    path = path.absolute()
+    if path.is_dir():
+        raise RecommendError(f"--report {path}: is a directory; give a file path such as {path / 'report.json'}")
+    if path.exists() and not path.is_file():
+        raise RecommendError(f"--report {path}: not a regular file; give a file path for the JSON report")
+    ancestor = path.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise RecommendError(f"--report {path}: {ancestor} is a file, not a folder, so nothing can be written under "
+                             "it; choose another path")
+    try:  # a real probe: permission bits do not tell root or a read-only filesystem apart
+        import tempfile
+
+        with tempfile.NamedTemporaryFile(dir=ancestor, prefix=".startpoint-probe-"):
+            pass
+    except OSError as exc:
+        raise RecommendError(f"--report {path}: cannot write in {ancestor} ({exc.strerror or exc}); choose a "
+                             "writable folder") from None
+    if path.exists():
+        try:
+            with path.open("r+b"):
+                pass
+        except OSError as exc:
+            raise RecommendError(f"--report {path}: the existing file cannot be overwritten ({exc.strerror or exc}); "
+                                 "choose another path") from None
+    return path
+
+
+def write_report(path: Path, report: dict) -> None:
+    """Write the JSON report whole or not at all (a temporary file in the same folder, then renamed over)."""
+    import os
+    import tempfile
+
+    text = json.dumps(_finite(report), indent=2, default=str) + "\n"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise ReportWriteError(f"--report {path}: could not write the report ({exc.strerror or exc}); the decision "
+                               "is printed above", report) from None
 
 
 # "start from X" only when X beats the pretrained model with at least this probability, or its whole 95% interval
@@ -104,7 +173,14 @@ def recommend(options: RecommendOptions, settings: Settings | None = None, log: 
 
     settings = settings or get_settings()
     started = time.monotonic()
+    report_path = check_report_path(options.report) if options.report else None
     target = load_target(options.data, options.text_col, options.label_col, options.text_pair_col)
+    n_labels = target.stats["n_labels"]
+    if options.run and options.train_cap < n_labels:
+        raise RecommendError(
+            f"--train-cap {options.train_cap} is below the {n_labels} classes of {target.path.name}: every class "
+            f"needs at least one training example; pass --train-cap {n_labels} or more (several examples per class is better)"
+        )
     log(f"target {target.dataset_id}: {target.stats['n_train']} train rows, {target.stats['n_labels']} labels, "
         f"majority share {target.stats['majority_share']:.2f}")
     con = connect(settings.warehouse_path, read_only=True)
@@ -133,10 +209,8 @@ def recommend(options: RecommendOptions, settings: Settings | None = None, log: 
         report["protocol"] = run_on_target(options, settings, target, evidence, preds, log)
         report["decision"] = report["protocol"]["decision"]
     report["seconds"] = round(time.monotonic() - started, 2)
-    if options.report:
-        path = Path(options.report)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(_finite(report), indent=2, default=str) + "\n", encoding="utf-8")
+    if report_path is not None:
+        write_report(report_path, report)
     return report
 
 
@@ -155,4 +229,5 @@ def _jsonable(stats: dict) -> dict:
     return {k: (None if v != v else v) if isinstance(v, float) else v for k, v in stats.items()}
 
 
-__all__ = ["START_PROBABILITY", "RecommendOptions", "UserTarget", "confident", "predicted_decision", "recommend"]
+__all__ = ["START_PROBABILITY", "RecommendOptions", "ReportWriteError", "UserTarget", "check_report_path", "confident",
+           "predicted_decision", "recommend", "write_report"]

@@ -34,7 +34,7 @@ def recommend_target(
     context: dg.OpExecutionContext, config: RecommendRunConfig, lake: LakeResource, warehouse: WarehouseResource,
     home: HomeResource,
 ) -> dict:
-    from pipelines.previews import markdown_table
+    from pipelines.tables import markdown_table, markdown_text
     from pipelines.recommend import RecommendOptions, recommend
     from pipelines.settings import Settings
 
@@ -51,8 +51,8 @@ def recommend_target(
         train_cap=config.train_cap, report=report_path, reload_warehouse=False,
     )
     report = recommend(options, settings=settings, log=context.log.info)
-    rows = [(c["rank"], c["model_id"], round(c["expected_gain"], 2), round(c["low"], 2), round(c["high"], 2),
-             round(c["p_beats_pretrained"], 2)) for c in report["candidates"]]
+    rows = [(c["rank"], markdown_text(c["model_id"]), round(c["expected_gain"], 2), round(c["low"], 2),
+             round(c["high"], 2), round(c["p_beats_pretrained"], 2)) for c in report["candidates"]]
     context.add_output_metadata({
         "decision": dg.MetadataValue.text(report["decision"]["text"]),
         "candidates": dg.MetadataValue.md(

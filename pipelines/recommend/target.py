@@ -41,8 +41,14 @@ def load_target(
 ) -> UserTarget:
     """Load the user's file; bad files raise DatasetError with the file, row or column and the fix."""
     path = Path(path).expanduser().resolve()
-    if not path.is_file():
+    if path.is_dir():
+        raise DatasetError(f"{path}: is a directory, not a data file; pass --data <path to one CSV/TSV/JSONL/Parquet "
+                           "file> (e.g. a file inside that directory)")
+    if not path.exists():
         raise DatasetError(f"{path}: no such file; pass --data <path to a CSV/TSV/JSONL/Parquet file>")
+    if not path.is_file():
+        raise DatasetError(f"{path}: not a regular file (a device, pipe or socket); pass --data <path to a "
+                           "CSV/TSV/JSONL/Parquet file>")
     dataset_id = user_dataset_id(path)
     ds = load_file(
         path, text_col=text_col, label_col=label_col, text_pair_col=text_pair_col, caps=caps, seed=seed,
