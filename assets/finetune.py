@@ -1,5 +1,7 @@
 """`lake/finetune_runs`: finetune one base model on one target (a 2-D dynamic partition), several seeds.
 
+A model folder that `check_model_dir` refuses (no tokenizer, a tiny vocabulary, truncated or fake safetensors)
+gives every seed a `failed` row naming the file and the reason; nothing is trained and no exception escapes.
 Each run writes one Parquet file atomically under `<lake>/finetune_runs/local/<model>/<target>/`; a run whose
 file exists is skipped, so an interrupted backfill resumes where it stopped and never duplicates. Partitions
 write only the lake and the models folder, never DuckDB, so any number may run at once.
@@ -46,7 +48,7 @@ def finetune_runs(
     from pipelines.engine import FinetuneResult, Recipe, finetune
     from pipelines.engine.grid import target_recipe
     from pipelines.engine.records import run_relpath, run_row
-    from pipelines.zoo import PRETRAINED, architecture_of, resolve
+    from pipelines.zoo import PRETRAINED, ModelDirError, architecture_of, check_model_dir, resolve
 
     from assets.intermediate_models import write_pretrained_row
 
@@ -68,8 +70,14 @@ def finetune_runs(
     if skipped:
         context.log.info(f"seeds {skipped} of {model_id} on {target} are already in the lake; skipped")
 
-    dataset, load_error = None, None
+    dataset, load_error, model_error = None, None, None
     if todo:
+        try:  # the whole folder (weights, shards, tokenizer) once, before any data is loaded
+            check_model_dir(folder)
+        except ModelDirError as exc:
+            model_error = f"model {model_id!r} is refused: {exc}"
+            context.log.error(model_error)
+    if todo and model_error is None:
         try:
             dataset = load_dataset(target, caps=recipe.split_caps, seed=0)
         except DatasetError as exc:
@@ -78,7 +86,9 @@ def finetune_runs(
 
     scores, failures = {}, {}
     for seed in todo:
-        if dataset is None:
+        if model_error is not None:
+            result = FinetuneResult(status="failed", dataset_id=target, metric="accuracy", seed=seed, error=model_error)
+        elif dataset is None:
             result = FinetuneResult(status="failed", dataset_id=target, metric="accuracy", seed=seed, error=load_error)
         else:
             result = finetune(folder, dataset, recipe, seed, log=context.log.info, cache_dir=home.cache_dir)

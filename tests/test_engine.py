@@ -62,6 +62,7 @@ def test_check_model_dir_refuses_pickle_and_missing_weights(tmp_path, base_dir):
     (folder / "pytorch_model.bin").write_bytes(b"not really a pickle")
     with pytest.raises(ModelDirError, match="pickled"):
         check_model_dir(folder)
+    shutil.copy(base_dir / "tokenizer.json", folder / "tokenizer.json")  # a folder needs its tokenizer too
     check_model_dir(folder, allow_pickle=True)  # an explicit opt-in is honoured
 
 

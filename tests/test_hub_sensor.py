@@ -70,3 +70,56 @@ def test_daily_refresh_lists_every_architecture():
     context = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2026, 11, 26))
     keys = [r.partition_key for r in hub_catalog_refresh(context)]
     assert keys == ["all-MiniLM-L6-v2", "bert-base-uncased", "roberta-base"]
+
+
+def test_bad_model_folders_are_skipped_and_reported_and_the_good_ones_still_found(tmp_path, monkeypatch):
+    """One bad folder never stops automation: a malformed startpoint.json, an odd folder name, a folder without a
+    tokenizer or without config.json is skipped and reported; the pretrained and the good local model are found."""
+    from pipelines.hub.automation import new_probe_requests
+    from pipelines.zoo import DEFAULT_BASE, resolve
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("STARTPOINT_HOME", str(home))
+    models = home / "models"
+    base = resolve(DEFAULT_BASE)
+
+    def model_folder(name, card='{"architecture": "all-MiniLM-L6-v2"}', skip=()):
+        folder = models / name
+        folder.mkdir(parents=True)
+        for f in base.iterdir():
+            if f.is_file() and f.name not in skip:
+                if f.name == "model.safetensors":
+                    (folder / f.name).symlink_to(f)
+                else:
+                    shutil.copy(f, folder / f.name)
+        (folder / "startpoint.json").write_text(card)
+        return folder
+
+    model_folder("local--good-model")
+    model_folder("local--bad-card", card='{"architecture": "all-MiniLM')
+    model_folder("local--list-card", card='["all-MiniLM-L6-v2"]')
+    model_folder("my model (copy)")
+    model_folder("local--no-tokenizer", skip=("tokenizer.json", "vocab.txt"))
+    (models / "local--empty").mkdir()
+    (models / ".partial").mkdir()  # saves in progress: not reported
+    (models / "notes.txt").write_text("not a model")
+
+    skipped = []
+    _, keys = new_probe_requests(str(home / "lake"), models, set(), set(), skipped)
+    assert keys == [encode_key(DEFAULT_BASE), "local--good-model"]
+    reported = {str(s.folder).rsplit("/", 1)[-1]: s.reason for s in skipped}
+    assert set(reported) == {"local--bad-card", "local--list-card", "my model (copy)", "local--no-tokenizer",
+                             "local--empty"}
+    assert "startpoint.json is not valid JSON" in reported["local--bad-card"]
+    assert "not a JSON object" in reported["local--list-card"]
+    assert "whitespace" in reported["my model (copy)"]
+    assert "no tokenizer files" in reported["local--no-tokenizer"]
+    assert "no config.json" in reported["local--empty"]
+
+    resources = {"lake": LakeResource(url=str(tmp_path / "lake")), "home": HomeResource(path=str(home))}
+    instance = dg.DagsterInstance.ephemeral()
+    added, requests, cursor = tick(instance, None, resources)
+    assert added == [encode_key(DEFAULT_BASE), "local--good-model"] and len(requests) == 2
+    quiet = hub_new_models(dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources))
+    assert isinstance(quiet, dg.SkipReason)
+    assert "skipped 5" in quiet.skip_message and "my model (copy)" in quiet.skip_message

@@ -1,7 +1,9 @@
 """`finetune`: train a fresh head plus the encoder on one dataset, score it on the test split.
 
-Bad input (empty split, one class, unseen test labels, missing column, missing weights) and a loss that
-turns NaN come back as a result with status 'failed' and an error naming the thing, never as a score.
+Bad input (empty split, one class, unseen test labels, missing column) and a loss that turns NaN come back as a
+result with status 'failed' and an error naming the thing, never as a score. So does a model folder that
+`pipelines.zoo.loading` refuses (no tokenizer, a tiny vocabulary, missing, truncated or fake safetensors, weights
+that do not fit the config, a load error) or whose tokenizer emits ids the encoder has no embedding for.
 """
 
 from __future__ import annotations
@@ -229,6 +231,18 @@ def finetune(
     return result
 
 
+def _check_token_ids(model_dir, encoder, encoded) -> None:
+    """A tokenizer that emits ids past the encoder's embedding table belongs to another model: refuse it here
+    rather than crash inside the first forward pass."""
+    rows = encoder.get_input_embeddings().num_embeddings
+    top = max((int(x.max()) for enc in encoded if enc is not None for x in enc.input_ids if len(x)), default=-1)
+    if top >= rows:
+        raise ModelDirError(
+            f"model folder {model_dir}: the tokenizer produces token id {top} but the encoder's embedding table has "
+            f"{rows} rows; the tokenizer files belong to another model: save the model's own tokenizer next to it"
+        )
+
+
 def _train(model_dir, dataset, recipe, seed, device, log, cache_dir, save_to, model_card, allow_pickle, result):
     import torch
 
@@ -262,7 +276,9 @@ def _train(model_dir, dataset, recipe, seed, device, log, cache_dir, save_to, mo
     result.n_train, result.n_test = len(train), len(dataset.test)
 
     rng = _seed_everything(seed)
-    model = EncoderClassifier(load_encoder(model_dir, allow_pickle=allow_pickle), n_out).to(device)
+    encoder = load_encoder(model_dir, allow_pickle=allow_pickle)
+    _check_token_ids(model_dir, encoder, [train_enc, test_enc, val_enc])
+    model = EncoderClassifier(encoder, n_out).to(device)
     optimizer = _optimizer(model, recipe)
     steps_per_epoch = math.ceil(len(train) / recipe.batch_size)
     total_steps = steps_per_epoch * recipe.epochs

@@ -3,7 +3,8 @@
 - `hub_catalog_refresh` (daily) re-lists every architecture on the Hub (one run per partition of lake/hub_models);
 - `hub_new_models` (sensor) reads the catalog and the offline zoo, adds a `base_models` partition for each model
   never seen before and requests its `lake/probe_scores` run; its cursor remembers what it requested, so a
-  tick with nothing new requests nothing;
+  tick with nothing new requests nothing; a model folder it cannot use (odd name, malformed startpoint.json,
+  files the loader refuses) is skipped and reported in the tick's log, and never hides the other models;
 - `select_<architecture>` jobs rank probed models and request finetune runs for the top k (pipelines/probes/selection.py).
 """
 
@@ -34,15 +35,38 @@ def hub_catalog_refresh(context: dg.ScheduleEvaluationContext):
         yield dg.RunRequest(run_key=f"{arch}:{context.scheduled_execution_time:%Y-%m-%d}", partition_key=arch)
 
 
-def new_probe_requests(lake_url: str, models_dir, known: set[str], seen: set[str]) -> tuple[list[str], list[str]]:
-    """(partition keys to add, keys to probe) for candidates the cursor has not seen and the lake has no probe for."""
-    from pipelines.probes.candidates import hub_candidates, is_probed, zoo_models
+def new_probe_requests(
+    lake_url: str, models_dir, known: set[str], seen: set[str], skipped: list | None = None
+) -> tuple[list[str], list[str]]:
+    """(partition keys to add, keys to probe) for candidates the cursor has not seen and the lake has no probe for.
 
+    One bad model folder never hides the others: a zoo folder with an odd name, a malformed startpoint.json, or
+    files `check_model_dir` refuses (no tokenizer, truncated weights, ...) is left out and appended to `skipped`
+    (a `SkippedFolder`: folder and reason), as is a catalog id no partition key can hold. A refused folder is
+    checked again on the next tick, so fixing it is enough."""
+    from pipelines.probes.candidates import SkippedFolder, hub_candidates, is_probed, scan_zoo
+    from pipelines.zoo import ModelDirError, check_model_dir, resolve
+
+    skipped = skipped if skipped is not None else []
+    zoo, bad_folders = scan_zoo(models_dir)
+    skipped.extend(bad_folders)
     keys = []
-    for cand in [*zoo_models(models_dir), *hub_candidates(lake_url)]:
-        key = encode_key(cand.model_id)
+    for cand in [*zoo, *hub_candidates(lake_url)]:
+        try:
+            key = encode_key(cand.model_id)
+        except ValueError as exc:
+            skipped.append(SkippedFolder(cand.model_id, str(exc)))
+            continue
         if key in seen or key in keys or is_probed(lake_url, cand.model_id):
             continue
+        if cand.source == "local":  # a Hub model's download is checked when it is fetched
+            where = cand.model_id
+            try:
+                where = str(resolve(cand.model_id, models_dir))
+                check_model_dir(where)
+            except (ModelDirError, OSError) as exc:
+                skipped.append(SkippedFolder(where, str(exc)))
+                continue
         keys.append(key)
     return [k for k in keys if k not in known], keys
 
@@ -51,14 +75,19 @@ def new_probe_requests(lake_url: str, models_dir, known: set[str], seen: set[str
     name="hub_new_models",
     minimum_interval_seconds=600,
     asset_selection=dg.AssetSelection.assets(PROBE_SCORES_KEY),
-    description="Adds a base_models partition for each new zoo or accepted Hub model and requests its probe run.",
+    description="Adds a base_models partition for each new zoo or accepted Hub model and requests its probe run; "
+    "model folders it cannot use are skipped and reported.",
 )
 def hub_new_models(context: dg.SensorEvaluationContext, lake: LakeResource, home: HomeResource):
     seen = set(json.loads(context.cursor)) if context.cursor else set()
     known = set(context.instance.get_dynamic_partitions(base_models_partitions.name))
-    to_add, to_probe = new_probe_requests(lake.url, home.models_dir, known, seen)
+    skipped: list = []
+    to_add, to_probe = new_probe_requests(lake.url, home.models_dir, known, seen, skipped)
+    for item in skipped:
+        context.log.warning(f"skipped model folder {item}")
     if not to_probe:
-        return dg.SkipReason("no new zoo or accepted Hub model to probe")
+        note = f"; skipped {len(skipped)}: " + " | ".join(map(str, skipped)) if skipped else ""
+        return dg.SkipReason(f"no new zoo or accepted Hub model to probe{note}")
     return dg.SensorResult(
         run_requests=[
             dg.RunRequest(run_key=f"probe:{key}", partition_key=key, asset_selection=[PROBE_SCORES_KEY]) for key in to_probe

@@ -7,11 +7,16 @@ downloaded (allowed files only) on first use.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines import lake as lake_files
 from pipelines.partitions import decode_key, encode_key
+
+# What a partition key may not hold (Dagster refuses these in any partition key), and whitespace, which no Hub or
+# local model id has.
+_ODD_NAME = re.compile(r"\.\.\.|[\s\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -22,27 +27,64 @@ class Candidate:
     revision: str | None = None
 
 
-def zoo_models(models_dir: Path) -> list[Candidate]:
-    """Packaged pretrained encoders that are installed, plus local models that have a config and a model card."""
+@dataclass(frozen=True)
+class SkippedFolder:
+    """A folder under the models folder that is not a usable model, and why (the sensor reports these)."""
+
+    folder: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.folder}: {self.reason}"
+
+
+def folder_model_id(name: str) -> str:
+    """The model id of a folder name under `$STARTPOINT_HOME/models`; ValueError for a name no model id encodes to."""
+    if not name or _ODD_NAME.search(name):
+        raise ValueError(f"folder name {name!r} holds whitespace, a control character or '...', which no model id has")
+    model_id = decode_key(name)
+    if any(not part for part in model_id.split("/")):
+        raise ValueError(f"folder name {name!r} decodes to {model_id!r}, which has an empty part between '/'")
+    if encode_key(model_id) != name:  # encode_key raises ValueError for , | [ ]
+        raise ValueError(f"folder name {name!r} is not the encoding of a model id (org--name)")
+    return model_id
+
+
+def scan_zoo(models_dir: Path) -> tuple[list[Candidate], list[SkippedFolder]]:
+    """(candidates, skipped folders): the packaged pretrained encoders that are installed, plus the local models
+    that have a config and a model card naming their architecture. A folder with an odd name, no config.json, or a
+    missing or malformed startpoint.json is skipped with its reason; it never hides the other models."""
     from pipelines.zoo import PRETRAINED, ModelDirError, architecture_of
 
-    found = []
+    found, skipped = [], []
     for model_id, entry in PRETRAINED.items():
         try:
             entry.locate()
         except ModelDirError:
             continue
         found.append(Candidate(model_id, entry.architecture, "local"))
-    if models_dir.is_dir():
+    models_dir = Path(models_dir)
+    try:
         # Names starting with '.' are folders being written (the engine saves to a temp name, then renames).
-        ready = (p for p in models_dir.iterdir() if not p.name.startswith(".") and (p / "config.json").is_file())
-        for folder in sorted(ready):
-            model_id = decode_key(folder.name)
-            try:
-                found.append(Candidate(model_id, architecture_of(model_id, models_dir), "local"))
-            except ModelDirError:
-                continue  # a folder without a model card is not a finished model
-    return found
+        entries = sorted(p for p in models_dir.iterdir() if not p.name.startswith(".")) if models_dir.is_dir() else []
+    except OSError as exc:
+        return found, [SkippedFolder(str(models_dir), f"cannot be listed: {exc}")]
+    for folder in entries:
+        try:
+            if not folder.is_dir():
+                continue  # a stray file is not a model folder
+            model_id = folder_model_id(folder.name)
+            if not (folder / "config.json").is_file():
+                raise ValueError("has no config.json: not a model folder, or an unfinished copy")
+            found.append(Candidate(model_id, architecture_of(model_id, models_dir), "local"))
+        except (ModelDirError, ValueError, OSError) as exc:
+            skipped.append(SkippedFolder(str(folder), str(exc)))
+    return found, skipped
+
+
+def zoo_models(models_dir: Path) -> list[Candidate]:
+    """Packaged pretrained encoders that are installed, plus local models that have a config and a model card."""
+    return scan_zoo(models_dir)[0]
 
 
 def hub_candidates(lake_url: str, architecture: str | None = None) -> list[Candidate]:

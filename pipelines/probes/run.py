@@ -78,12 +78,20 @@ def proxy_dataset(proxy: str, train_cap: int):
 
 
 def check_safe(model_id: str, architecture: str, model_dir: Path, policy: SafetyPolicy | None = None) -> None:
+    """ModelRefusedError unless the catalog's policy accepts the folder and the zoo's loader check passes it
+    (weights, shards and tokenizer complete; pipelines/zoo/loading.py), before anything is loaded."""
+    from pipelines.zoo.loading import ModelDirError, check_model_dir
+
     arch = ARCHITECTURES.get(architecture)
-    if arch is None:
-        return  # an architecture the catalog does not describe: the loader's own checks still apply
-    decision = assess_dir(model_dir, model_id, arch, policy)
-    if not decision.accepted:
-        raise ModelRefusedError(f"model {model_id!r} ({model_dir}) is refused: {decision.refusal_reason}")
+    if arch is not None:  # an architecture the catalog does not describe: the loader's own checks still apply
+        decision = assess_dir(model_dir, model_id, arch, policy)
+        if not decision.accepted:
+            raise ModelRefusedError(f"model {model_id!r} ({model_dir}) is refused: {decision.refusal_reason}")
+    allow_pickle = policy is not None and model_id in policy.allow_pickle
+    try:
+        check_model_dir(model_dir, allow_pickle=allow_pickle)
+    except ModelDirError as exc:
+        raise ModelRefusedError(f"model {model_id!r} ({model_dir}) is refused: {exc}") from None
 
 
 def probe_model(

@@ -9,6 +9,9 @@ Order and stopping (after Choshen et al.: rank once per architecture, then try t
    from the interaction spread, the offset's uncertainty and the base effect's interval. If even the upper end
    of that interval cannot beat the best result so far (max(0, best observed gain)), stop early.
 
+A candidate that cannot be run (no local weights, or every run failed, e.g. a model folder the loader refuses)
+is reported in `skipped` with the reason and does not use the budget; the decision is still made.
+
 The decision uses only the runs made here: the candidate with the highest mean gain is recommended when its
 95% interval (Welch t over seeds) lies above zero; otherwise the advice is to stay with the pretrained model.
 """
@@ -57,7 +60,7 @@ class ProtocolResult:
     candidates: list[ModelRuns]
     gains: list[ObservedGain]
     stopped_early: str | None  # why the protocol stopped before using the budget
-    skipped: list[dict]  # candidates that could not be run (no local weights, ...)
+    skipped: list[dict]  # candidates that could not be run (no local weights, a refused folder, every run failed)
     decision: dict
     seconds: float
 
@@ -164,7 +167,10 @@ def run_protocol(
         runs = ModelRuns(model_id=model_id, rank=rank)
         t0 = time.monotonic()
         for seed in seeds:
-            score, error = train_one(model_id, seed)
+            try:
+                score, error = train_one(model_id, seed)
+            except Exception as exc:  # noqa: BLE001 - one broken model must not cost the user the decision
+                score, error = None, f"{type(exc).__name__}: {exc}"
             if score is None:
                 runs.failures.append(f"seed {seed}: {error}")
                 log(f"  {model_id} seed {seed}: failed: {error}")
@@ -209,9 +215,13 @@ def run_protocol(
         log(f"candidate {len(done) + 1}/{budget}: rank {cand.rank} {cand.model_id} "
             f"(predicted {cand.expected_gain:+.2f} points)")
         runs = run_model(cand.model_id, cand.rank)
-        done.append(runs)
-        if not runs.scores:
+        if not runs.scores:  # a broken candidate (e.g. a model folder the loader refuses): report it, move on
+            more = f" (all {len(runs.failures)} runs failed)" if len(runs.failures) > 1 else ""
+            reason = f"broken candidate: {runs.failures[0]}{more}"
+            skipped.append({"model_id": cand.model_id, "rank": cand.rank, "reason": reason})
+            log(f"skip rank {cand.rank} {cand.model_id}: {reason}")
             continue
+        done.append(runs)
         gain, low, high = welch_interval(runs.scores, pretrained.scores)
         obs = ObservedGain(cand.model_id, cand.rank, len(runs.scores), gain, low, high, cand.expected_gain)
         gains.append(obs)

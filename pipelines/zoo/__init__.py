@@ -88,8 +88,17 @@ def resolve(model_id: str, models_dir: Path | None = None) -> Path:
 
 
 def read_model_card(folder: Path) -> dict:
+    """The folder's startpoint.json ({} when there is none); ModelDirError naming the file when it is malformed."""
     path = Path(folder) / MODEL_CARD_FILE
-    return json.loads(path.read_text()) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelDirError(f"{path} is not valid JSON ({exc}); rewrite it or delete the model folder") from None
+    if not isinstance(card, dict):
+        raise ModelDirError(f"{path} is not a JSON object; rewrite it or delete the model folder")
+    return card
 
 
 def architecture_of(model_id: str, models_dir: Path | None = None) -> str:
@@ -97,6 +106,6 @@ def architecture_of(model_id: str, models_dir: Path | None = None) -> str:
     if model_id in PRETRAINED:
         return PRETRAINED[model_id].architecture
     card = read_model_card(local_model_dir(model_id, models_dir))
-    if "architecture" not in card:
+    if not isinstance(card.get("architecture"), str) or not card["architecture"]:
         raise ModelDirError(f"model {model_id!r} has no {MODEL_CARD_FILE} naming its architecture")
     return card["architecture"]
