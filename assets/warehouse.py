@@ -37,8 +37,17 @@ LAKE_WRITERS: dict[str, list[dg.AssetKey]] = {
     can_subset=False,
 )
 def warehouse_tables(context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource):
-    """Rebuild every base table from the lake in one transaction (newest row per key wins)."""
-    counts = load_tables(lake.url, warehouse.path)
+    """Rebuild every base table from the lake into a staging copy of the warehouse and swap it in whole (newest
+    row per key wins). Readers, even an open `duckdb` shell, never block it; a lake file that is not valid
+    Parquet is moved to `<lake>/_quarantine/`, logged as a WARNING and listed in the table's metadata."""
+    counts = load_tables(lake.url, warehouse.path, log=context.log)
+    bad: dict[str, list[str]] = {}
+    for q in counts.quarantined:
+        bad.setdefault(q.table, []).append(f"- `{q.path}` -> `{q.moved_to}`: {q.reason}")
     for name, n in counts.items():
         context.log.info(f"{name}: {n} rows")
-        yield dg.MaterializeResult(asset_key=name, metadata={"dagster/row_count": n, "warehouse": warehouse.path})
+        metadata = {"dagster/row_count": n, "warehouse": warehouse.path,
+                    "quarantined_files": dg.MetadataValue.int(len(bad.get(name, [])))}
+        if bad.get(name):
+            metadata["quarantined"] = dg.MetadataValue.md("\n".join(bad[name]))
+        yield dg.MaterializeResult(asset_key=name, metadata=metadata)

@@ -4,14 +4,22 @@ Layout: ``<lake>/<table>/<origin>/<...>.parquet``, one file per unit of work (a 
 imported architecture). Files are written to a temporary name and renamed into place, so a killed run leaves
 no partial file that the loader would read; readers skip anything that is not ``*.parquet``.
 Independent writers never touch the same file, which is what lets partitions run on many machines at once.
+
+Faults: a write that fails (disk full included) removes its temporary file, and disk full is named as such. A file
+that is not valid Parquet (truncated, overwritten) is named in the error; a reader that passes ``quarantine=``
+(the warehouse load does) moves it to ``<lake>/_quarantine/<table>/...`` instead and reports it, so one bad file
+does not stop every reload. Quarantined files are kept for inspection: rerun the job that wrote it to replace it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import posixpath
+import re
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import fsspec
@@ -57,10 +65,27 @@ def write(lake_url: str, table: str, relpath: str, data: pa.Table | Iterable[Map
     final = posixpath.join(root, table, relpath + ".parquet")
     fs.makedirs(posixpath.dirname(final), exist_ok=True)
     tmp = posixpath.join(posixpath.dirname(final), f".{posixpath.basename(final)}.{uuid.uuid4().hex}.tmp")
-    with fs.open(tmp, "wb") as fh:
-        pq.write_table(arrow, fh)
-    fs.mv(tmp, final)
+    try:
+        with fs.open(tmp, "wb") as fh:
+            pq.write_table(arrow, fh)
+        fs.mv(tmp, final)
+    except BaseException as exc:
+        try:
+            fs.rm(tmp)
+        except Exception:  # never written, or already renamed
+            pass
+        if _disk_full(exc):
+            raise OSError(errno.ENOSPC, f"disk full writing {final} ({' '.join(str(exc).split())[:200]}); "
+                          "its temporary file was removed: free space and rerun") from exc
+        raise
     return final
+
+
+def _disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc).lower()
+    return "no space left on device" in text or "disk quota exceeded" in text
 
 
 def exists(lake_url: str, table: str, relpath: str) -> bool:
@@ -84,14 +109,74 @@ def remove(lake_url: str, paths: Iterable[str]) -> None:
         fs.rm(path)
 
 
-def read(lake_url: str, table: str, prefix: str = "") -> pa.Table:
-    """All files of a table, each cast to the canonical schema (older files may lack newer columns)."""
+QUARANTINE = "_quarantine"
+
+
+class CorruptFileError(ValueError):
+    """A lake file that is not valid Parquet; the message names it."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(f"{path}: not a valid Parquet file ({reason}); delete it, or rerun the job that wrote it")
+        self.path, self.reason = path, reason
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    table: str
+    path: str
+    moved_to: str
+    reason: str
+
+
+def _corrupt(exc: BaseException) -> bool:
+    """Invalid content (Arrow's 'Invalid' status, or an IO status without an OS errno such as a bad page), as
+    opposed to a failing filesystem (ENOENT, EACCES, EIO, network), which may pass and is never quarantined."""
+    return isinstance(exc, pa.ArrowInvalid) or (type(exc) is OSError and exc.errno is None)
+
+
+def quarantine_file(lake_url: str, path: str) -> str:
+    """Move a lake file to ``<lake>/_quarantine/<same relative path>`` (a timestamp is added on a clash)."""
+    fs, root = _fs(lake_url)
+    rel = posixpath.relpath(path, root)
+    dest = posixpath.join(root, QUARANTINE, rel)
+    if fs.exists(dest):
+        dest = f"{dest}.{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S%f}"
+    fs.makedirs(posixpath.dirname(dest), exist_ok=True)
+    fs.mv(path, dest)
+    return dest
+
+
+def read(lake_url: str, table: str, prefix: str = "", quarantine: list[Quarantined] | None = None) -> pa.Table:
+    """All files of a table, each cast to the canonical schema (older files may lack newer columns).
+
+    A file that is not valid Parquet raises :class:`CorruptFileError` naming it; with a ``quarantine`` list, the
+    file is moved under ``<lake>/_quarantine/`` instead, recorded in the list, and the other files are read."""
     spec = TABLES[table]
     fs, _ = _fs(lake_url)
     parts = []
     for path in list_files(lake_url, table, prefix):
-        with fs.open(path, "rb") as fh:
-            parts.append(conform(spec, pq.read_table(fh)))
+        try:
+            with fs.open(path, "rb") as fh:
+                data = pq.read_table(fh)
+        except Exception as exc:
+            if not _corrupt(exc):
+                if isinstance(exc, OSError) and exc.errno:
+                    raise OSError(exc.errno, f"cannot read lake file {path}: {exc.strerror or exc}") from exc
+                exc.add_note(f"while reading lake file {path}")
+                raise
+            reason = " ".join(re.sub(r"Could not open Parquet input source '[^']*': ", "", str(exc)).split())
+            if quarantine is None:
+                raise CorruptFileError(path, reason) from exc
+            try:
+                moved = quarantine_file(lake_url, path)
+            except FileNotFoundError:  # another loader moved it first
+                continue
+            quarantine.append(Quarantined(table, path, moved, reason))
+            continue
+        try:
+            parts.append(conform(spec, data))
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from exc
     if not parts:
         return spec.schema.empty_table()
     return pa.concat_tables(parts)

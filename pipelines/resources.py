@@ -8,7 +8,7 @@ import dagster as dg
 import duckdb
 
 from pipelines.settings import get_settings
-from pipelines.warehouse.load import connect
+from pipelines.warehouse.load import connect, staged
 
 
 class LakeResource(dg.ConfigurableResource):
@@ -18,12 +18,18 @@ class LakeResource(dg.ConfigurableResource):
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB warehouse file. Writers must run in the `duckdb` pool (limit 1)."""
+    """The DuckDB warehouse file. Readers use `connect(read_only=True)`; writers never open the live file: they
+    write a staging copy (`staged`, pipelines/warehouse/load.py) that replaces it atomically, and run in the
+    `duckdb` pool (limit 1)."""
 
     path: str
 
     def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         return connect(Path(self.path), read_only=read_only)
+
+    def staged(self, log=None, **kwargs):
+        """Context manager yielding the staging file of one writer step (see `pipelines.warehouse.load.staged`)."""
+        return staged(self.path, log=log, **kwargs)
 
 
 class HomeResource(dg.ConfigurableResource):

@@ -92,8 +92,9 @@ def run_on_target(options, settings: Settings, target: UserTarget, evidence: Evi
                           on_baseline=on_baseline)
     lake.write(settings.lake_url, "datasets", f"user/{encode_key(target.dataset_id)}", [target.stats])
     if options.reload_warehouse:
-        counts = load_tables(settings.lake_url, settings.warehouse_path)
-        log(f"warehouse reloaded: {counts.get('finetune_runs')} finetune runs; {len(written)} written by this protocol")
+        counts = load_tables(settings.lake_url, settings.warehouse_path)  # a staging copy, swapped in whole
+        log(f"warehouse reloaded: {counts.get('finetune_runs')} finetune runs; {len(written)} written by this protocol"
+            + "".join(f"; quarantined {q.path} ({q.reason})" for q in counts.quarantined))
     out = result.as_dict()
     out["decision"] = result.decision
     out["recipe"] = json.loads(recipe.to_json())
