@@ -37,7 +37,11 @@ def _warehouse_errors() -> tuple[type[BaseException], ...]:
 
 def _warehouse_problem(exc: BaseException) -> str:
     """A DuckDB error on the warehouse as one line with the fix."""
+    from pipelines.warehouse.load import WarehouseUnreadable
+
     text = " ".join(str(exc).split())
+    if isinstance(exc, WarehouseUnreadable):  # already one line that names the file and the fix
+        return text
     path = get_settings().warehouse_path
     if "does not exist" in text or "Catalog Error" in text:
         return f"the warehouse {path} lacks a table this command reads ({text[:200]}); rebuild it with `make run`"
