@@ -228,7 +228,7 @@ CASES = [
     Case("leaderboard --top 0", ["leaderboard", "--top", "0"], ["--top must be at least 1"]),
     Case("leaderboard unknown architecture", ["leaderboard", "--architecture", "bert-huge\x1b[31m"],
          ["no leaderboard for architecture", "\\x1b", "all-MiniLM-L6-v2"]),
-    Case("leaderboard on a damaged warehouse", ["leaderboard"], ["cannot read the warehouse", "make run"],
+    Case("leaderboard on a damaged warehouse", ["leaderboard"], ["is unreadable", "rebuild it from the lake", "make run"],
          warehouse="garbage"),
     Case("leaderboard on a warehouse without tables", ["leaderboard"], ["lacks a table", "make run"],
          warehouse="empty"),
