@@ -16,6 +16,10 @@ Defaults (see :func:`build_dataset`):
 - caps are applied after splitting, per split, stratified by label (largest-remainder quotas, every label kept
   when the cap allows), with a seed derived from ``seed`` and the split name;
 - each split is finally shuffled with the seed, so label-grouped sources do not reach a trainer in order.
+
+Memory: splits and caps are chosen on the labels alone; the texts are taken once per split at the end. Arrow-backed
+string columns (the CSV reader's) are cleaned and counted in arrow, with the same whitespace as ``str.strip`` /
+``str.split``, never one Python object per row.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 VALIDATION_FRACTION = 0.1
 TEST_FRACTION = 0.2
@@ -87,9 +93,9 @@ def dataset_stats(ds: LabelledDataset) -> dict:
     train = ds.train
     n_train = len(train)
     majority = float(train["label"].value_counts().max() / n_train) if n_train else None
-    words = train["text"].str.split().str.len()
+    words = _word_counts(train["text"])
     if train["text_pair"].notna().any():
-        words = words + train["text_pair"].fillna("").str.split().str.len()
+        words = words + _word_counts(train["text_pair"])
     return {
         "dataset_id": ds.dataset_id,
         "metric": ds.metric,
@@ -125,10 +131,11 @@ def _holdout(frame: pd.DataFrame, fraction: float, rng: np.random.Generator) -> 
             n_out = min(max(n_out, 1), len(group) - 2)
         n_out = min(n_out, len(group) - 1)
         if n_out > 0:
-            held.extend(group.index[rng.permutation(len(group))[:n_out]])
-    held_set = set(held)
-    keep = frame.loc[[i for i in frame.index if i not in held_set]]
-    return keep, frame.loc[sorted(held_set)]
+            held.append(group.index[rng.permutation(len(group))[:n_out]].to_numpy())
+    if not held:
+        return frame, frame.iloc[:0]
+    held_index = np.sort(np.concatenate(held))  # index labels, not positions; no Python object per row
+    return frame[~frame.index.isin(held_index)], frame.loc[held_index]
 
 
 def stratified_take(frame: pd.DataFrame, n: int, rng: np.random.Generator) -> pd.DataFrame:
@@ -151,8 +158,8 @@ def stratified_take(frame: pd.DataFrame, n: int, rng: np.random.Generator) -> pd
     picked = []
     for label, k in quota.items():
         idx = frame.index[frame["label"] == label]
-        picked.extend(idx[rng.permutation(len(idx))[:k]])
-    return frame.loc[sorted(picked)]
+        picked.append(idx[rng.permutation(len(idx))[:k]].to_numpy())
+    return frame.loc[np.sort(np.concatenate(picked))]
 
 
 def _as_text(value) -> str:
@@ -162,26 +169,108 @@ def _as_text(value) -> str:
     return str(value).strip()
 
 
+# Exactly the characters `str.strip()` / `str.split()` treat as whitespace (`c.isspace()`), as a regex class body
+# (tests/test_data_arrow.py checks it against Python).
+WHITESPACE_CLASS = (
+    r"\x{9}\x{a}\x{b}\x{c}\x{d}\x{1c}\x{1d}\x{1e}\x{1f}\x{20}\x{85}\x{a0}\x{1680}\x{2000}\x{2001}\x{2002}"
+    r"\x{2003}\x{2004}\x{2005}\x{2006}\x{2007}\x{2008}\x{2009}\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}"
+)
+
+
+def _arrow(values: pd.Series) -> pa.ChunkedArray | None:
+    """The arrow strings behind an arrow-backed str column (no copy), else None."""
+    array = values.array
+    return array.__arrow_array__() if isinstance(array, pd.arrays.ArrowStringArray) else None
+
+
+def _word_counts(values: pd.Series) -> pd.Series:
+    """`len(str(v).split())` per value, missing -> 0; in arrow for arrow-backed strings (no list per row)."""
+    arrow = _arrow(values)
+    if arrow is None:
+        return values.map(lambda v: len(v.split()) if isinstance(v, str) else 0)
+    counts = pc.count_substring_regex(pc.fill_null(arrow, ""), f"[^{WHITESPACE_CLASS}]+")
+    return pd.Series(counts.to_numpy(), index=values.index)
+
+
+def _stripped(values: pd.Series) -> pd.Series:
+    """`_as_text` of every value: missing -> '', else the text stripped; arrow-backed strings stay in arrow."""
+    arrow = _arrow(values)
+    if arrow is None:
+        return values.map(_as_text)
+    arrow = pc.fill_null(arrow, "")
+    ws = WHITESPACE_CLASS
+    if pc.any(pc.match_substring_regex(arrow, f"^[{ws}]|[{ws}]$")).as_py():
+        arrow = pc.replace_substring_regex(arrow, f"^[{ws}]+|[{ws}]+$", "")
+    return pd.Series(arrow.to_pandas().array, index=values.index)
+
+
+def _shared_objects(values: pd.Series) -> pd.Series:
+    """An arrow-backed column of few distinct values (labels) as an object column holding one str per distinct
+    value, as the Python path gives (no Python object per row, no arrow-string comparisons per split); others as is."""
+    arrow = _arrow(values)
+    if arrow is None:
+        return values
+    distinct = pc.unique(arrow)
+    codes = pc.index_in(arrow, value_set=distinct).to_numpy()  # no nulls: _stripped filled them
+    return pd.Series(np.array(distinct.to_pylist(), dtype=object)[codes], index=values.index, dtype=object)
+
+
+def _take_text(text: pd.Series, positions: np.ndarray) -> pd.Series | np.ndarray:
+    """`text` at `positions` as the split's text column: arrow-backed strings by one arrow take (no Python
+    object per row); other columns as str, as before."""
+    arrow = _arrow(text)
+    if arrow is None:
+        return text.iloc[positions].astype(str).to_numpy()
+    # In 8 pieces, from the system allocator: a take's output buffer grows as it is written and is then cut to
+    # size, so one take of the whole split would briefly hold up to twice the split's texts.
+    step = max(1, -(-len(positions) // 8))
+    pool = pa.system_memory_pool()
+    pieces = [pc.take(arrow, pa.array(positions[i : i + step]), memory_pool=pool) for i in range(0, len(positions), step)]
+    return pa.chunked_array([c for piece in pieces for c in piece.chunks], type=arrow.type).to_pandas()
+
+
+def _release_arrow() -> None:
+    """Hand freed blocks back to the system (arrow's pool, and glibc's heap where there is one), so copies that
+    are gone do not add up in the peak RSS of a large file."""
+    pa.default_memory_pool().release_unused()
+    if _malloc_trim is not None:
+        _malloc_trim(0)
+
+
+def _find_malloc_trim():
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
+        return None
+
+
+_malloc_trim = _find_malloc_trim()
+
+
 def _clean(frame: pd.DataFrame, where: str, notes: dict) -> pd.DataFrame:
-    frame = frame.copy()
+    frame = frame.copy(deep=False)
     if "text_pair" not in frame:
         frame["text_pair"] = None
     if "row" not in frame:
         frame["row"] = np.arange(1, len(frame) + 1)
-    frame["text"] = frame["text"].map(_as_text).astype(object)
+    text = _stripped(frame["text"])
+    frame["text"] = text if _arrow(text) is not None else text.astype(object)
     frame["text_pair"] = frame["text_pair"].map(lambda v: _as_text(v) or None).astype(object)
     empty = frame["text"] == ""
     if empty.any():
         notes["dropped_empty_text"] = int(empty.sum())
         frame = frame[~empty]
-    structured = frame["label"].map(lambda v: isinstance(v, (list, tuple, dict, set)))
+    structured = (frame["label"].map(lambda v: isinstance(v, (list, tuple, dict, set))) if _arrow(frame["label"]) is None
+                  else pd.Series(False, index=frame.index))  # arrow strings hold no lists
     if structured.any():
         rows = frame.loc[structured, "row"]
         raise DatasetError(
             f"{where}: {_rows(rows)} {'has' if len(rows) == 1 else 'have'} a list or object as the label; "
             "each row needs one label (multi-label data is not supported): give a single class name"
         )
-    labels = frame["label"].map(_as_text)
+    labels = _shared_objects(_stripped(frame["label"]))
     if (labels == "").any():
         rows = frame.loc[labels == "", "row"]
         raise DatasetError(
@@ -216,6 +305,18 @@ def build_dataset(
     where = where or f"dataset {dataset_id!r} ({source})"
     notes: dict = {}
     frame = _clean(raw, where, notes)
+    del raw  # a caller that passed the only reference frees the uncleaned rows here
+    _release_arrow()
+    # Splits and caps are chosen on labels (and rows, for messages); the texts are taken per split at the end.
+    texts = frame[["text", "text_pair"]]
+    frame = frame.drop(columns=["text", "text_pair"])
+    arrow = _arrow(texts["text"])
+    if arrow is not None and arrow.num_chunks > 1:  # e.g. Parquet row groups: one chunk, so takes never concatenate
+        combined = pa.chunked_array([arrow.combine_chunks()]).to_pandas()
+        combined.index = texts.index
+        texts = texts.assign(text=combined)
+        del combined
+    del arrow
     if len(frame) < MIN_ROWS:
         raise DatasetError(
             f"{where}: only {len(frame)} labelled rows with text; at least {MIN_ROWS} are needed to make "
@@ -273,13 +374,18 @@ def build_dataset(
         part = part.iloc[split_rng.permutation(len(part))]
         if len(part) == 0:
             raise DatasetError(f"{where}: the {name} split is empty after splitting; add rows (each label needs several)")
+        positions = texts.index.get_indexer(part.index)
+        pairs = texts["text_pair"].to_numpy()[positions]
         out[name] = pd.DataFrame(
             {
-                "text": part["text"].astype(str).to_numpy(),
-                "text_pair": pd.Series([v if isinstance(v, str) else None for v in part["text_pair"]], dtype=object),
-                "label": part["label"].map(ids).astype("int64").to_numpy(),
-            }
+                "text": _take_text(texts["text"], positions),
+                "text_pair": pd.Series([v if isinstance(v, str) else None for v in pairs], dtype=object),
+                "label": np.fromiter((ids[v] for v in part["label"]), dtype=np.int64, count=len(part)),
+            },
+            copy=False,  # fresh arrays: no second copy of the split's texts
         )
+        del pairs
+        _release_arrow()
     return LabelledDataset(
         dataset_id=dataset_id,
         source=source,
