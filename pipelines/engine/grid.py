@@ -1,9 +1,11 @@
 """The embedded default grid and the full grid: which sources, targets, seeds and recipes; run them via Dagster.
 
-`run_grid` registers the dynamic partitions, then materializes `intermediate_models` per source,
-`lake/finetune_runs` per (model, target) and `lake/probe_scores` per model (a second or two each, so that
-`proxy_validation` covers the grid) against the given Dagster instance. Finished runs are in the lake,
-so rerunning after an interruption only computes what is missing. Each run records its process in run tags;
+`run_grid` registers the dynamic partitions, then materializes `lake/datasets` for the grid's sets (sources,
+targets and the probe set: every run and probe score then has its `datasets` row, which the warehouse's
+relationship tests require), `intermediate_models` per source, `lake/finetune_runs` per (model, target) and
+`lake/probe_scores` per model (a second or two each, so that `proxy_validation` covers the grid) against the
+given Dagster instance. Finished runs are in the lake, so rerunning after an interruption only computes what is
+missing. Each run records its process in run tags;
 `run_grid` first frees the pool slots of runs killed earlier and, while a partition waits for a pool slot,
 says at INFO which run holds it (`pipelines.recovery`).
 """
@@ -47,6 +49,11 @@ class Grid:
 
     def recipe_for(self, target: str) -> Recipe:
         return target_recipe(target)
+
+    @property
+    def datasets(self) -> list[str]:
+        """Every dataset the grid trains or probes on, in first-use order."""
+        return list(dict.fromkeys((*self.sources, *self.targets, self.probe_dataset)))
 
     def pairs(self) -> list[tuple[str, str]]:
         out = []
@@ -94,7 +101,9 @@ def _interrupted(result: dg.ExecuteInProcessResult) -> bool:
 
 
 def run_grid(grid: Grid, instance: dg.DagsterInstance | None = None, log: Callable[[str], None] = print) -> dict:
-    """Materialize the grid partition by partition; returns counts of succeeded and failed partitions."""
+    """Materialize the grid partition by partition; returns counts of succeeded and failed partitions (a failed
+    `lake/datasets` step counts as a failed one)."""
+    from assets.datasets import datasets_lake
     from assets.finetune import finetune_runs
     from assets.intermediate_models import intermediate_models
     from assets.probes import probe_scores_lake
@@ -115,6 +124,8 @@ def run_grid(grid: Grid, instance: dg.DagsterInstance | None = None, log: Callab
     counts = {"ok": 0, "failed": 0}
 
     def materialize(asset, key, config: dict) -> None:
+        # Partitions are counted; the unpartitioned `lake/datasets` step only when it fails (the grid then fails).
+        what = f"partition {key} of {asset.key.to_user_string()}" if key is not None else asset.key.to_user_string()
         with PoolWatch(instance, mine, log):
             result = dg.materialize(
                 [asset], partition_key=key, instance=instance, resources=resources, raise_on_error=False,
@@ -122,10 +133,19 @@ def run_grid(grid: Grid, instance: dg.DagsterInstance | None = None, log: Callab
             )
         if not result.success and _interrupted(result):
             # Ctrl-C / kill reached the run: stop the whole grid (finished runs stay in the lake, none is partial).
-            raise KeyboardInterrupt(f"interrupted during {asset.key.to_user_string()} partition {key}")
-        counts["ok" if result.success else "failed"] += 1
+            raise KeyboardInterrupt(f"interrupted during {what}")
+        if key is not None or not result.success:
+            counts["ok" if result.success else "failed"] += 1
         if not result.success:
-            log(f"partition {key} of {asset.key.to_user_string()} failed; see the Dagster run {result.run_id}")
+            log(f"{what} failed; see the Dagster run {result.run_id}")
+
+    # The grid's `datasets` rows (a second for the default grid): runs and probe scores point at them.
+    from pipelines.data import OFFLINE_SUITE
+
+    suite_sets = [d for d in grid.datasets if d in OFFLINE_SUITE]
+    if suite_sets:
+        log(f"[{grid.name}] datasets: {', '.join(suite_sets)}")
+        materialize(datasets_lake, None, {"dataset_ids": suite_sets})
 
     for i, source in enumerate(grid.sources, 1):
         log(f"[{grid.name}] intermediate model {i}/{len(grid.sources)}: {grid.base_model} on {source}")
