@@ -68,21 +68,31 @@ class ProtocolResult:
         return asdict(self)
 
 
-def welch_interval(a: list[float], b: list[float]) -> tuple[float, float, float]:
-    """mean(a) - mean(b) with a 95% Welch t interval; with one seed on a side, that side's spread is borrowed."""
+def _welch(a: list[float], b: list[float]) -> tuple[float, float | None, float | None]:
+    """mean(a) - mean(b), its Welch standard error and degrees of freedom; a side with one seed borrows the
+    other's spread, and with one seed on each side there is no se (None, None)."""
     a_arr, b_arr = np.asarray(a, float), np.asarray(b, float)
     diff = float(a_arr.mean() - b_arr.mean())
     var_a = a_arr.var(ddof=1) if len(a_arr) > 1 else None
     var_b = b_arr.var(ddof=1) if len(b_arr) > 1 else None
     if var_a is None and var_b is None:
-        return diff, -math.inf, math.inf  # one run each: no honest interval
+        return diff, None, None
     var_a = var_b if var_a is None else var_a
     var_b = var_a if var_b is None else var_b
     va, vb = var_a / len(a_arr), var_b / len(b_arr)
-    se = math.sqrt(va + vb)
+    if va + vb == 0:
+        return diff, 0.0, None
+    df = (va + vb) ** 2 / ((va**2 / max(len(a_arr) - 1, 1)) + (vb**2 / max(len(b_arr) - 1, 1)))
+    return diff, math.sqrt(va + vb), df
+
+
+def welch_interval(a: list[float], b: list[float]) -> tuple[float, float, float]:
+    """mean(a) - mean(b) with a 95% Welch t interval; with one seed on a side, that side's spread is borrowed."""
+    diff, se, df = _welch(a, b)
+    if se is None:
+        return diff, -math.inf, math.inf  # one run each: no honest interval
     if se == 0:
         return diff, diff, diff
-    df = (va + vb) ** 2 / ((va**2 / max(len(a_arr) - 1, 1)) + (vb**2 / max(len(b_arr) - 1, 1)))
     t = float(stats.t.ppf(0.975, df))
     return diff, diff - t * se, diff + t * se
 
@@ -102,21 +112,14 @@ def next_candidate_upper(next_c: CandidatePrediction, tried: list[tuple[Candidat
 
 
 def p_beats(a: list[float], b: list[float]) -> float | None:
-    """P(mean(a) > mean(b)) from the seeds: the Welch t distribution of the difference (the same variances and df
-    as `welch_interval`, a side with one seed borrowing the other's spread). None with one seed per side."""
-    a_arr, b_arr = np.asarray(a, float), np.asarray(b, float)
-    var_a = a_arr.var(ddof=1) if len(a_arr) > 1 else None
-    var_b = b_arr.var(ddof=1) if len(b_arr) > 1 else None
-    if var_a is None and var_b is None:
+    """P(mean(a) > mean(b)) from the seeds: the Welch t distribution of the difference (the variances and df of
+    `welch_interval`). None with one seed per side."""
+    diff, se, df = _welch(a, b)
+    if se is None:
         return None
-    var_a = var_b if var_a is None else var_a
-    var_b = var_a if var_b is None else var_b
-    va, vb = var_a / len(a_arr), var_b / len(b_arr)
-    diff = float(a_arr.mean() - b_arr.mean())
-    if va + vb == 0:
+    if se == 0:
         return 1.0 if diff > 0 else 0.0
-    df = (va + vb) ** 2 / ((va**2 / max(len(a_arr) - 1, 1)) + (vb**2 / max(len(b_arr) - 1, 1)))
-    return float(stats.t.cdf(diff / math.sqrt(va + vb), df))
+    return float(stats.t.cdf(diff / se, df))
 
 
 def measured_decision(pretrained: ModelRuns, candidates: list[ModelRuns], pretrained_model: str) -> dict:
