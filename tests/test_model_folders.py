@@ -255,11 +255,11 @@ def test_the_probe_refuses_a_broken_folder_before_loading(base_dir, tmp_path, ma
 # --- recommend --run: a broken candidate is reported, the decision is still made -------------------------------
 
 
-def test_recommend_run_reports_a_broken_candidate_and_still_decides(base_dir, tmp_path):
+def _fixture_predictions(tmp_path):
+    """Evidence and candidate predictions from the product fixture's warehouse (no training)."""
     import duckdb
 
     from pipelines.recommend.predict import load_evidence, predict_candidates, predict_target_effect
-    from pipelines.recommend.protocol import run_protocol
     from product_fixture import build
 
     con = duckdb.connect(str(build(tmp_path / "warehouse.duckdb")), read_only=True)
@@ -267,7 +267,13 @@ def test_recommend_run_reports_a_broken_candidate_and_still_decides(base_dir, tm
         evidence = load_evidence(con, ARCH)
     finally:
         con.close()
-    preds = predict_candidates(evidence, predict_target_effect(evidence, {}))
+    return evidence, predict_candidates(evidence, predict_target_effect(evidence, {}))
+
+
+def test_recommend_run_reports_a_broken_candidate_and_still_decides(base_dir, tmp_path):
+    from pipelines.recommend.protocol import run_protocol
+
+    evidence, preds = _fixture_predictions(tmp_path)
     bad, good = preds[0].model_id, preds[1].model_id
     folders = {evidence.pretrained_model: base_dir, good: base_dir,
                bad: broken(base_dir, tmp_path, truncated_weights)[0]}
@@ -287,18 +293,9 @@ def test_recommend_run_reports_a_broken_candidate_and_still_decides(base_dir, tm
 
 
 def test_recommend_protocol_survives_a_train_one_that_raises(tmp_path):
-    import duckdb
-
-    from pipelines.recommend.predict import load_evidence, predict_candidates, predict_target_effect
     from pipelines.recommend.protocol import run_protocol
-    from product_fixture import build
 
-    con = duckdb.connect(str(build(tmp_path / "warehouse.duckdb")), read_only=True)
-    try:
-        evidence = load_evidence(con, ARCH)
-    finally:
-        con.close()
-    preds = predict_candidates(evidence, predict_target_effect(evidence, {}))
+    evidence, preds = _fixture_predictions(tmp_path)
 
     def train_one(model_id, seed):
         if model_id == preds[0].model_id:
