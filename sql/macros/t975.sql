@@ -14,3 +14,17 @@ case
         + (3 * 1.959964 ^ 7 + 19 * 1.959964 ^ 5 + 17 * 1.959964 ^ 3 - 15 * 1.959964) / (384 * {{ df }} ^ 3)
 end
 {%- endmacro %}
+
+{#- The two ends of a 95% t-interval as select items: estimate -/+ t975(df) * se, named `low` and `high`. -#}
+{% macro t_bounds(estimate, se, df, low, high) -%}
+({{ estimate }}) - {{ t975(df) }} * ({{ se }}) as {{ low }},
+    ({{ estimate }}) + {{ t975(df) }} * ({{ se }}) as {{ high }}
+{%- endmacro %}
+
+{#- Welch-Satterthwaite degrees of freedom of a difference of two means (floored), from each group's variance
+    of the values and its size. -#}
+{% macro welch_df(var_a, n_a, var_b, n_b) -%}
+floor((({{ var_a }}) / ({{ n_a }}) + ({{ var_b }}) / ({{ n_b }})) ^ 2
+      / nullif((({{ var_a }}) / ({{ n_a }})) ^ 2 / (({{ n_a }}) - 1)
+               + (({{ var_b }}) / ({{ n_b }})) ^ 2 / (({{ n_b }}) - 1), 0))
+{%- endmacro %}

@@ -58,8 +58,7 @@ paired as (
 )
 select
     x.architecture, x.model_id, x.n_targets, x.mean_gain, x.median_gain,
-    x.mean_gain - {{ t975('x.n_targets - 1') }} * x.sd_gain / sqrt(x.n_targets) as ci_low,
-    x.mean_gain + {{ t975('x.n_targets - 1') }} * x.sd_gain / sqrt(x.n_targets) as ci_high,
+    {{ t_bounds('x.mean_gain', 'x.sd_gain / sqrt(x.n_targets)', 'x.n_targets - 1', 'ci_low', 'ci_high') }},
     x.win_rate, x.n_collapsed,
     r.model_effect, r.shrinkage,
     r.posterior_gain,

@@ -33,34 +33,27 @@ welch as (
     select *,
            fused_var / n_fused + single_var / n_single as diff_var,
            fused_post_var / n_fused + single_post_var / n_single as diff_post_var,
-           floor((fused_var / n_fused + single_var / n_single) ^ 2
-                 / nullif((fused_var / n_fused) ^ 2 / (n_fused - 1) + (single_var / n_single) ^ 2 / (n_single - 1), 0))
-               as diff_df,
-           floor((fused_post_var / n_fused + single_post_var / n_single) ^ 2
-                 / nullif((fused_post_var / n_fused) ^ 2 / (n_fused - 1)
-                          + (single_post_var / n_single) ^ 2 / (n_single - 1), 0)) as diff_post_df
+           {{ welch_df('fused_var', 'n_fused', 'single_var', 'n_single') }} as diff_df,
+           {{ welch_df('fused_post_var', 'n_fused', 'single_post_var', 'n_single') }} as diff_post_df
     from groups
 )
 select
     architecture, n_fused, n_single,
     fused_mean as fused_mean_gain,
-    fused_mean - {{ t975('(n_fused - 1)') }} * sqrt(fused_var / n_fused) as fused_low,
-    fused_mean + {{ t975('(n_fused - 1)') }} * sqrt(fused_var / n_fused) as fused_high,
+    {{ t_bounds('fused_mean', 'sqrt(fused_var / n_fused)', 'n_fused - 1', 'fused_low', 'fused_high') }},
     single_mean as single_mean_gain,
-    single_mean - {{ t975('(n_single - 1)') }} * sqrt(single_var / n_single) as single_low,
-    single_mean + {{ t975('(n_single - 1)') }} * sqrt(single_var / n_single) as single_high,
+    {{ t_bounds('single_mean', 'sqrt(single_var / n_single)', 'n_single - 1', 'single_low', 'single_high') }},
     fused_mean - single_mean as diff_mean_gain,
-    fused_mean - single_mean - {{ t975('(diff_df)') }} * sqrt(diff_var) as diff_low,
-    fused_mean - single_mean + {{ t975('(diff_df)') }} * sqrt(diff_var) as diff_high,
+    {{ t_bounds('fused_mean - single_mean', 'sqrt(diff_var)', 'diff_df', 'diff_low', 'diff_high') }},
     fused_post as fused_posterior_gain,
-    fused_post - {{ t975('(n_fused - 1)') }} * sqrt(fused_post_var / n_fused) as fused_posterior_low,
-    fused_post + {{ t975('(n_fused - 1)') }} * sqrt(fused_post_var / n_fused) as fused_posterior_high,
+    {{ t_bounds('fused_post', 'sqrt(fused_post_var / n_fused)', 'n_fused - 1',
+                'fused_posterior_low', 'fused_posterior_high') }},
     single_post as single_posterior_gain,
-    single_post - {{ t975('(n_single - 1)') }} * sqrt(single_post_var / n_single) as single_posterior_low,
-    single_post + {{ t975('(n_single - 1)') }} * sqrt(single_post_var / n_single) as single_posterior_high,
+    {{ t_bounds('single_post', 'sqrt(single_post_var / n_single)', 'n_single - 1',
+                'single_posterior_low', 'single_posterior_high') }},
     fused_post - single_post as diff_posterior_gain,
-    fused_post - single_post - {{ t975('(diff_post_df)') }} * sqrt(diff_post_var) as diff_posterior_low,
-    fused_post - single_post + {{ t975('(diff_post_df)') }} * sqrt(diff_post_var) as diff_posterior_high,
+    {{ t_bounds('fused_post - single_post', 'sqrt(diff_post_var)', 'diff_post_df',
+                'diff_posterior_low', 'diff_posterior_high') }},
     n_fused_top10
 from welch
 order by architecture

@@ -136,8 +136,7 @@ summary as (
 )
 select
     architecture, aligned, n_cells, n_models, mean_gain, mean_residual,
-    mean_residual - {{ t975('(n_models - 1)') }} * se as residual_low,
-    mean_residual + {{ t975('(n_models - 1)') }} * se as residual_high,
+    {{ t_bounds('mean_residual', 'se', 'n_models - 1', 'residual_low', 'residual_high') }},
     case when aligned then diff_vs_other end as diff_vs_other,
     case when aligned then diff_vs_other - {{ t975('(diff_df_models - 1)') }} * diff_se end as diff_low,
     case when aligned then diff_vs_other + {{ t975('(diff_df_models - 1)') }} * diff_se end as diff_high
