@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from published_fixture import SHARED, pretrain_name
+from published_fixture import SHARED, materialize_published, pretrain_name
 
 pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/model-recycling")
 
@@ -65,28 +65,13 @@ def _dbt(*args: str, warehouse: Path, target: Path) -> None:
 
 @pytest.fixture(scope="module")
 def db(tmp_path_factory):
-    """The published import and warehouse load as Dagster assets, then `dbt build` of the SQL models and their tests
-    (run directly: the analyses' own tests must pass on the cut too)."""
-    import dagster as dg
-
-    from assets.published import published_results
-    from assets.warehouse import warehouse_tables
-    from pipelines.resources import LakeResource, WarehouseResource
-
+    """The `published` job's assets (import, warehouse load, `dbt build` of the SQL models and their tests: the
+    analyses' own tests must pass on the cut too) on a small real folder."""
     mp = pytest.MonkeyPatch()
     root = tmp_path_factory.mktemp("analyses")
     home = root / "home"
-    mp.setenv("STARTPOINT_HOME", str(home))
-    mp.setenv("STARTPOINT_PUBLISHED_RESULTS", str(_folder(root / "results")))
-    warehouse = home / "warehouse.duckdb"
-    result = dg.materialize(
-        [published_results, warehouse_tables],
-        resources={"lake": LakeResource(url=str(home / "lake")), "warehouse": WarehouseResource(path=str(warehouse))},
-        instance=dg.DagsterInstance.ephemeral(),
-    )
-    assert result.success
-    _dbt("build", warehouse=warehouse, target=root / "target")
-    yield warehouse
+    assert materialize_published(home, _folder(root / "results"), mp).success
+    yield home / "warehouse.duckdb"
     mp.undo()
 
 

@@ -22,7 +22,7 @@ from pipelines.recommend.predict import (
     predict_target_effect,
     read_frames,
 )
-from published_fixture import make_folder
+from published_fixture import make_folder, materialize_published
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -35,26 +35,10 @@ ARCHS = ("roberta-base", "t5-base")
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory):
     """A warehouse built by the `published` job from a small real folder, and the compiled production SQL."""
-    import dagster as dg
-
-    from assets.published import published_results
-    from assets.warehouse import warehouse_tables
-    from pipelines.dbt import run_dbt
-    from pipelines.resources import LakeResource, WarehouseResource
-
     mp = pytest.MonkeyPatch()
     root = tmp_path_factory.mktemp("calibration")
     home = root / "home"
-    mp.setenv("STARTPOINT_HOME", str(home))
-    mp.setenv("STARTPOINT_PUBLISHED_RESULTS", str(make_folder(root / "results", rows=30, archs=ARCHS)))
-    # The `published` job's import and load, then every dbt model (`dbt run`, the SQL the job builds).
-    assert dg.materialize(
-        [published_results, warehouse_tables],
-        resources={"lake": LakeResource(url=str(home / "lake")),
-                   "warehouse": WarehouseResource(path=str(home / "warehouse.duckdb"))},
-        instance=dg.DagsterInstance.ephemeral(),
-    ).success
-    run_dbt("run", capture_output=True)
+    assert materialize_published(home, make_folder(root / "results", rows=30, archs=ARCHS), mp).success
     chain = production_chain()  # compiled against this home's warehouse (STARTPOINT_HOME is set)
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     yield con, chain
