@@ -74,13 +74,6 @@ def _check_out_dir(out: str, flag: str = "--out") -> Path | None:
     return path
 
 
-def _interval(value, low, high) -> str:
-    """'+1.21 (+0.68..+1.74)'; empty when the value is missing."""
-    if value is None:
-        return ""
-    return f"{value:+.2f}" + (f" ({low:+.2f}..{high:+.2f})" if low is not None and high is not None else "")
-
-
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
     from pipelines.warehouse.load import connect
 
@@ -95,7 +88,7 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def _print_leaderboard(args: argparse.Namespace, con) -> int:
-    from pipelines.site.build import Reliability, _true, percent, reliability_text
+    from pipelines.site.build import Reliability, ranking_table, reliability_text
     from pipelines.site.data import RANKING_COLUMNS, _columns, _select
     from pipelines.tables import markdown_table
 
@@ -128,19 +121,13 @@ def _print_leaderboard(args: argparse.Namespace, con) -> int:
                 heading += f"; {reliability_text(Reliability(float(rel.iloc[0])) if len(rel) else None)}"
             print(f"\n## {_terminal(arch)}  ({heading})\n")
             n = lambda v: None if v is None or v != v else float(v)  # noqa: E731  NULL / NaN -> None
-            table = []
-            for r in rows.itertuples():
-                tied = r.rank != 1 and _true(r.tied_with_rank1)
-                cells = [int(r.rank), "≈1" if tied else "", _terminal(r.model_id)]
-                if posterior:
-                    cells.append(_interval(n(r.posterior_gain), n(r.posterior_low), n(r.posterior_high)))
-                cells += [_interval(n(r.mean_gain), n(r.ci_low), n(r.ci_high)), n(r.win_rate)]
-                if posterior:
-                    cells.append("" if r.rank == 1 else percent(r.p_better_than_rank1))
-                cells += [n(r.avg_score), None if r.n_targets != r.n_targets else int(r.n_targets), n(r.probe_score)]
-                table.append(tuple(cells))
-            cols = ["rank", "tied", "model", *(["posterior gain (95%)"] if posterior else []), "mean gain (95% CI)",
-                    "win rate", *(["P(better than #1)"] if posterior else []), "avg", "targets", "probe"]
+            names, ranking_cells = ranking_table(rows.to_dict("records"))
+            table = [
+                tuple(_terminal(c) if isinstance(c, str) else c for c in cells)
+                + (n(r.avg_score), None if r.n_targets != r.n_targets else int(r.n_targets), n(r.probe_score))
+                for cells, r in zip(ranking_cells, rows.itertuples())
+            ]
+            cols = [*names, "avg", "targets", "probe"]
             print(markdown_table(cols, table))
             if posterior:
                 print(f"{n_tied} of the {max(n_ranked - 1, 0)} other ranked models cannot be told apart from #1 on "

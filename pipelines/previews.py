@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from pipelines.resources import WarehouseResource
-from pipelines.tables import markdown_table
+from pipelines.tables import interval_text, markdown_table
 from pipelines.tables import markdown_text as _md
 
 LEADERBOARD_TOP = 10
@@ -40,18 +40,10 @@ def _columns(warehouse: WarehouseResource, table: str) -> set[str]:
     return {r[0] for r in rows}
 
 
-def _interval(value, low, high, digits: int = 2, signed: bool = True) -> str:
-    """'+1.21 (+0.68..+1.74)'; empty when the value is missing."""
-    if value is None:
-        return ""
-    f = f"{{:+.{digits}f}}" if signed else f"{{:.{digits}f}}"
-    return f.format(value) + (f" ({f.format(low)}..{f.format(high)})" if low is not None and high is not None else "")
-
-
 def _leaderboard_preview(warehouse: WarehouseResource) -> str:
     """Top models per architecture by rank: posterior gain and mean gain with their intervals, win rate, the
     comparison with rank 1 (≈1: cannot be told apart from it), under a heading with the ranking's reliability."""
-    from pipelines.site.build import Reliability, percent, reliability_text
+    from pipelines.site.build import Reliability, ranking_table, reliability_text
     from pipelines.site.data import RANKING_COLUMNS, _select
 
     ranking = _select(_columns(warehouse, "leaderboard"), RANKING_COLUMNS)
@@ -76,18 +68,8 @@ def _leaderboard_preview(warehouse: WarehouseResource) -> str:
         head = f"**{_md(arch)}**"
         if posterior:
             head += f" ({reliability_text(Reliability(rel) if rel is not None else None)})"
-        table = []
-        for r in lines:
-            tied = r["rank"] != 1 and bool(r["tied_with_rank1"])
-            cells = [r["rank"], "≈1" if tied else "", r["model_id"]]
-            if posterior:
-                cells.append(_interval(r["posterior_gain"], r["posterior_low"], r["posterior_high"]))
-            cells += [_interval(r["mean_gain"], r["ci_low"], r["ci_high"]), r["win_rate"]]
-            if posterior:
-                cells.append("" if r["rank"] == 1 else percent(r["p_better_than_rank1"]))
-            table.append(tuple(_md(c) if isinstance(c, str) else c for c in cells))
-        names = ["rank", "tied", "model", *(["posterior gain (95%)"] if posterior else []), "mean gain (95% CI)",
-                 "win rate", *(["P(better than #1)"] if posterior else [])]
+        names, cells = ranking_table(lines)
+        table = [tuple(_md(c) if isinstance(c, str) else c for c in row) for row in cells]
         note = (
             f"\n{first['n_tied']} of the {max(first['n_ranked'] - 1, 0)} other ranked models cannot be told apart "
             "from #1 on these targets (≈1).\n" if posterior else ""
@@ -109,7 +91,7 @@ def _variance_preview(warehouse: WarehouseResource) -> str:
         return "_no share column in variance_decomposition_"
     _, rows = _query(warehouse, sql + " order by architecture, component")
     table = [
-        (_md(arch), _md(component), _interval(share, low, high, digits=3, signed=False))
+        (_md(arch), _md(component), interval_text(share, low, high, digits=3, signed=False))
         for arch, component, share, low, high in rows
     ]
     return markdown_table(["architecture", "component", "share (95%)"], table)

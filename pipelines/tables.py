@@ -23,3 +23,11 @@ def markdown_text(text: object) -> str:
     for ch in "\\`*_[]<>#!~":
         text = text.replace(ch, "\\" + ch)
     return text
+
+
+def interval_text(value, low, high, digits: int = 2, signed: bool = True) -> str:
+    """'+1.21 (+0.68..+1.74)'; empty when the value is missing, the bare value when the interval is."""
+    if value is None:
+        return ""
+    f = f"{{:+.{digits}f}}" if signed else f"{{:.{digits}f}}"
+    return f.format(value) + (f" ({f.format(low)}..{f.format(high)})" if low is not None and high is not None else "")

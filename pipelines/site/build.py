@@ -67,6 +67,30 @@ def percent(p) -> str:
     return "<1%" if p < 0.005 else ">99%" if p > 0.995 else f"{p:.0%}"
 
 
+def ranking_table(rows: list[dict]) -> tuple[list[str], list[list]]:
+    """The ranking columns of leaderboard rows (rank order) as a text table, for the CLI and the Dagster preview:
+    rank, ≈1 when tied with #1, model, posterior gain and mean gain with intervals, win rate, P(better than #1).
+    Cells are unescaped; each medium escapes the strings it prints."""
+    from pipelines.tables import interval_text
+
+    def n(v):  # NULL / NaN -> None
+        return None if v is None or pd.isna(v) else float(v)
+
+    posterior = any(n(r.get("posterior_gain")) is not None for r in rows)
+    table = []
+    for r in rows:
+        cells = [int(r["rank"]), "≈1" if r["rank"] != 1 and _true(r.get("tied_with_rank1")) else "", r["model_id"]]
+        if posterior:
+            cells.append(interval_text(n(r["posterior_gain"]), n(r["posterior_low"]), n(r["posterior_high"])))
+        cells += [interval_text(n(r["mean_gain"]), n(r["ci_low"]), n(r["ci_high"])), n(r["win_rate"])]
+        if posterior:
+            cells.append("" if r["rank"] == 1 else percent(r["p_better_than_rank1"]))
+        table.append(cells)
+    names = ["rank", "tied", "model", *(["posterior gain (95%)"] if posterior else []), "mean gain (95% CI)",
+             "win rate", *(["P(better than #1)"] if posterior else [])]
+    return names, table
+
+
 def has_posterior(lb: pd.DataFrame) -> bool:
     """Whether the leaderboard carries the random-effects ranking (warehouses built before it do not)."""
     return "posterior_gain" in lb and bool(lb["posterior_gain"].notna().any())
