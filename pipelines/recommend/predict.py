@@ -195,7 +195,7 @@ def build_evidence(frames: EvidenceFrames, calibrate: bool = True) -> Evidence:
         pretrained_model=frames.pretrained_model,
         targets=targets,
         candidates=base_effects(frames.candidates),
-        interaction_sd=float(math.sqrt(np.mean(resid**2))) if len(resid) else float("nan"),
+        interaction_sd=_rms(resid),
         mean_target_effect=float(targets["mean_gain"].mean()),
         interaction_residuals=resid,
     )
@@ -220,10 +220,13 @@ def interaction_residuals(gains: pd.DataFrame) -> np.ndarray:
     return resid * math.sqrt(len(resid) / df) if df > 0 else np.empty(0)
 
 
+def _rms(resid: np.ndarray) -> float:
+    return float(math.sqrt(np.mean(resid**2))) if len(resid) else float("nan")
+
+
 def interaction_sd(gains: pd.DataFrame) -> float:
     """Spread of gain(model, target) around base effect + target effect (two-way additive residual)."""
-    resid = interaction_residuals(gains)
-    return float(math.sqrt(np.mean(resid**2))) if len(resid) else float("nan")
+    return _rms(interaction_residuals(gains))
 
 
 def feature_row(raw: dict) -> dict[str, float | None]:
