@@ -74,14 +74,15 @@ def write(lake_url: str, table: str, relpath: str, data: pa.Table | Iterable[Map
             fs.rm(tmp)
         except Exception:  # never written, or already renamed
             pass
-        if _disk_full(exc):
+        if disk_full(exc):
             raise OSError(errno.ENOSPC, f"disk full writing {final} ({' '.join(str(exc).split())[:200]}); "
                           "its temporary file was removed: free space and rerun") from exc
         raise
     return final
 
 
-def _disk_full(exc: BaseException) -> bool:
+def disk_full(exc: BaseException) -> bool:
+    """ENOSPC, whether as an OSError or as text inside a DuckDB or Arrow error."""
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return True
     text = str(exc).lower()

@@ -64,14 +64,6 @@ def _is_unreadable(exc: BaseException) -> bool:
                                    "failed to read database header", "unsupported database", "serialization error"))
 
 
-def disk_full(exc: BaseException) -> bool:
-    """ENOSPC, whether as an OSError or as text inside a DuckDB or Arrow error."""
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    text = str(exc).lower()
-    return "no space left on device" in text or "disk quota exceeded" in text
-
-
 def connect(path: str | Path, read_only: bool = False, wait_seconds: float = 120.0) -> duckdb.DuckDBPyConnection:
     """Connect a reader, retrying while another process holds the file lock (only a user's own read-write
     session on the live file can: pipeline writers never open it). An unreadable file raises
@@ -152,7 +144,7 @@ def _copy_live(live: Path, staging: Path, log: Any, require_live: bool) -> None:
         duckdb.connect(str(staging)).close()
         return
     except duckdb.Error as exc:
-        if disk_full(exc):
+        if lake.disk_full(exc):
             raise
         problem = _one_line(exc)[:200]
     for p in (staging, Path(f"{staging}.wal")):
@@ -205,7 +197,7 @@ def staged(warehouse_path: str | Path, *, log: Any = None, copy_live: bool = Tru
             _fsync(live.parent)
             _drop_foreign_wal(live, log)
         except BaseException as exc:
-            if disk_full(exc):
+            if lake.disk_full(exc):
                 kept = f"the live warehouse {live} is unchanged" if live.exists() else "no warehouse was written"
                 raise OSError(errno.ENOSPC, f"disk full while rebuilding the warehouse in {folder} "
                               f"({_one_line(exc)[:200]}); {kept} and the staging files were removed: free space on "
