@@ -55,7 +55,7 @@ def _looks_utf16(data: bytes) -> bool:
 
 def _decode(path: Path, data: bytes, encoding: str) -> str:
     try:
-        return data.decode("utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding)
+        return data.decode("utf-8-sig" if _is_utf8(encoding) else encoding)
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
         if _looks_utf16(data):
@@ -173,7 +173,7 @@ def sniff(path: Path, head: bytes, kind: str | None, encoding: str = "utf-8") ->
             return f"{path}: {what}, not {_TYPES}; {fix} and pass the data file"
     if kind != "parquet" and head.startswith(b"PAR1"):
         return f"{path}: a Parquet file named {path.suffix}; rename it to {path.stem}.parquet"
-    if kind == "parquet" or encoding.lower().replace("_", "-") not in ("utf-8", "utf8"):
+    if kind == "parquet" or not _is_utf8(encoding):
         return None  # pyarrow checks its own magic bytes; the caller named the encoding
     if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
         return (f"{path}: UTF-32 text (byte-order mark), not UTF-8; re-encode it "
