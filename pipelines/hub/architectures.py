@@ -39,6 +39,15 @@ ARCHITECTURES: dict[str, ArchitectureSpec] = {
             6,
             30522,
         ),
+        # 3 layers, not 6: a finetune of one never stands in for the other (rebuilt from ONNX: pipelines/zoo).
+        ArchitectureSpec(
+            "paraphrase-MiniLM-L3-v2",
+            "sentence-transformers/paraphrase-MiniLM-L3-v2",
+            "bert",
+            384,
+            3,
+            30522,
+        ),
     )
 }
 

@@ -74,6 +74,8 @@ def scan_zoo(models_dir: Path) -> tuple[list[Candidate], list[SkippedFolder]]:
             if not folder.is_dir():
                 continue  # a stray file is not a model folder
             model_id = folder_model_id(folder.name)
+            if model_id in PRETRAINED:
+                continue  # a packaged encoder rebuilt into the models folder (MiniLM-L3): listed above
             if not (folder / "config.json").is_file():
                 raise ValueError("has no config.json: not a model folder, or an unfinished copy")
             found.append(Candidate(model_id, architecture_of(model_id, models_dir), "local"))

