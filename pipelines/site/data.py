@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import pandas as pd
+import polars as pl
 
 from pipelines.warehouse.load import connect
 
@@ -36,18 +36,23 @@ class SiteDataError(RuntimeError):
 
 @dataclass
 class SiteData:
-    leaderboard: pd.DataFrame
-    gains: pd.DataFrame
-    target_effects: pd.DataFrame
-    variance: pd.DataFrame  # architecture, component, share, share_low, share_high, variance (..low, ..high), sum_sq
-    proxy: pd.DataFrame
-    datasets: pd.DataFrame
+    leaderboard: pl.DataFrame
+    gains: pl.DataFrame
+    target_effects: pl.DataFrame
+    variance: pl.DataFrame  # architecture, component, share, share_low, share_high, variance (..low, ..high), sum_sq
+    proxy: pl.DataFrame
+    datasets: pl.DataFrame
     warehouse: str
-    reliability: pd.DataFrame = None  # ranking_reliability, one row per architecture (empty when absent)
+    reliability: pl.DataFrame | None = None  # ranking_reliability, one row per architecture (empty when absent)
 
     @property
     def architectures(self) -> list[str]:
-        return sorted(self.leaderboard["architecture"].dropna().unique())
+        return sorted(self.leaderboard["architecture"].drop_nulls().unique().to_list())
+
+
+def frame(result: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """A query's result as a polars frame (through Arrow); DECIMAL columns (SQL literals such as 1.0) as floats."""
+    return result.pl().with_columns(pl.col(pl.Decimal).cast(pl.Float64))
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -85,7 +90,8 @@ def read_site_data(warehouse_path: str | Path) -> SiteData:
                 f"warehouse {warehouse_path} has no table(s) {', '.join(missing)}: build the SQL models first "
                 "(`make run`, or the `published` job)"
             )
-        q = lambda sql: con.execute(sql).df()  # noqa: E731
+        q = lambda sql: frame(con.execute(sql))  # noqa: E731
+        empty = lambda columns: pl.DataFrame(schema=dict.fromkeys(columns, pl.Utf8))  # noqa: E731
         ranking = _select(_columns(con, "leaderboard"), RANKING_COLUMNS)
         data = SiteData(
             leaderboard=q(
@@ -104,17 +110,17 @@ def read_site_data(warehouse_path: str | Path) -> SiteData:
             variance=q(_variance_sql(_columns(con, "variance_decomposition"))),
             proxy=q("select architecture, method, n_models, spearman, pearson from proxy_validation")
             if "proxy_validation" in have
-            else pd.DataFrame(columns=["architecture", "method", "n_models", "spearman", "pearson"]),
+            else empty(["architecture", "method", "n_models", "spearman", "pearson"]),
             datasets=q("select dataset_id, metric, task_group from datasets")
             if "datasets" in have
-            else pd.DataFrame(columns=["dataset_id", "metric", "task_group"]),
+            else empty(["dataset_id", "metric", "task_group"]),
             warehouse=str(warehouse_path),
             reliability=q(f"select {', '.join(RELIABILITY_COLUMNS)} from ranking_reliability")
             if "ranking_reliability" in have
-            else pd.DataFrame(columns=list(RELIABILITY_COLUMNS)),
+            else empty(RELIABILITY_COLUMNS),
         )
     finally:
         con.close()
-    if data.leaderboard.empty:
+    if data.leaderboard.is_empty():
         raise SiteDataError(f"the leaderboard in {warehouse_path} is empty: import results or run the grid first")
     return data

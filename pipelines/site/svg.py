@@ -1,10 +1,11 @@
-"""Inline SVG charts for the static site: no JavaScript, no external files, every label escaped."""
+"""Layout of the inline SVG charts of the static site (no JavaScript, no external files): positions and labels
+computed here, drawn by the `bar_chart` and `stacked_share` macros of templates/macros.html.j2, which escape
+every label."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from html import escape
 
 
 @dataclass(frozen=True)
@@ -20,10 +21,10 @@ def _fmt(v: float) -> str:
     return f"{v:+.2f}" if v else "0.00"
 
 
-def bar_chart(bars: list[Bar], title: str, unit: str = "points", width: int = 760, row: int = 18) -> str:
+def bar_chart(bars: list[Bar], title: str, unit: str = "points", width: int = 760, row: int = 18) -> dict:
     """Horizontal bars around a zero line, with optional interval whiskers; positive bars green, negative red."""
     if not bars:
-        return f'<p class="empty">No data for “{escape(title)}”.</p>'
+        return {"title": title, "bars": []}
     label_w, value_w, pad = 260, 70, 8
     plot_w = width - label_w - value_w - 2 * pad
     values = [b.value for b in bars] + [v for b in bars for v in (b.low, b.high) if v is not None]
@@ -37,62 +38,41 @@ def bar_chart(bars: list[Bar], title: str, unit: str = "points", width: int = 76
         return label_w + pad + (v - lo) * scale
 
     height = row * len(bars) + 34
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}"><title>{escape(title)}</title>',
-        f'<line x1="{x(0):.1f}" y1="4" x2="{x(0):.1f}" y2="{height - 26}" stroke="#555" stroke-width="1"/>',
-    ]
+    drawn = []
     for i, b in enumerate(bars):
         y = 6 + i * row
         x0, x1 = sorted((x(0), x(b.value)))
-        colour = "#2e7d32" if b.value >= 0 else "#c62828"
-        label = escape(b.label if len(b.label) <= 40 else b.label[:39] + "…")
-        text = f'<text x="{label_w - 2}" y="{y + row * 0.65:.1f}" text-anchor="end">{label}</text>'
-        if b.href:
-            text = f'<a href="{escape(b.href)}">{text}</a>'
-        parts.append(text)
-        parts.append(
-            f'<rect x="{x0:.1f}" y="{y + 2}" width="{max(x1 - x0, 0.5):.1f}" height="{row - 6}" fill="{colour}">'
-            f"<title>{escape(b.label)}: {_fmt(b.value)} {escape(unit)}</title></rect>"
-        )
+        whisker = None
         if b.low is not None and b.high is not None and math.isfinite(b.low) and math.isfinite(b.high):
-            ym = y + row / 2 - 1
-            parts.append(
-                f'<line x1="{x(b.low):.1f}" y1="{ym:.1f}" x2="{x(b.high):.1f}" y2="{ym:.1f}" stroke="#111" stroke-width="1"/>'
-            )
-        parts.append(f'<text x="{width - value_w}" y="{y + row * 0.65:.1f}">{_fmt(b.value)}</text>')
-    axis_y = height - 12
-    for v in (lo, 0.0, hi):
-        parts.append(f'<text x="{x(v):.1f}" y="{axis_y}" text-anchor="middle" class="axis">{v:.1f}</text>')
-    parts.append(f'<text x="{label_w - 2}" y="{axis_y}" text-anchor="end" class="axis">{escape(unit)}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+            whisker = (f"{x(b.low):.1f}", f"{x(b.high):.1f}", f"{y + row / 2 - 1:.1f}")
+        drawn.append({
+            "label": b.label, "short": b.label if len(b.label) <= 40 else b.label[:39] + "…", "href": b.href,
+            "text_y": f"{y + row * 0.65:.1f}", "x": f"{x0:.1f}", "y": y + 2, "w": f"{max(x1 - x0, 0.5):.1f}",
+            "colour": "#2e7d32" if b.value >= 0 else "#c62828", "value": _fmt(b.value), "whisker": whisker,
+        })
+    return {
+        "title": title, "unit": unit, "width": width, "height": height, "bars": drawn, "bar_h": row - 6,
+        "zero": f"{x(0):.1f}", "zero_end": height - 26, "label_x": label_w - 2, "value_x": width - value_w,
+        "axis_y": height - 12, "axis": [(f"{x(v):.1f}", f"{v:.1f}") for v in (lo, 0.0, hi)],
+    }
 
 
 COMPONENT_COLOURS = {"base": "#1565c0", "target": "#ef6c00", "interaction": "#6a1b9a", "noise": "#757575"}
 
 
-def stacked_share(parts: list[tuple[str, float]], title: str, width: int = 760) -> str:
+def stacked_share(parts: list[tuple[str, float]], title: str, width: int = 760) -> dict:
     """One horizontal bar split into shares (fractions summing to about 1), with a legend."""
     total = sum(max(v, 0.0) for _, v in parts if v is not None and math.isfinite(v))
     if total <= 0:
-        return f'<p class="empty">No data for “{escape(title)}”.</p>'
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="{width}" height="70" '
-        f'viewBox="0 0 {width} 70"><title>{escape(title)}</title>'
-    ]
+        return {"title": title, "parts": []}
+    drawn = []
     x = 0.0
     for i, (name, v) in enumerate(parts):
         share = max(v, 0.0) / total if v is not None and math.isfinite(v) else 0.0
         w = share * width
-        colour = COMPONENT_COLOURS.get(name, ["#00838f", "#9e9d24", "#ad1457"][i % 3])
-        out.append(
-            f'<rect x="{x:.1f}" y="4" width="{w:.1f}" height="28" fill="{colour}"><title>{escape(name)}: '
-            f"{share:.1%}</title></rect>"
-        )
         lx = i * (width / max(len(parts), 1))
-        out.append(f'<rect x="{lx:.1f}" y="44" width="12" height="12" fill="{colour}"/>')
-        out.append(f'<text x="{lx + 16:.1f}" y="55">{escape(name)} {share:.1%}</text>')
+        drawn.append({"name": name, "share": f"{share:.1%}", "x": f"{x:.1f}", "w": f"{w:.1f}",
+                      "colour": COMPONENT_COLOURS.get(name, ["#00838f", "#9e9d24", "#ad1457"][i % 3]),
+                      "legend_x": f"{lx:.1f}", "text_x": f"{lx + 16:.1f}"})
         x += w
-    out.append("</svg>")
-    return "".join(out)
+    return {"title": title, "width": width, "parts": drawn}
