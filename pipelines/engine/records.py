@@ -80,8 +80,9 @@ def run_row(model_id: str, architecture: str, recipe: Recipe, result: FinetuneRe
 
 
 def model_row(model_id: str, architecture: str, folder: Path, *, role: str, base_model: str | None,
-              tags: list[str] | None = None) -> dict:
-    """A `hub_models` row for a pretrained or local model, read from its folder's config."""
+              tags: list[str] | None = None, members: list[str] | None = None) -> dict:
+    """A `hub_models` row for a pretrained or local model, read from its folder's config (`members`: the model
+    ids a fused model was merged from)."""
     config = json.loads((Path(folder) / "config.json").read_text())
     n_params = None
     weights = Path(folder) / "model.safetensors"
@@ -113,6 +114,7 @@ def model_row(model_id: str, architecture: str, folder: Path, *, role: str, base
         "has_safetensors": weights.is_file(),
         "status": "accepted",
         "local_path": str(folder),
+        "members": list(members) if members is not None else None,
     }
 
 

@@ -37,7 +37,7 @@ HUB_MODELS = TableSpec(
         ("n_params", pa.int64()),
         ("last_modified", pa.timestamp("us", tz="UTC")),
         ("source", pa.string()),  # published | local | hub
-        ("role", pa.string()),  # pretrained | intermediate
+        ("role", pa.string()),  # pretrained | intermediate | fused
         ("base_model", pa.string()),
         ("n_layers", pa.int64()),
         ("hidden_size", pa.int64()),
@@ -54,6 +54,7 @@ HUB_MODELS = TableSpec(
         ("local_path", pa.string()),
         ("download_bytes", pa.int64()),  # weights a load would fetch (hub catalog)
         ("revision", pa.string()),  # Hub commit the catalog checked
+        ("members", pa.list_(pa.string())),  # a fused model's member model ids (NULL for other roles)
     ),
 )
 

@@ -298,3 +298,124 @@ def rank_from_runs(rows: Iterable[Mapping], base_model: str, candidates: Iterabl
         if gains:
             out.append(Ranked(model, sum(gains) / len(gains), len(gains)))
     return sorted(out, key=lambda r: (-r.mean_gain, r.model_id))
+
+
+# --- Choosing members and making the fused model (used by the `fused_models` asset) ---------------------------
+
+RANKINGS = ("auto", "warehouse", "lake")
+
+
+def local_candidates(base_model: str, models_dir: Path) -> list[str]:
+    """The base and the local intermediate models made from it (model cards naming it as base; fused models are
+    never members), in a stable order."""
+    from pipelines.partitions import decode_key
+    from pipelines.zoo import read_model_card
+
+    out = [base_model]
+    if Path(models_dir).is_dir():
+        for folder in sorted(Path(models_dir).iterdir()):
+            if not folder.is_dir() or folder.name.startswith("."):
+                continue
+            try:
+                card = read_model_card(folder)
+            except ModelDirError:
+                continue
+            if card.get("base_model") == base_model and card.get("role", "intermediate") != "fused":
+                out.append(card.get("model_id") or decode_key(folder.name))
+    return out
+
+
+def _warehouse_ranking(warehouse_path: Path, architecture: str, base_model: str, candidates: list[str]) -> list[Ranked]:
+    """The warehouse leaderboard's order (posterior gain over the pretrained model; the pretrained model itself at
+    0) restricted to `candidates`; [] when there is no warehouse or no leaderboard yet."""
+    import duckdb
+
+    from pipelines.warehouse.load import connect
+
+    if not Path(warehouse_path).is_file():
+        return []
+    try:
+        con = connect(warehouse_path, read_only=True, wait_seconds=10)
+    except (duckdb.Error, FileNotFoundError):
+        return []
+    try:
+        rows = con.execute(
+            "select model_id, posterior_gain, n_targets from leaderboard "
+            "where architecture = ? and rank is not null", [architecture]).fetchall()
+    except duckdb.Error:  # no leaderboard built yet
+        return []
+    finally:
+        con.close()
+    wanted = set(candidates)
+    ranked = [Ranked(m, float(g), int(n)) for m, g, n in rows if m in wanted and g is not None]
+    if ranked and base_model in wanted and base_model not in {r.model_id for r in ranked}:
+        ranked.append(Ranked(base_model, 0.0, max(r.n_targets for r in ranked)))
+    return sorted(ranked, key=lambda r: (-r.mean_gain, r.model_id))
+
+
+def choose_members(base_model: str, architecture: str, k: int, *, lake_url: str, models_dir: Path,
+                   warehouse_path: Path | None, ranking: str = "auto",
+                   include_pretrained: bool = True) -> tuple[list[Ranked], str]:
+    """The top-k fusable models of one base by the current ranking, and which ranking that was.
+
+    `warehouse`: the leaderboard of the warehouse (the ranking users see); `lake`: mean gain over the base from the
+    lake's finetuning runs (`rank_from_runs`); `auto`: the warehouse's when it ranks at least k candidates, else the
+    lake's. Candidates are the base (unless `include_pretrained` is false) and its local intermediate models."""
+    from pipelines import lake
+
+    if ranking not in RANKINGS:
+        raise FusionError(f"ranking {ranking!r} is not one of {', '.join(RANKINGS)}")
+    candidates = local_candidates(base_model, models_dir)
+    if not include_pretrained:
+        candidates = [c for c in candidates if c != base_model]
+    ranked, source = [], ""
+    if ranking in ("auto", "warehouse") and warehouse_path is not None:
+        ranked, source = _warehouse_ranking(Path(warehouse_path), architecture, base_model, candidates), "warehouse"
+        if ranking == "auto" and len(ranked) < k:
+            ranked = []
+    if not ranked and ranking != "warehouse":
+        rows = lake.read(lake_url, "finetune_runs").to_pylist() if lake.list_files(lake_url, "finetune_runs") else []
+        rows = [r for r in rows if r["architecture"] == architecture]
+        ranked, source = rank_from_runs(rows, base_model, candidates), "lake"
+        if include_pretrained and base_model in candidates and not any(r.model_id == base_model for r in ranked):
+            ranked = []  # no run of the base: gains cannot be taken
+    if len(ranked) < k:
+        where = "the warehouse leaderboard" if source == "warehouse" else "finetuning runs in the lake"
+        raise FusionError(
+            f"top-{k} fusion of {base_model!r}: only {len(ranked)} of its {len(candidates)} local candidate models "
+            f"are ranked by {where}; make and finetune more intermediate models first (startpoint run-grid)"
+        )
+    return ranked[:k], source
+
+
+def make_fused_model(base_model: str, architecture: str, recipe: FusionRecipe, *, lake_url: str, models_dir: Path,
+                     warehouse_path: Path | None, ranking: str = "auto", weights: Sequence[float] | None = None,
+                     include_pretrained: bool = True, log=print) -> tuple[dict, Path, bool]:
+    """Choose the members, fuse them into `$models/<fused id>` unless that exact fusion exists; returns (card,
+    folder, made_now)."""
+    from pipelines.zoo import local_model_dir, read_model_card, resolve
+
+    chosen, source = choose_members(base_model, architecture, recipe.k, lake_url=lake_url, models_dir=models_dir,
+                                    warehouse_path=warehouse_path, ranking=ranking,
+                                    include_pretrained=include_pretrained)
+    members = [r.model_id for r in chosen]
+    if recipe.method == "average":
+        w = _check_weights(weights, len(members))
+    else:
+        if weights:
+            raise FusionError("weights apply to averaging only; task arithmetic uses one scale for every member")
+        w = [1.0] * len(members)
+    digest = fusion_hash(members, w, recipe.method, recipe.scale, base_model)
+    model_id = fused_id(architecture, recipe.key, digest)
+    folder = local_model_dir(model_id, models_dir)
+    card = read_model_card(folder) if folder.is_dir() else {}
+    if card.get("fusion_hash") == digest and (folder / "model.safetensors").is_file():
+        log(f"{model_id} already fused from {members}; not fusing again")
+        return card, folder, False
+    extra = {"recipe": recipe.key, "fusion_hash": digest, "ranking": source,
+             "member_gains": {r.model_id: round(r.mean_gain, 4) for r in chosen}}
+    card = fuse_folders([(m, resolve(m, models_dir)) for m in members], folder, method=recipe.method,
+                        architecture=architecture, model_id=model_id, weights=w,
+                        base=(base_model, resolve(base_model, models_dir)), scale=recipe.scale, extra_card=extra)
+    log(f"fused {model_id} from {members} ({recipe.method}, ranking: {source})")
+    return card, folder, True
