@@ -149,7 +149,7 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
         options = RecommendOptions(
             data=args.data, architecture=args.architecture, text_col=args.text_col, label_col=args.label_col,
             text_pair_col=args.text_pair_col, budget=args.budget, run=args.run,
-            seeds=list(range(args.seeds)), train_cap=args.train_cap, report=args.report,
+            seeds=args.seeds, train_cap=args.train_cap, report=args.report,
         )
         report = recommend(options, log=_log)
     except ReportWriteError as exc:  # the decision stands: print it, then say the report is missing

@@ -11,8 +11,11 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
+from typing import Optional  # pydantic and Dagster config need real annotations
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.recommend.predict import (
     CandidatePrediction,
@@ -27,35 +30,49 @@ from pipelines.settings import Settings, get_settings
 SHOWN_CANDIDATES = 10
 
 
-@dataclass
-class RecommendOptions:
-    data: str
-    architecture: str = "all-MiniLM-L6-v2"
-    text_col: str = "text"
-    label_col: str = "label"
-    text_pair_col: str | None = None
-    budget: int = 3  # candidate models finetuned with `run` (the pretrained model comes on top)
-    run: bool = False
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    # The small recipe of the protocol: a few hundred examples, short sequences, so --budget 3 fits in minutes.
-    train_cap: int = 256
-    eval_cap: int = 200
-    test_cap: int = 500
-    epochs: int = 2
-    max_length: int = 64
-    batch_size: int = 16
-    report: str | None = None
-    reload_warehouse: bool = True  # after --run; the Dagster job reloads in a separate step in the duckdb pool
+class RecommendOptions(BaseModel):
+    """What a recommendation is asked with: declared once, for the CLI (flags are generated from these fields; those
+    marked ``cli=False`` are the protocol's fixed recipe), the Dagster `recommend` job's config (which subclasses
+    this model) and Python callers. ``check()`` gives the one-line errors the CLI prints."""
 
-    def __post_init__(self) -> None:
+    model_config = ConfigDict(extra="forbid")
+
+    data: str = Field(description="your labelled data: CSV, TSV, JSONL or Parquet")
+    text_col: str = Field("text", description="text column")
+    label_col: str = Field("label", description="label column")
+    text_pair_col: Optional[str] = Field(None, description="second text column, for pair tasks")
+    architecture: str = Field("all-MiniLM-L6-v2", description="which leaderboard to pick from")
+    budget: int = Field(3, description="candidate models to finetune with --run (the pretrained model comes on top)")
+    run: bool = Field(False, description="finetune the pretrained model and the top candidates on your data")
+    seeds: int = Field(3, description="seeds per model with --run")
+    # The small recipe of the protocol: a few hundred examples, short sequences, so --budget 3 fits in minutes.
+    train_cap: int = Field(256, description="training examples per run with --run")
+    eval_cap: int = Field(200, description="validation examples per run", json_schema_extra={"cli": False})
+    test_cap: int = Field(500, description="test examples per run", json_schema_extra={"cli": False})
+    epochs: int = Field(2, description="epochs per run", json_schema_extra={"cli": False})
+    max_length: int = Field(64, description="tokens per example", json_schema_extra={"cli": False})
+    batch_size: int = Field(16, description="examples per step", json_schema_extra={"cli": False})
+    report: Optional[str] = Field(None, description="write the JSON report here")
+    reload_warehouse: bool = Field(
+        True, description="reload the warehouse after --run (the Dagster job does it in a separate step)",
+        json_schema_extra={"cli": False},
+    )
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds))
+
+    def check(self) -> RecommendOptions:
+        """Refuse values no run can use, naming the flag; returns self."""
         if self.budget < 1:
             raise RecommendError(f"--budget must be at least 1 candidate model, got {self.budget}")
-        if not self.seeds:
-            raise RecommendError("--seeds must be at least 1: at least one seed per model is needed")
-        for flag, value in (("--train-cap", self.train_cap), ("eval_cap", self.eval_cap), ("test_cap", self.test_cap),
-                            ("epochs", self.epochs), ("max_length", self.max_length), ("batch_size", self.batch_size)):
+        if self.seeds < 1:
+            raise RecommendError(f"--seeds must be at least 1: at least one seed per model is needed, got {self.seeds}")
+        for name in ("train_cap", "eval_cap", "test_cap", "epochs", "max_length", "batch_size"):
+            value = getattr(self, name)
             if value < 1:
-                raise RecommendError(f"{flag} must be at least 1, got {value}")
+                raise RecommendError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+        return self
 
 
 class ReportWriteError(RecommendError):
@@ -173,6 +190,7 @@ def recommend(options: RecommendOptions, settings: Settings | None = None, log: 
 
     settings = settings or get_settings()
     started = time.monotonic()
+    options.check()
     report_path = check_report_path(options.report) if options.report else None
     target = load_target(options.data, options.text_col, options.label_col, options.text_pair_col)
     n_labels = target.stats["n_labels"]

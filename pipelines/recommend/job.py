@@ -6,27 +6,16 @@ from the lake when runs were made).
 """
 
 from pathlib import Path
-from typing import Optional  # Dagster config classes need real (not postponed) annotations
 
 import dagster as dg
 
+from pipelines.recommend.core import RecommendOptions
 from pipelines.resources import HomeResource, LakeResource, WarehouseResource
 from pipelines.warehouse.load import POOL
 
 
-class RecommendRunConfig(dg.Config):
-    """Run config of the `recommend` job (mirrors `startpoint recommend`)."""
-
-    data: str
-    architecture: str = "all-MiniLM-L6-v2"
-    text_col: str = "text"
-    label_col: str = "label"
-    text_pair_col: Optional[str] = None
-    budget: int = 3
-    run: bool = False
-    seeds: int = 3
-    train_cap: int = 256
-    report: Optional[str] = None
+class RecommendRunConfig(dg.Config, RecommendOptions):
+    """Run config of the `recommend` job: the very fields of `startpoint recommend` (RecommendOptions)."""
 
 
 @dg.op(out=dg.Out(dict), description="Predict (and with run: true, check by finetuning) the best base model.")
@@ -35,7 +24,7 @@ def recommend_target(
     home: HomeResource,
 ) -> dict:
     from pipelines.tables import markdown_table, markdown_text
-    from pipelines.recommend import RecommendOptions, recommend
+    from pipelines.recommend import recommend
     from pipelines.settings import Settings
 
     settings = Settings(home=Path(home.path), lake_url=lake.url, published_results=None)
@@ -45,11 +34,8 @@ def recommend_target(
     report_path = config.report or str(
         settings.artifacts_dir / "recommend" / f"{Path(config.data).stem}-{context.run_id[:8]}.json"
     )
-    options = RecommendOptions(
-        data=config.data, architecture=config.architecture, text_col=config.text_col, label_col=config.label_col,
-        text_pair_col=config.text_pair_col, budget=config.budget, run=config.run, seeds=list(range(config.seeds)),
-        train_cap=config.train_cap, report=report_path, reload_warehouse=False,
-    )
+    # The warehouse is reloaded by the next step, in the duckdb pool.
+    options = RecommendOptions(**{**config.model_dump(), "report": report_path, "reload_warehouse": False})
     report = recommend(options, settings=settings, log=context.log.info)
     rows = [(c["rank"], markdown_text(c["model_id"]), round(c["expected_gain"], 2), round(c["low"], 2),
              round(c["high"], 2), round(c["p_beats_pretrained"], 2)) for c in report["candidates"]]

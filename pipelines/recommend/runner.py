@@ -57,7 +57,7 @@ def run_on_target(options, settings: Settings, target: UserTarget, evidence: Evi
     )
     ds = capped.dataset
     log(f"protocol on {ds.dataset_id}: {len(ds.train)} train / {len(ds.test)} test rows, recipe {recipe.recipe_hash}, "
-        f"seeds {options.seeds}, budget {options.budget} candidate(s)")
+        f"seeds {options.seed_list}, budget {options.budget} candidate(s)")
     versions = _versions()
     written: list[str] = []
 
@@ -88,7 +88,7 @@ def run_on_target(options, settings: Settings, target: UserTarget, evidence: Evi
             f"({updated.method}{': ' + ', '.join(updated.features) if updated.features else ''})")
         return predict_candidates(evidence, updated)
 
-    result = run_protocol(evidence, preds, train_one, options.seeds, options.budget, log=log, resolve=resolve,
+    result = run_protocol(evidence, preds, train_one, options.seed_list, options.budget, log=log, resolve=resolve,
                           on_baseline=on_baseline)
     lake.write(settings.lake_url, "datasets", f"user/{encode_key(target.dataset_id)}", [target.stats])
     if options.reload_warehouse:
@@ -98,7 +98,7 @@ def run_on_target(options, settings: Settings, target: UserTarget, evidence: Evi
     out = result.as_dict()
     out["decision"] = result.decision
     out["recipe"] = json.loads(recipe.to_json())
-    out["seeds"] = list(options.seeds)
+    out["seeds"] = options.seed_list
     out["budget"] = options.budget
     out["lake_files"] = written
     out["run_split_sizes"] = {"train": len(ds.train), "validation": len(ds.validation), "test": len(ds.test)}
