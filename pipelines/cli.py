@@ -3,20 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from pipelines.settings import get_settings
-
-
-def _terminal(text: object) -> str:
-    """An untrusted value made safe to print: control characters (escape sequences, carriage returns, bidi
-    overrides) shown as \\x.. / \\u.... escapes instead of acting on the terminal."""
-    import unicodedata
-
-    return "".join(
-        ch if ch == " " or unicodedata.category(ch)[0] not in "CZ" else ch.encode("unicode_escape").decode("ascii")
-        for ch in str(text)
-    )
+from pipelines.tables import visible_text as _terminal  # untrusted text made inert for the terminal
 
 
 def _error(message: object) -> int:
@@ -89,7 +80,7 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
 
 def _print_leaderboard(args: argparse.Namespace, con) -> int:
     from pipelines.site.build import Reliability, ranking_table, reliability_text
-    from pipelines.site.data import RANKING_COLUMNS, _columns, _select
+    from pipelines.site.data import RANKING_COLUMNS, _columns, _select, frame
     from pipelines.tables import markdown_table
 
     try:
@@ -102,30 +93,31 @@ def _print_leaderboard(args: argparse.Namespace, con) -> int:
                               f"{', '.join(known) or 'none'} (pass one of them to --architecture)")
         ranking = _select(_columns(con, "leaderboard"), RANKING_COLUMNS)
         for arch in archs:
-            rows = con.execute(
+            rows = frame(con.execute(
                 f"""select rank, model_id, avg_score, mean_gain, ci_low, ci_high, win_rate, n_targets, probe_score,
                            pretrained_avg, {ranking}
                     from leaderboard where architecture = ? and rank is not null order by rank limit ?""",
                 [arch, args.top],
-            ).df()
+            ))
             n_ranked, n_tied = con.execute(
                 f"""select count(*), count(*) filter (where tied_with_rank1 and rank > 1)
                     from (select rank, {ranking} from leaderboard where architecture = ? and rank is not null)""",
                 [arch],
             ).fetchone()
-            posterior = bool(rows["posterior_gain"].notna().any())
-            rel = rows["reliability"].dropna()
-            pretrained = rows["pretrained_avg"].dropna()
-            heading = f"pretrained average {pretrained.iloc[0]:.2f}" if len(pretrained) else "pretrained average n/a"
+            posterior = rows["posterior_gain"].drop_nans().drop_nulls().len() > 0
+            rel = rows["reliability"].drop_nans().drop_nulls()
+            pretrained = rows["pretrained_avg"].drop_nans().drop_nulls()
+            heading = f"pretrained average {pretrained[0]:.2f}" if len(pretrained) else "pretrained average n/a"
             if posterior:
-                heading += f"; {reliability_text(Reliability(float(rel.iloc[0])) if len(rel) else None)}"
+                heading += f"; {reliability_text(Reliability(float(rel[0])) if len(rel) else None)}"
             print(f"\n## {_terminal(arch)}  ({heading})\n")
             n = lambda v: None if v is None or v != v else float(v)  # noqa: E731  NULL / NaN -> None
-            names, ranking_cells = ranking_table(rows.to_dict("records"))
+            records = rows.to_dicts()
+            names, ranking_cells = ranking_table(records)
             table = [
                 tuple(_terminal(c) if isinstance(c, str) else c for c in cells)
-                + (n(r.avg_score), None if r.n_targets != r.n_targets else int(r.n_targets), n(r.probe_score))
-                for cells, r in zip(ranking_cells, rows.itertuples())
+                + (n(r["avg_score"]), None if r["n_targets"] is None else int(r["n_targets"]), n(r["probe_score"]))
+                for cells, r in zip(ranking_cells, records)
             ]
             cols = [*names, "avg", "targets", "probe"]
             print(markdown_table(cols, table))
@@ -253,6 +245,22 @@ def _cmd_recover(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_register(args: argparse.Namespace) -> int:
+    """Tell a fresh Dagster instance what the lake holds: partitions and materializations, without retraining."""
+    import dagster as dg
+
+    from pipelines.register import register
+
+    if not os.environ.get("DAGSTER_HOME"):
+        return _error("DAGSTER_HOME is not set: there is no persistent Dagster instance to register into "
+                      "(`make dagster-home` makes one under $STARTPOINT_HOME)")
+    lake_url = get_settings().lake_url
+    with dg.DagsterInstance.get() as instance:
+        reported = register(instance, lake_url, log=print)
+    print(f"{sum(reported.values())} materialization(s) registered from {lake_url}")
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one `error: ...` line (and where to read the usage) instead of the usage block."""
 
@@ -272,6 +280,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true", help="all installed offline sets as sources and targets, 3 seeds")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # the supervised child process
     p.set_defaults(func=_cmd_grid)
+
+    p = sub.add_parser("register", help="register the lake's partitions and materializations in a fresh Dagster "
+                                        "instance, without retraining")
+    p.set_defaults(func=_cmd_register)
 
     p = sub.add_parser("recover", help="free the Dagster pool slots of killed runs and show who holds each pool")
     p.add_argument("--run-id", action="append", default=[],

@@ -1,6 +1,9 @@
-"""One markdown-table renderer for every medium that prints tables (CLI, Dagster previews, docs figures)."""
+"""One markdown-table renderer for every medium that prints tables (CLI, Dagster previews, model cards, docs
+figures), and the escaping of untrusted text for markdown and for the terminal."""
 
 from __future__ import annotations
+
+import unicodedata
 
 
 def cell(value: object) -> str:
@@ -12,9 +15,25 @@ def cell(value: object) -> str:
     return str(value).replace("|", "\\|")
 
 
-def markdown_table(columns: list[str], rows: list[tuple]) -> str:
-    head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
+def markdown_table(columns: list[str], rows: list[tuple], align: str | None = None) -> str:
+    """A pipe table, one line per row. `align`: one letter per column, 'l' (default) or 'r' (right-aligned, for
+    numbers). Cells go through :func:`cell` (pipes escaped); escape other markup before (:func:`markdown_text`)."""
+    align = align or "l" * len(columns)
+    if len(align) != len(columns):
+        raise ValueError(f"align {align!r} has {len(align)} letters for {len(columns)} columns")
+    rule = "".join("---:|" if a == "r" else "---|" for a in align)
+    head = "| " + " | ".join(columns) + " |\n|" + rule + "\n"
     return head + "".join("| " + " | ".join(cell(v) for v in row) + " |\n" for row in rows)
+
+
+def visible_text(text: object) -> str:
+    """Untrusted text made inert for a terminal or a document: control, format and separator characters (escape
+    sequences, carriage returns, bidi overrides, zero-width characters) shown as \\x.. / \\u.... escapes; the
+    plain space kept."""
+    return "".join(
+        ch if ch == " " or unicodedata.category(ch)[0] not in "CZ" else ch.encode("unicode_escape").decode("ascii")
+        for ch in str(text)
+    )
 
 
 def markdown_text(text: object) -> str:

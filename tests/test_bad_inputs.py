@@ -500,18 +500,17 @@ def test_every_shared_published_id_is_accepted():
 # --- every output escapes for its medium
 
 def test_model_card_markdown_escapes_hostile_ids():
-    from collections import namedtuple
+    import polars as pl
 
     from pipelines.modelcard.export import markdown_section
 
-    Row = namedtuple("Row", "model_id architecture rank n_targets mean_gain ci_low ci_high win_rate avg_score "
-                            "pretrained_avg")
-    row = Row("`<script>alert(1)</script>`\u202e", "arch`\x1b[31m", 1, 2, 1.0, 0.5, 1.5, 0.5, 80.0, 79.0)
-    gains = pd.DataFrame({"dataset_id": ["<img src=x onerror=alert(1)>", "a|b"], "metric": ["accuracy", "<b>m</b>"],
+    fields = "model_id architecture rank n_targets mean_gain ci_low ci_high win_rate avg_score pretrained_avg".split()
+    row = dict(zip(fields, ("`<script>alert(1)</script>`\u202e", "arch`\x1b[31m", 1, 2, 1.0, 0.5, 1.5, 0.5, 80.0, 79.0)))
+    gains = pl.DataFrame({"dataset_id": ["<img src=x onerror=alert(1)>", "a|b"], "metric": ["accuracy", "<b>m</b>"],
                           "score_mean": [80.0, 81.0], "baseline_mean": [79.0, 80.0], "gain": [1.0, 1.0]})
     text = markdown_section(row, gains, 5, "https://example.org/")
     heading = text.splitlines()[0]
-    assert heading.startswith("## Finetuning from `` `<script>alert(1)</script>`\\u202e `` (``arch`\\u001b[31m``)")
+    assert heading.startswith("## Finetuning from `` `<script>alert(1)</script>`\\u202e `` (``arch`\\x1b[31m``)")
     assert "\x1b" not in text and "\u202e" not in text
     body = text.split("\n", 1)[1].replace("`` `<script>alert(1)</script>`\\u202e ``", "")  # the code span is inert
     assert not re.search(r"(?<!\\)[<|](?:img|b>|/b>|b\b)", body.replace("| ", "  ").replace(" |", "  "))

@@ -8,17 +8,18 @@ the reliability of the architecture's ranking, the plain mean gain over the pret
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
+import polars as pl
 import yaml
 
+from pipelines.modelcard.markdown import Md, cell, number, render
+from pipelines.modelcard.markdown import code as _code  # noqa: F401  (the code-span rule, tested on its own)
 from pipelines.site.build import model_href
-from pipelines.site.data import RANKING_COLUMNS, _columns, _select
+from pipelines.site.data import RANKING_COLUMNS, _columns, _select, frame
 from pipelines.site.html import slug
-from pipelines.tables import markdown_text
+from pipelines.tables import markdown_table
 from pipelines.warehouse.load import connect
 
 METRIC_NAMES = {"accuracy": "Accuracy", "spearman": "Spearman correlation (x100)"}
@@ -45,21 +46,26 @@ def model_url(site_url: str, architecture: str, model_id: str) -> str:
     return f"{site_url.rstrip('/')}/{model_href(architecture, model_id)}"
 
 
-def model_index(model_id: str, gains: pd.DataFrame, source_name: str, source_url: str) -> dict:
+def _missing(value) -> bool:
+    return number(value, "f") == "n/a"
+
+
+def model_index(model_id: str, gains: pl.DataFrame, source_name: str, source_url: str) -> dict:
     """The `model-index` mapping for one model: one result per target, scores in percent."""
     results = []
-    for g in gains.sort_values("dataset_id").itertuples():
-        metric = g.metric if isinstance(g.metric, str) and g.metric else "accuracy"
+    for g in gains.sort("dataset_id", maintain_order=True).iter_rows(named=True):
+        metric = g["metric"] if isinstance(g["metric"], str) and g["metric"] else "accuracy"
+        seeds = g["n_seeds"]
         results.append(
             {
                 "task": {"type": "text-classification", "name": "Text Classification"},
-                "dataset": {"name": str(g.dataset_id), "type": str(g.dataset_id)},
+                "dataset": {"name": str(g["dataset_id"]), "type": str(g["dataset_id"])},
                 "metrics": [
                     {
                         "type": metric,
-                        "value": round(float(g.score_mean), 2),
+                        "value": round(float(g["score_mean"]), 2),
                         "name": f"{METRIC_NAMES.get(metric, metric)} after finetuning from this model"
-                        + (f" (mean of {int(g.n_seeds)} seeds)" if pd.notna(g.n_seeds) and g.n_seeds > 1 else ""),
+                        + (f" (mean of {int(seeds)} seeds)" if not _missing(seeds) and seeds > 1 else ""),
                     }
                 ],
                 "source": {"name": source_name, "url": source_url},
@@ -68,79 +74,40 @@ def model_index(model_id: str, gains: pd.DataFrame, source_name: str, source_url
     return {"model-index": [{"name": model_id, "results": results}]}
 
 
-def _f(value, spec: str) -> str:
-    """Format a number that may be missing (NULL in the warehouse)."""
-    return "n/a" if value is None or pd.isna(value) else format(value, spec)
-
-
-def _visible(text) -> str:
-    """Control and format characters (escape sequences, bidi overrides) as visible \\u.... escapes."""
-    return "".join(ch if ch == " " or unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp")
-                   else f"\\u{ord(ch):04x}" for ch in str(text))
-
-
-def _code(text) -> str:
-    """Untrusted text as a markdown code span: a fence longer than any backtick run inside, on one line, with
-    control and bidi characters shown as escapes."""
-    text = _visible(" ".join(str(text).split()))
-    run = cur = 0
-    for ch in text:
-        cur = cur + 1 if ch == "`" else 0
-        run = max(run, cur)
-    fence = "`" * (run + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
-
-
-def _cell(text) -> str:
-    """Untrusted text as a markdown table cell: markup escaped (no raw HTML), pipes escaped, one line."""
-    return markdown_text(_visible(text)).replace("|", "\\|")
-
-
-def _comparison(row) -> str:
-    """How the model stands against rank 1, from the leaderboard's paired comparison (empty without it)."""
-    if "tied_with_rank1" not in row._fields or row.tied_with_rank1 is None or pd.isna(row.tied_with_rank1):
+def _comparison(row: dict) -> str:
+    """How the model stands against rank 1, from the leaderboard's paired comparison ('' without it)."""
+    if row.get("tied_with_rank1") is None:
         return ""
-    if int(row.rank) == 1:
-        n = int(row.n_tied) if pd.notna(row.n_tied) else 0
-        return (f" {n} other {'model' if n == 1 else 'models'} cannot be told apart from it on these targets."
-                if n else "")
-    p = row.p_better_than_rank1
-    chance = f" (chance of being better than rank 1: {p:.0%})" if p is not None and pd.notna(p) and 0 <= p <= 1 else ""
-    if bool(row.tied_with_rank1):
-        return f" It cannot be told apart from rank 1 on these targets{chance}."
-    return f" It is below rank 1 on these targets{chance}."
+    if int(row["rank"]) == 1:
+        return "leader"
+    return "tied" if bool(row["tied_with_rank1"]) else "below"
 
 
-def markdown_section(row, gains: pd.DataFrame, n_ranked: int, source_url: str) -> str:
-    posterior = ""
-    if "posterior_gain" in row._fields and row.posterior_gain is not None and pd.notna(row.posterior_gain):
-        reliability = getattr(row, "reliability", None)
-        posterior = (
-            f"Its posterior gain, which sets the rank, is **{_f(row.posterior_gain, '+.2f')} points** (95% interval "
-            f"{_f(row.posterior_low, '+.2f')} to {_f(row.posterior_high, '+.2f')}); the reliability of the "
-            f"{_code(row.architecture)} ranking is {_f(reliability, '.2f')}."
-            + _comparison(row) + " "
-        )
-    lines = [
-        f"## Finetuning from {_code(row.model_id)} ({_code(row.architecture)})",
-        "",
-        f"Rank **{int(row.rank)}** of {n_ranked} ranked {_code(row.architecture)} models as a starting point for "
-        f"finetuning in the [startpoint leaderboard]({source_url}). {posterior}Over {_f(row.n_targets, '.0f')} "
-        f"targets, finetuning from this model gains {_f(row.mean_gain, '+.2f')} points on average (95% interval "
-        f"{_f(row.ci_low, '+.2f')} to {_f(row.ci_high, '+.2f')}) over the pretrained model; it beats the pretrained "
-        f"model on {_f(row.win_rate, '.0%')} of the targets; average score {_f(row.avg_score, '.2f')} against "
-        f"{_f(row.pretrained_avg, '.2f')}.",
-        "",
-        "| target | metric | score | pretrained | gain |",
-        "|---|---|---|---|---|",
+def _gains_table(gains: pl.DataFrame) -> Md:
+    rows = [
+        (cell(g["dataset_id"]), cell(g["metric"]) if isinstance(g["metric"], str) else "",
+         number(g["score_mean"], ".2f"), number(g["baseline_mean"], ".2f"), number(g["gain"], "+.2f"))
+        for g in gains.sort("gain", descending=True, maintain_order=True, nulls_last=True).iter_rows(named=True)
     ]
-    for g in gains.sort_values("gain", ascending=False).itertuples():
-        lines.append(
-            f"| {_cell(g.dataset_id)} | {_cell(g.metric) if isinstance(g.metric, str) else ''} | "
-            f"{_f(g.score_mean, '.2f')} | {_f(g.baseline_mean, '.2f')} | {_f(g.gain, '+.2f')} |"
-        )
-    return "\n".join(lines) + "\n"
+    return Md(markdown_table(["target", "metric", "score", "pretrained", "gain"], rows))
+
+
+def _context(row: dict, gains: pl.DataFrame, n_ranked: int, source_url: str) -> dict:
+    p = row.get("p_better_than_rank1")
+    n_tied = row.get("n_tied")
+    return {
+        "row": {**row, "posterior_gain": row.get("posterior_gain"), "posterior_low": row.get("posterior_low"),
+                "posterior_high": row.get("posterior_high"), "reliability": row.get("reliability")},
+        "n_ranked": n_ranked, "source_url": source_url, "posterior": not _missing(row.get("posterior_gain")),
+        "comparison": _comparison(row), "n_tied": 0 if _missing(n_tied) else int(n_tied),
+        "chance": p if not _missing(p) and 0 <= p <= 1 else None, "table": _gains_table(gains),
+    }
+
+
+def markdown_section(row: dict, gains: pl.DataFrame, n_ranked: int, source_url: str) -> str:
+    """The ranking section of a model card (templates/section.md.j2): `row` a leaderboard row, `gains` its
+    per-target gains (dataset_id, metric, score_mean, baseline_mean, gain)."""
+    return render("section.md.j2", **_context(row, gains, n_ranked, source_url))
 
 
 def export_model_cards(warehouse_path: str | Path, out_dir: str | Path, top: int = 3, site_url: str | None = None) -> ExportSummary:
@@ -151,42 +118,45 @@ def export_model_cards(warehouse_path: str | Path, out_dir: str | Path, top: int
     con = connect(warehouse_path, read_only=True)
     try:
         ranking = _select(_columns(con, "leaderboard"), RANKING_COLUMNS)
-        leaders = con.execute(
+        leaders = frame(con.execute(
             f"""select architecture, rank, model_id, avg_score, pretrained_avg, mean_gain, ci_low, ci_high, win_rate,
                        n_targets, count(*) over (partition by architecture) as n_ranked,
                        count(*) filter (where tied_with_rank1 and rank > 1) over (partition by architecture) as n_tied,
                        {ranking}
                 from (select * from leaderboard where rank is not null and not coalesce(flagged, false))
                 order by architecture, rank"""
-        ).df()
-        leaders = leaders.groupby("architecture").head(top)
-        gains = con.execute(
+        ))
+        leaders = leaders.group_by("architecture", maintain_order=True).head(top)
+        gains = frame(con.execute(
             """select g.architecture, g.model_id, g.dataset_id, g.n_seeds, g.score_mean, g.baseline_mean, g.gain,
                       d.metric
                from gains g left join datasets d using (dataset_id)
                semi join leaderboard l on l.architecture = g.architecture and l.model_id = g.model_id
                                         and l.rank is not null
                where g.gain is not null""",
-        ).df()
+        ))
     finally:
         con.close()
     summary = ExportSummary(out_dir=out_dir)
-    index = ["# startpoint model cards", ""]
-    for row in leaders.itertuples():
-        g = gains[(gains["architecture"] == row.architecture) & (gains["model_id"] == row.model_id)]
-        url = model_url(site_url, row.architecture, row.model_id)
-        meta = model_index(row.model_id, g, f"startpoint leaderboard ({row.architecture})", url)
-        folder = out_dir / slug(row.architecture)
+    listed = []
+    for row in leaders.iter_rows(named=True):
+        arch, model_id = row["architecture"], row["model_id"]
+        g = gains.filter((pl.col("architecture") == arch) & (pl.col("model_id") == model_id))
+        url = model_url(site_url, arch, model_id)
+        meta = model_index(model_id, g, f"startpoint leaderboard ({arch})", url)
+        folder = out_dir / slug(arch)
         folder.mkdir(parents=True, exist_ok=True)
-        stem = slug(row.model_id)
+        stem = slug(model_id)
         yaml_text = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)
-        section = markdown_section(row, g, int(row.n_ranked), url)
         md_path, yaml_path = folder / f"{stem}.md", folder / f"{stem}.model-index.yaml"
-        md_path.write_text(f"---\n{yaml_text}---\n\n{section}", encoding="utf-8")
+        md_path.write_text(render("card.md.j2", front_matter=Md(yaml_text),
+                                  **_context(row, g, int(row["n_ranked"]), url)), encoding="utf-8")
         yaml_path.write_text(yaml_text, encoding="utf-8")
-        summary.cards.append(ModelCard(row.architecture, row.model_id, int(row.rank), md_path, yaml_path, len(g)))
-        index.append(f"- {_code(row.architecture)} #{int(row.rank)}: {_code(row.model_id)} → {folder.name}/{md_path.name}")
+        summary.cards.append(ModelCard(arch, model_id, int(row["rank"]), md_path, yaml_path, len(g)))
+        # the file's path is made of slugs ([A-Za-z0-9._-]): printed as it is
+        listed.append({"architecture": arch, "model_id": model_id, "rank": int(row["rank"]),
+                       "file": Md(f"{folder.name}/{md_path.name}")})
     out_dir.mkdir(parents=True, exist_ok=True)
     summary.index_path = out_dir / "index.md"
-    summary.index_path.write_text("\n".join(index) + "\n", encoding="utf-8")
+    summary.index_path.write_text(render("index.md.j2", cards=listed), encoding="utf-8")
     return summary
