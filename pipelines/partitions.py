@@ -24,8 +24,30 @@ def decode_key(key: str) -> str:
     return key.replace("--", "/")
 
 
+# An `intermediate_models` partition is one (base model, source) pair: `org--base@source`.
+SOURCE_KEY_SEPARATOR = "@"
+
+
+def source_key(base_model: str, source: str) -> str:
+    """The `sources` partition key of the intermediate model made from `base_model` on `source`."""
+    for part in (base_model, source):
+        if SOURCE_KEY_SEPARATOR in part:
+            raise ValueError(f"id {part!r} contains {SOURCE_KEY_SEPARATOR!r}, which separates base and source in keys")
+    return f"{encode_key(base_model)}{SOURCE_KEY_SEPARATOR}{encode_key(source)}"
+
+
+def parse_source_key(key: str, default_base: str) -> tuple[str, str]:
+    """(base model, source) of a `sources` key; a key with the source alone (older instances) means `default_base`."""
+    if SOURCE_KEY_SEPARATOR not in key:
+        return default_base, decode_key(key)
+    base, source = key.split(SOURCE_KEY_SEPARATOR, 1)
+    if not base or not source or SOURCE_KEY_SEPARATOR in source:
+        raise ValueError(f"sources partition key {key!r} is not <base model>{SOURCE_KEY_SEPARATOR}<source>")
+    return decode_key(base), decode_key(source)
+
+
 # Dynamic dimensions: new base models and targets are added at run time (sensors, the embedded default).
 base_models_partitions = dg.DynamicPartitionsDefinition(name="base_models")
 targets_partitions = dg.DynamicPartitionsDefinition(name="targets")
-sources_partitions = dg.DynamicPartitionsDefinition(name="sources")
+sources_partitions = dg.DynamicPartitionsDefinition(name="sources")  # keys: source_key(base, source)
 finetune_partitions = dg.MultiPartitionsDefinition({"model": base_models_partitions, "target": targets_partitions})

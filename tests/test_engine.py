@@ -151,11 +151,22 @@ def test_nan_loss_is_a_failed_run(tmp_path, base_dir):
 def test_default_grid_pairs_every_model_with_every_target_except_its_own_source():
     from pipelines.engine.grid import DEFAULT_GRID, Grid
 
-    assert len(DEFAULT_GRID.models) == 1 + len(DEFAULT_GRID.sources)
+    from pipelines.zoo import architecture_of
+
+    bases = DEFAULT_GRID.base_models
+    assert len(bases) == 2 and len({architecture_of(b) for b in bases}) == 2  # two local architectures
+    assert len(DEFAULT_GRID.models) == len(bases) * (1 + len(DEFAULT_GRID.sources))
     assert len(DEFAULT_GRID.pairs()) == len(DEFAULT_GRID.models) * len(DEFAULT_GRID.targets)
+    for base in bases:  # each base has its own intermediate models, named after its architecture
+        own = DEFAULT_GRID.models_of(base)
+        assert own[0] == base and all(m.startswith(f"local/{architecture_of(base)}-") for m in own[1:])
     grid = Grid(name="t", sources=("a", "b"), targets=("a", "c"), seeds=(0,))
     assert ("local/all-MiniLM-L6-v2-a", "a") not in grid.pairs()
     assert len(grid.pairs()) == 3 * 2 - 1
+    two = Grid(name="t2", sources=("a", "b"), targets=("a", "c"), seeds=(0,), base_models=bases)
+    assert ("local/paraphrase-MiniLM-L3-v2-a", "a") not in two.pairs() and len(two.pairs()) == 2 * (3 * 2 - 1)
+    with pytest.raises(ValueError, match="distinct"):
+        Grid(name="t3", sources=(), targets=(), seeds=(), base_models=(bases[0], bases[0]))
 
 
 def test_grid_jobs_run_their_grid_and_fail_when_a_partition_fails(monkeypatch):

@@ -126,3 +126,48 @@ def test_a_run_killed_mid_partition_leaves_no_partial_row_and_the_rerun_complete
     rows = con.execute("select seed, status, count(*) from finetune_runs group by all order by seed").fetchall()
     con.close()
     assert rows == [(0, "ok", 1), (1, "ok", 1)]
+
+
+def test_source_keys_name_base_and_source():
+    from pipelines.engine.grid import MINILM_L3
+    from pipelines.partitions import parse_source_key, source_key
+
+    key = source_key(MINILM_L3, "fine_foods")
+    assert key == "sentence-transformers--paraphrase-MiniLM-L3-v2@fine_foods"
+    assert parse_source_key(key, DEFAULT_BASE) == (MINILM_L3, "fine_foods")
+    assert parse_source_key("fine_foods", DEFAULT_BASE) == (DEFAULT_BASE, "fine_foods")  # keys of older instances
+    with pytest.raises(ValueError, match="separates"):
+        source_key(MINILM_L3, "odd@set")
+    with pytest.raises(ValueError, match="is not <base model>@<source>"):
+        parse_source_key("@fine_foods", DEFAULT_BASE)
+
+
+def test_a_second_base_makes_its_own_intermediate_model_and_architecture(env, tmp_path):
+    """A `sources` partition of MiniLM-L3 trains MiniLM-L3 (3 layers) on the source, not MiniLM-L6; its model and
+    the pretrained L3 are `hub_models` rows of their own architecture; a config naming another base is refused."""
+    import json
+
+    from pipelines.engine.grid import MINILM_L3
+    from pipelines.partitions import source_key
+
+    instance, resources, home = env
+    source = "drug_review_sentiment"
+    key = source_key(MINILM_L3, source)
+    instance.add_dynamic_partitions("sources", [key])
+    meta = _materialize(intermediate_models, key, {"recipe": TINY.to_json()}, instance, resources)
+    model = intermediate_id(source, MINILM_L3)
+    assert model == "local/paraphrase-MiniLM-L3-v2-drug_review_sentiment" != intermediate_id(source)
+    folder = home / "models" / encode_key(model)
+    assert meta["path"].value == str(folder) and meta["base_model"].value == MINILM_L3
+    assert json.loads((folder / "config.json").read_text())["num_hidden_layers"] == 3
+    card = json.loads((folder / "startpoint.json").read_text())
+    assert (card["architecture"], card["base_model"], card["source_dataset"]) == ("paraphrase-MiniLM-L3-v2", MINILM_L3, source)
+    rows = {r["model_id"]: r for r in lake.read(str(home / "lake"), "hub_models", "local").to_pylist()}
+    assert {m: (r["architecture"], r["role"], r["n_layers"]) for m, r in rows.items()} == {
+        MINILM_L3: ("paraphrase-MiniLM-L3-v2", "pretrained", 3),
+        model: ("paraphrase-MiniLM-L3-v2", "intermediate", 3),
+    }
+    wrong = dg.materialize([intermediate_models], partition_key=key, instance=instance, resources=resources,
+                           run_config={"ops": {"intermediate_models": {"config": {"base_model": DEFAULT_BASE}}}},
+                           raise_on_error=False)
+    assert not wrong.success

@@ -35,16 +35,21 @@ RELATIONSHIPS = ["finetune_runs_dataset_id_in_datasets", "finetune_runs_model_id
                  "hub_models_base_model_in_hub_models"]
 
 
+N_LOCAL_RUNS = len(DEFAULT_GRID.pairs()) * len(DEFAULT_GRID.seeds)  # 2 bases × 4 models × 3 targets × 2 seeds = 48
+
+
 def _write_grid_runs(lake_url: str) -> int:
     """The default grid's intermediate models and its runs, as `intermediate_models` / `lake/finetune_runs`
     write them (scores made up: no training)."""
-    arch = architecture_of(DEFAULT_BASE)
-    folder = PRETRAINED[DEFAULT_BASE].locate()
-    for source, model in zip(DEFAULT_GRID.sources, DEFAULT_GRID.models[1:], strict=True):
-        row = model_row(model, arch, folder, role="intermediate", base_model=DEFAULT_BASE, tags=[f"source:{source}"])
+    arch_of = {}
+    for base, source, model in DEFAULT_GRID.intermediates:
+        arch_of[base] = arch_of[model] = architecture_of(base)
+        row = model_row(model, arch_of[base], PRETRAINED[base].locate(), role="intermediate", base_model=base,
+                        tags=[f"source:{source}"])
         lake.write(lake_url, "hub_models", model_relpath(model), [row])
     n = 0
     for model, target in DEFAULT_GRID.pairs():
+        arch = arch_of[model]
         recipe = DEFAULT_GRID.recipe_for(target)
         for seed in DEFAULT_GRID.seeds:
             score = 40.0 + zlib.crc32(f"{model}|{target}|{seed}".encode()) % 3000 / 100  # varied, reproducible
@@ -73,9 +78,11 @@ def warehouse(tmp_path_factory):
     mp.setenv("STARTPOINT_HOME", str(home))
     mp.delenv("STARTPOINT_LAKE", raising=False)
     # The grid's own steps, no seeds: datasets rows, the pretrained model's row (finetune partitions), its probe.
-    grid = Grid(name="integrity", sources=(), targets=DEFAULT_GRID.targets, seeds=())
-    assert run_grid(grid, dg.DagsterInstance.ephemeral(), log=lambda m: None) == {"ok": 4, "failed": 0}
-    assert _write_grid_runs(str(home / "lake")) == 24
+    # Every base of the grid (two local architectures): 3 finetune partitions and one probe each.
+    bases = DEFAULT_GRID.base_models
+    grid = Grid(name="integrity", sources=(), targets=DEFAULT_GRID.targets, seeds=(), base_models=bases)
+    assert run_grid(grid, dg.DagsterInstance.ephemeral(), log=lambda m: None) == {"ok": 4 * len(bases), "failed": 0}
+    assert _write_grid_runs(str(home / "lake")) == N_LOCAL_RUNS
     folder = make_folder(root / "results", rows=30)
     result = materialize_published(home, folder, mp)
     assert result.success
@@ -98,17 +105,17 @@ def test_the_grid_writes_a_datasets_row_for_every_set_it_uses():
 def test_local_and_published_rows_pass_every_relationship(warehouse, tmp_path):
     home, _, result = warehouse
     origins = dict(_query(home, "select origin, count(*) from finetune_runs group by all"))
-    assert origins["local"] == 24 and origins["published"] > 0
+    assert origins["local"] == N_LOCAL_RUNS and origins["published"] > 0
     # Every local run's dataset has a row with its stats (the gains' collapse rule reads majority_share).
     local = _query(home, "select distinct r.dataset_id, d.majority_share from finetune_runs r "
                          "left join datasets d using (dataset_id) where r.origin = 'local'")
     assert {d for d, _ in local} == set(DEFAULT_GRID.targets) and all(m is not None for _, m in local)
     # Probe-only catalog rows and the local probe: every probed model has a hub_models row.
     probes = dict(_query(home, "select origin, count(*) from probe_scores group by all"))
-    assert probes["published"] > 0 and probes["local"] == 2
+    assert probes["published"] > 0 and probes["local"] == 2 * len(DEFAULT_GRID.base_models)  # LP and LogME
     assert _query(home, "select count(*) from probe_scores p anti join hub_models h using (architecture, model_id)") == [(0,)]
     roles = _query(home, "select role, count(*) from hub_models where source = 'local' group by all order by 1")
-    assert roles == [("intermediate", 3), ("pretrained", 1)]
+    assert roles == [("intermediate", len(DEFAULT_GRID.intermediates)), ("pretrained", len(DEFAULT_GRID.base_models))]
 
     build = _dbt_build(tmp_path)
     assert build.returncode == 0, build.stdout[-3000:]
