@@ -17,6 +17,7 @@ from typing import Optional  # pydantic and Dagster config need real annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipelines.recommend.protocol import START_PROBABILITY, WORTH_A_TRY_PROBABILITY, confident
 from pipelines.recommend.predict import (
     CandidatePrediction,
     RecommendError,
@@ -138,18 +139,6 @@ def write_report(path: Path, report: dict) -> None:
     except OSError as exc:
         raise ReportWriteError(f"--report {path}: could not write the report ({exc.strerror or exc}); the decision "
                                "is printed above", report) from None
-
-
-# "start from X" only when X beats the pretrained model with at least this probability, or its whole 95% interval
-# lies above zero; otherwise the advice is to stay (naming what is worth a try). Applied to the prediction here and
-# to the measured comparison of `--run` (pipelines/recommend/runner.py).
-START_PROBABILITY = 0.8
-WORTH_A_TRY_PROBABILITY = 0.5  # more likely than not to beat the pretrained model
-
-
-def confident(p_beats: float | None, low: float | None) -> bool:
-    """The rule for "start from": P(beats pretrained) >= START_PROBABILITY or the 95% interval above 0."""
-    return (p_beats is not None and p_beats >= START_PROBABILITY) or (low is not None and low > 0)
 
 
 def predicted_decision(preds: list[CandidatePrediction], pretrained_model: str, budget: int = 0) -> dict:

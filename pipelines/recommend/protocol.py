@@ -26,8 +26,18 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy import stats
 
-from pipelines.recommend.core import START_PROBABILITY, confident
 from pipelines.recommend.predict import Z95, CandidatePrediction, Evidence, RecommendError
+
+# "start from X" only when X beats the pretrained model with at least this probability, or its whole 95% interval
+# lies above zero; otherwise the advice is to stay (naming what is worth a try). Applied to the prediction (core) and
+# to the measured comparison of `--run` (`measured_decision` below).
+START_PROBABILITY = 0.8
+WORTH_A_TRY_PROBABILITY = 0.5  # more likely than not to beat the pretrained model
+
+
+def confident(p_beats: float | None, low: float | None) -> bool:
+    """The rule for "start from": P(beats pretrained) >= START_PROBABILITY or the 95% interval above 0."""
+    return (p_beats is not None and p_beats >= START_PROBABILITY) or (low is not None and low > 0)
 
 
 @dataclass
@@ -124,7 +134,7 @@ def p_beats(a: list[float], b: list[float]) -> float | None:
 
 def measured_decision(pretrained: ModelRuns, candidates: list[ModelRuns], pretrained_model: str) -> dict:
     """The decision from the runs made on the user's data, by the rule of the predicted decision
-    (`pipelines.recommend.core.confident`): "start from X" only when X's measured gain over the pretrained model
+    (`confident` above): "start from X" only when X's measured gain over the pretrained model
     has P >= START_PROBABILITY or its 95% Welch interval lies above zero; otherwise stay."""
     measured = []
     for runs in candidates:
