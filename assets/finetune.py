@@ -48,6 +48,7 @@ def finetune_runs(
     from pipelines.engine import FinetuneResult, Recipe, finetune
     from pipelines.engine.grid import target_recipe
     from pipelines.engine.records import run_relpath, run_row
+    from pipelines.probes.candidates import install_hub_candidate
     from pipelines.zoo import PRETRAINED, ModelDirError, architecture_of, check_model_dir, resolve
 
     from assets.intermediate_models import write_pretrained_row
@@ -55,6 +56,10 @@ def finetune_runs(
     keys = context.partition_key.keys_by_dimension
     model_id, target = decode_key(keys["model"]), decode_key(keys["target"])
     recipe = Recipe.from_json(config.recipe) if config.recipe else target_recipe(target)
+    try:  # an accepted Hub model (a selection's top k) is downloaded here, in the run, the first time
+        install_hub_candidate(model_id, lake.url, home.models_dir, home.cache_dir)
+    except ValueError as exc:
+        raise dg.Failure(str(exc)) from None
     folder = resolve(model_id, home.models_dir)  # a model that was never made is an ordering error: fail loudly
     architecture = architecture_of(model_id, home.models_dir)
     if model_id in PRETRAINED:

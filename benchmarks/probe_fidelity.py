@@ -66,7 +66,8 @@ def main() -> None:
     from scipy.stats import spearmanr
 
     from benchmarks.results_file import write_results
-    from pipelines.engine.grid import Grid, run_grid
+    from pipelines.engine.grid import Grid
+    from pipelines.launch import run_grid
     from pipelines.probes.run import default_proxy
 
     if args.make_sources:

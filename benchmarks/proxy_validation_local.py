@@ -2,8 +2,9 @@
 
 Runs the product's own path in `$STARTPOINT_HOME` (use a scratch one; runs already in its lake are reused):
 1. `intermediate_models` for the default grid's sources plus `--sources` (more models, a correlation worth more);
-2. the `select_all_MiniLM_L6_v2` job with k = every intermediate model: it probes each zoo model (LP and LogME)
-   and finetunes all of them (seeds 0, 1) and the pretrained baseline (seeds 0-4) on the default grid's targets;
+2. the `select_all_MiniLM_L6_v2` selection (the sensor's stages, run in process by `run_selection`) with k =
+   every intermediate model: it probes each zoo model (LP and LogME) and finetunes all of them (seeds 0, 1) and
+   the pretrained baseline (seeds 0-4) on the default grid's targets;
 3. the `published` job's warehouse load and SQL models (no published folder needed);
 then prints `proxy_validation` and each model's probe scores and mean gain (all from the warehouse), and, when
 benchmarks/results/probe_fidelity.json holds the same models, the Spearman of every probe budget measured there
@@ -64,20 +65,18 @@ def main() -> None:
 
     from benchmarks.results_file import write_results
     from pipelines.definitions import defs
-    from pipelines.engine.grid import DEFAULT_GRID, Grid, run_grid
-    from pipelines.probes.selection_job import _job_name
+    from pipelines.engine.grid import DEFAULT_GRID, Grid
+    from pipelines.engine.plan import SelectionOptions, selection_pretrained
+    from pipelines.launch import run_grid, run_selection
     from pipelines.settings import get_settings
     from pipelines.warehouse.load import connect
 
     sources = tuple(dict.fromkeys((*DEFAULT_GRID.sources, *args.sources)))
     instance = dg.DagsterInstance.ephemeral()
     run_grid(Grid(name="validation", sources=sources, targets=(), seeds=()), instance)
-    op_config = {"architecture": ARCHITECTURE, "k": len(sources)}
-    selection = defs.resolve_job_def(_job_name(ARCHITECTURE)).execute_in_process(
-        instance=instance, run_config={"ops": {"probe_candidates": {"config": op_config},
-                                               "finetune_top_k": {"config": op_config}}})
-    if not selection.success:
-        raise SystemExit("the selection job failed; see its log above")
+    selection = run_selection(ARCHITECTURE, SelectionOptions(k=len(sources)), instance)
+    if selection["failed"]:
+        raise SystemExit(f"{selection['failed']} selection run(s) failed; see the log above")
     if not defs.resolve_job_def("published").execute_in_process(instance=instance).success:
         raise SystemExit("the published job (warehouse + SQL models) failed; see its log above")
 
@@ -99,7 +98,7 @@ def main() -> None:
     for model_id, gain, _n, lm, lp in models:
         print(f"{model_id:48}{lm if lm is not None else float('nan'):>8.3f}"
               f"{lp if lp is not None else float('nan'):>7.1f}{gain:>11.2f}")
-    by_budget = gain_correlation_by_budget({m[0]: m[1] for m in models if m[0] != DEFAULT_GRID.base_model})
+    by_budget = gain_correlation_by_budget({m[0]: m[1] for m in models if m[0] != selection_pretrained(ARCHITECTURE)})
     write_results("proxy_validation_local", {
         "gain_spearman_by_probe_budget": by_budget,
         "architecture": ARCHITECTURE, "sources": list(sources), "targets": list(DEFAULT_GRID.targets),

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dagster as dg
 
-from pipelines.engine.grid import default_grid_job, full_grid_job  # finetuning grids, docs/engine.md
 from pipelines.hub.automation import hub_catalog_job  # Hub catalog refresh, docs/hub_and_probes.md
-from pipelines.probes.selection_job import SELECTION_JOBS  # probe, then finetune the top k, per architecture
+# One named asset job per grid step (datasets, intermediate models, finetune runs, probe scores), executor from
+# STARTPOINT_EXECUTOR; the grid and selection sensors (pipelines/sensors.py) launch them. docs/engine.md
+from pipelines.launch import GRID_JOBS
 from pipelines.recommend.job import recommend_job  # op job with run config, docs/recommend.md
 from pipelines.recovery import recovering_executor  # kill -9 recovery and INFO on pool waits, docs/engine.md
 
@@ -19,4 +20,4 @@ published_job = dg.define_asset_job(
     executor_def=recovering_executor,
 )
 
-ALL_JOBS = [published_job, recommend_job, hub_catalog_job, *SELECTION_JOBS, default_grid_job, full_grid_job]
+ALL_JOBS = [published_job, recommend_job, hub_catalog_job, *GRID_JOBS]

@@ -7,3 +7,7 @@ ALL_SENSORS: list = []
 from pipelines.hub.automation import hub_new_models  # noqa: E402
 
 ALL_SENSORS.append(hub_new_models)
+
+from pipelines.launch import GRID_SENSORS  # noqa: E402  default_grid, full_grid, select_<architecture>
+
+ALL_SENSORS.extend(GRID_SENSORS)

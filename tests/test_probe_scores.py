@@ -43,21 +43,43 @@ def home(tmp_path, monkeypatch):
     return home
 
 
-def test_the_selection_job_probes_every_zoo_model_with_linear_probe_and_logme(home, tmp_path):
-    """Op 1 of `select_all_MiniLM_L6_v2` materializes lake/probe_scores for each zoo model, then ranks them."""
-    from pipelines.probes.selection_job import SELECTION_JOBS
+def test_the_selection_sensor_probes_every_zoo_model_then_requests_the_top_k(home, monkeypatch):
+    """Tick 1 of `select_all_MiniLM_L6_v2` requests a lake/probe_scores run per zoo model; once they ran (here in
+    process, through the same named job), tick 2 ranks them and requests the baseline's and the top k's finetunes."""
+    from pipelines.engine.plan import SelectionOptions
+    from pipelines.launch import GRID_TAG, execute_stages, failed_probes, selection_sensor
+    from pipelines.resources import HomeResource, LakeResource
 
+    for name, value in {"STARTPOINT_SELECT_PROXY": "tweets_sentiment", "STARTPOINT_SELECT_PROBE_TRAIN_CAP": "90",
+                        "STARTPOINT_SELECT_K": "1", "STARTPOINT_SELECT_TARGETS": "trump_tweet_device"}.items():
+        monkeypatch.setenv(name, value)
+    assert SelectionOptions.from_env().k == 1
     zoo = zoo_models(home / "models")
-    assert {c.model_id for c in zoo} == {PRETRAINED, INTERMEDIATE}
-    job = next(j for j in SELECTION_JOBS if j.name == "select_all_MiniLM_L6_v2")
-    config = {"architecture": "all-MiniLM-L6-v2", "proxy_dataset": "tweets_sentiment", "probe_train_cap": 90,
-              "method": "logme"}
-    instance = dg.DagsterInstance.ephemeral()
-    result = job.execute_in_process(
-        run_config={"ops": {"probe_candidates": {"config": config}}}, op_selection=["probe_candidates"], instance=instance
-    )
-    assert result.success
+    assert {c.model_id for c in zoo if c.architecture == "all-MiniLM-L6-v2"} == {PRETRAINED, INTERMEDIATE}
+    sensor = selection_sensor("all-MiniLM-L6-v2")
+    assert sensor.name == "select_all_MiniLM_L6_v2"
     lake_url = str(home / "lake")
+    resources = {"lake": LakeResource(url=lake_url), "home": HomeResource(path=str(home))}
+    with dg.instance_for_test() as instance:
+        first = sensor(dg.build_sensor_context(instance=instance, resources=resources))
+        assert {(r.job_name, r.partition_key) for r in first.run_requests} == {
+            ("grid_probe_scores", encode_key(PRETRAINED)), ("grid_probe_scores", encode_key(INTERMEDIATE))}
+        assert all(r.tags == {GRID_TAG: "select_all_MiniLM_L6_v2"} for r in first.run_requests)
+        [added] = first.dynamic_partitions_requests
+        assert set(added.partition_keys) == {encode_key(PRETRAINED), encode_key(INTERMEDIATE)}
+
+        from pipelines.engine.plan import Step
+
+        probes = [Step("probe", model=r.partition_key.replace("--", "/"),
+                       config=r.run_config["ops"]["lake__probe_scores"]["config"]) for r in first.run_requests]
+        counts = execute_stages("select_all_MiniLM_L6_v2", lambda ok, tried: probes, instance, log=lambda m: None)
+        assert counts == {"ok": 2, "failed": 0}
+        runs = instance.get_runs()
+        assert {r.job_name for r in runs} == {"grid_probe_scores"}
+        assert all(r.tags[GRID_TAG] == "select_all_MiniLM_L6_v2" for r in runs)
+        assert failed_probes(instance, "select_all_MiniLM_L6_v2") == set()
+
+        second = sensor(dg.build_sensor_context(instance=instance, resources=resources))
     rows = lake_files.read(lake_url, "probe_scores").to_pylist()
     assert {(r["model_id"], r["method"]) for r in rows} == {
         (m, method) for m in (PRETRAINED, INTERMEDIATE) for method in ("linear_probe", "logme")
@@ -70,8 +92,11 @@ def test_the_selection_job_probes_every_zoo_model_with_linear_probe_and_logme(ho
     by_model = {(r["model_id"], r["method"]): r for r in rows}
     assert by_model[(PRETRAINED, "logme")]["score"] == pytest.approx(by_model[(INTERMEDIATE, "logme")]["score"])
     assert by_model[(PRETRAINED, "logme")]["features_hash"] != by_model[(INTERMEDIATE, "logme")]["features_hash"]
-    assert {m for m, _ in result.output_for_node("probe_candidates")} == {PRETRAINED, INTERMEDIATE}
-    assert set(instance.get_dynamic_partitions(base_models_partitions.name)) == {encode_key(PRETRAINED), encode_key(INTERMEDIATE)}
+    # Everyone probed: the baseline (5 seeds) and the top 1 (the intermediate model, 2 seeds) on the target.
+    requests = {r.partition_key: r.run_config["ops"]["lake__finetune_runs"]["config"] for r in second.run_requests}
+    assert {r.job_name for r in second.run_requests} == {"grid_finetune_runs"}
+    assert requests == {f"{encode_key(PRETRAINED)}|trump_tweet_device": {"seeds": [0, 1, 2, 3, 4]},
+                        f"{encode_key(INTERMEDIATE)}|trump_tweet_device": {"seeds": [0, 1]}}
 
 
 def test_features_are_computed_once_and_reused(home, monkeypatch):
@@ -103,12 +128,22 @@ def test_zoo_skips_folders_still_being_written(home):
 
 
 def test_the_grid_probes_each_of_its_models(home):
-    """`run_grid` (what `make run` runs) ends with a probe partition per grid model; rerunning reuses the features."""
-    from pipelines.engine.grid import Grid, run_grid
+    """`run_grid` (what `make run` runs) ends with a probe partition per grid model; rerunning reuses the features.
+    Its runs are runs of the named jobs, tagged with the grid's name, never anonymous asset jobs."""
+    from pipelines.engine.grid import Grid
+    from pipelines.launch import GRID_TAG, run_grid
+    from pipelines.recovery import PID_TAG
 
     grid = Grid(name="probe-only", sources=(), targets=(), seeds=())  # no training: just the pretrained model
     for _ in range(2):
-        assert run_grid(grid, dg.DagsterInstance.ephemeral(), log=lambda m: None) == {"ok": 1, "failed": 0}
+        with dg.instance_for_test() as instance:
+            assert run_grid(grid, instance, log=lambda m: None) == {"ok": 1, "failed": 0}
+            runs = instance.get_runs()
+            assert sorted(r.job_name for r in runs) == ["grid_probe_scores", "lake_datasets"]
+            assert all(r.tags[GRID_TAG] == "probe-only" and r.tags[PID_TAG] for r in runs)
+            probe_run = next(r for r in runs if r.job_name == "grid_probe_scores")
+            assert probe_run.tags["dagster/partition"] == encode_key(PRETRAINED)
+            assert instance.get_dynamic_partitions("base_models") == [encode_key(PRETRAINED)]
     rows = lake_files.read(str(home / "lake"), "probe_scores").to_pylist()
     assert sorted((r["model_id"], r["method"]) for r in rows) == [(PRETRAINED, "linear_probe"), (PRETRAINED, "logme")]
     assert len(list((home / "cache" / "probe_features").glob("*.npz"))) == 1

@@ -1,11 +1,12 @@
-"""The catalog's schedule and sensor, and the per-architecture selection jobs.
+"""The catalog's schedule and sensor; the per-architecture selection sensors are in pipelines/launch.py.
 
 - `hub_catalog_refresh` (daily) re-lists every architecture on the Hub (one run per partition of lake/hub_models);
 - `hub_new_models` (sensor) reads the catalog and the offline zoo, adds a `base_models` partition for each model
   never seen before and requests its `lake/probe_scores` run; its cursor remembers what it requested, so a
   tick with nothing new requests nothing; a model folder it cannot use (odd name, malformed startpoint.json,
   files the loader refuses) is skipped and reported in the tick's log, and never hides the other models;
-- `select_<architecture>` jobs rank probed models and request finetune runs for the top k (pipelines/probes/selection.py).
+- `select_<architecture>` sensors (pipelines/launch.py) rank probed models and request finetune runs for the top k
+  (pipelines/probes/selection.py).
 """
 
 from __future__ import annotations

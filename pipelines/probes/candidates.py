@@ -111,3 +111,26 @@ def probe_relpath(model_id: str, proxy: str) -> str:
 
 def is_probed(lake_url: str, model_id: str) -> bool:
     return bool(lake_files.list_files(lake_url, "probe_scores", f"local/{encode_key(model_id)}"))
+
+
+def install_hub_candidate(model_id: str, lake_url: str, models_dir: Path, cache_dir: Path) -> Path | None:
+    """Link an accepted Hub model of the catalog into the models folder, where the engine looks (downloading its
+    allowed files first); None when the model is packaged, already there, or not in the catalog. A refused model
+    raises ValueError with the catalog's reason."""
+    from pipelines.hub.architectures import ARCHITECTURES
+    from pipelines.hub.download import install_for_engine
+    from pipelines.hub.policy import SafetyPolicy
+    from pipelines.hub.runtime import hub_access
+    from pipelines.zoo import PRETRAINED, local_model_dir
+
+    if model_id in PRETRAINED or local_model_dir(model_id, models_dir).is_dir():
+        return None
+    row = hub_row(lake_url, model_id)
+    if row is None:
+        return None
+    policy = SafetyPolicy.from_env()
+    if row["status"] != "accepted" and model_id not in policy.allow_pickle:
+        raise ValueError(f"model {model_id!r} is {row['status']} in the Hub catalog: {row['refusal_reason']}")
+    with hub_access():
+        return install_for_engine(model_id, ARCHITECTURES[row["architecture"]], policy, revision=row["revision"],
+                                  cache_dir=Path(cache_dir) / "hub", models_dir=models_dir)

@@ -1,8 +1,9 @@
 """Pick the models worth a full evaluation: rank an architecture's probed candidates, take the top k.
 
-The selection job probes every candidate of one architecture (offline zoo + accepted Hub models), ranks them by
-one probe method, then finetunes the top k on the target suite through the engine's `lake/finetune_runs`
-partitions; the pretrained model gets more seeds, since every gain is measured against its mean.
+A selection (`select_<architecture>` sensor, stages from `pipelines.engine.plan.selection_steps`) probes every
+candidate of one architecture (offline zoo + accepted Hub models), ranks them by one probe method, then finetunes
+the top k on the target suite through the engine's `lake/finetune_runs` partitions; the pretrained model gets
+more seeds, since every gain is measured against its mean.
 """
 
 from __future__ import annotations

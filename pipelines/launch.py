@@ -1,0 +1,309 @@
+"""Launching a grid or a selection the Dagster way: named asset jobs, partitions, run requests, one tag per grid.
+
+The steps come from `pipelines.engine.plan` (what to make, with which config, after what). Here they become
+Dagster runs of four named asset jobs, one per partitioned step, whose executor is chosen by configuration
+(`STARTPOINT_EXECUTOR`, `pipelines/executors.py`):
+
+| step | job | asset | partition |
+|---|---|---|---|
+| datasets | `lake_datasets` | `lake/datasets` | none |
+| intermediate | `grid_intermediate_models` | `intermediate_models` | `sources`: `source_key(base, source)` |
+| finetune | `grid_finetune_runs` | `lake/finetune_runs` | `model` x `target` |
+| probe | `grid_probe_scores` | `lake/probe_scores` | `base_models` |
+
+Every run carries the tag `startpoint/grid=<name>` (`default`, `full`, `select_<architecture>`), so the UI's
+run list filtered by that tag shows one grid's runs, and its partitions are registered before any run starts.
+
+Two ways to launch, asking the planner the same questions:
+
+* **sensors** `default_grid`, `full_grid` and `select_<architecture>` (stopped by default): each tick registers
+  the grid's partitions and requests the runs of the next stage that the lake does not hold yet, with run keys
+  (`<grid>:<step id>:<config digest>`), so no request is made twice. Turning a sensor on (or "Test sensor",
+  or `dagster sensor start`) launches the grid through the instance's run coordinator and the configured
+  executor; the next stage (a finetune of an intermediate model, the top-k finetunes of a selection) is
+  requested on a later tick, once the lake holds what it needs. A failed run is not requested again by the
+  sensor; re-execute it from the UI.
+* **`run_grid` / `run_selection`** (`startpoint run-grid`, `make run`): the same steps, stage by stage, run one
+  after another in this process through the same named jobs (`execute_in_process`), with the project's kill -9
+  recovery (`pipelines.recovery`): process tags on each run, dead runs freed at start, and INFO lines while a
+  step waits for a pool slot.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+
+import dagster as dg
+from dagster._core.storage.dagster_run import RunsFilter
+
+from assets.datasets import datasets_lake
+from assets.finetune import finetune_runs
+from assets.intermediate_models import intermediate_models
+from assets.probes import probe_scores_lake
+from pipelines.engine.plan import (
+    DATASETS, FINETUNE, INTERMEDIATE, KINDS, PROBE, SelectionOptions, Step, grid_steps, ready_steps,
+    selection_stage, steps_done,
+)
+from pipelines.executors import configured_executor
+from pipelines.hub.architectures import ARCHITECTURES
+from pipelines.partitions import (
+    base_models_partitions, decode_key, encode_key, sources_partitions, source_key, targets_partitions,
+)
+from pipelines.resources import HomeResource, LakeResource
+
+GRID_TAG = "startpoint/grid"
+Log = Callable[[str], None]
+
+JOB_NAMES = {DATASETS: "lake_datasets", INTERMEDIATE: "grid_intermediate_models", FINETUNE: "grid_finetune_runs",
+             PROBE: "grid_probe_scores"}
+_ASSETS = {DATASETS: datasets_lake, INTERMEDIATE: intermediate_models, FINETUNE: finetune_runs,
+           PROBE: probe_scores_lake}
+_DESCRIPTIONS = {
+    DATASETS: "Describe datasets in the lake table `datasets` (the grid's suite sets; config `dataset_ids`).",
+    INTERMEDIATE: "Make one intermediate model: a base encoder finetuned on a source (partition base@source).",
+    FINETUNE: "Finetune one model on one target, several seeds (partition model x target).",
+    PROBE: "Probe one model's frozen features on the proxy set: linear probe and LogME (partition model).",
+}
+
+_EXECUTOR = configured_executor()
+GRID_JOBS = [
+    dg.define_asset_job(JOB_NAMES[kind], selection=dg.AssetSelection.assets(_ASSETS[kind]),
+                        description=_DESCRIPTIONS[kind], executor_def=_EXECUTOR)
+    for kind in KINDS
+]
+
+
+def default_instance() -> dg.DagsterInstance:
+    """The instance of $DAGSTER_HOME, else an ephemeral one (nothing kept)."""
+    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+
+
+def partition_key(step: Step) -> str | None:
+    if step.kind == INTERMEDIATE:
+        return source_key(step.base, step.source)
+    if step.kind == FINETUNE:
+        return dg.MultiPartitionKey({"model": encode_key(step.model), "target": encode_key(step.target)})
+    if step.kind == PROBE:
+        return encode_key(step.model)
+    return None
+
+
+def _partition_keys(steps: Iterable[Step]) -> dict[str, list[str]]:
+    keys: dict[str, list[str]] = {sources_partitions.name: [], base_models_partitions.name: [],
+                                  targets_partitions.name: []}
+    for s in steps:
+        if s.kind == INTERMEDIATE:
+            keys[sources_partitions.name].append(source_key(s.base, s.source))
+        elif s.kind in (FINETUNE, PROBE):
+            keys[base_models_partitions.name].append(encode_key(s.model))
+            if s.kind == FINETUNE:
+                keys[targets_partitions.name].append(encode_key(s.target))
+    return {name: list(dict.fromkeys(k)) for name, k in keys.items()}
+
+
+def missing_partitions(instance: dg.DagsterInstance, steps: Iterable[Step]) -> dict[str, list[str]]:
+    """The dynamic partition keys `steps` need that the instance does not have yet, per partitions name."""
+    out = {}
+    for name, keys in _partition_keys(steps).items():
+        known = set(instance.get_dynamic_partitions(name))
+        if missing := [k for k in keys if k not in known]:
+            out[name] = missing
+    return out
+
+
+def run_config(step: Step) -> dict:
+    return {"ops": {_ASSETS[step.kind].op.name: {"config": dict(step.config)}}}
+
+
+def run_key(name: str, step: Step) -> str:
+    return f"{name}:{step.id}:{step.config_digest}"
+
+
+def run_request(name: str, step: Step) -> dg.RunRequest:
+    return dg.RunRequest(run_key=run_key(name, step), job_name=JOB_NAMES[step.kind], partition_key=partition_key(step),
+                         run_config=run_config(step), tags={GRID_TAG: name})
+
+
+def _sensor_result(context, name: str, all_steps: list[Step], batch: list[Step], idle: str) -> dg.SensorResult:
+    partitions = [dg.AddDynamicPartitionsRequest(partitions_def_name=n, partition_keys=keys)
+                  for n, keys in missing_partitions(context.instance, all_steps).items()]
+    if not batch:
+        return dg.SensorResult(skip_reason=idle, dynamic_partitions_requests=partitions)
+    context.log.info(f"{name}: requesting {len(batch)} run(s): " + "; ".join(s.label for s in batch[:20])
+                     + (" ..." if len(batch) > 20 else ""))
+    return dg.SensorResult(run_requests=[run_request(name, s) for s in batch],
+                           dynamic_partitions_requests=partitions)
+
+
+# --- grid sensors ------------------------------------------------------------------------------------------------
+
+def grid_sensor(name: str, make_grid: Callable[[], object], description: str) -> dg.SensorDefinition:
+    @dg.sensor(name=name, jobs=GRID_JOBS, default_status=dg.DefaultSensorStatus.STOPPED,
+               minimum_interval_seconds=30, description=description)
+    def _grid_sensor(context: dg.SensorEvaluationContext, lake: LakeResource, home: HomeResource):
+        steps = grid_steps(make_grid())
+        done = steps_done(steps, lake.url, home.models_dir)
+        batch = ready_steps(steps, done)
+        left = len(steps) - len(done)
+        idle = (f"the {name} grid is complete ({len(steps)} steps in the lake)" if not left else
+                f"{left} step(s) of the {name} grid wait for the runs they need")
+        return _sensor_result(context, name, steps, batch, idle)
+
+    return _grid_sensor
+
+
+def _default_grid():
+    from pipelines.engine.grid import DEFAULT_GRID
+
+    return DEFAULT_GRID
+
+
+def _full_grid():
+    from pipelines.engine.grid import full_grid
+
+    return full_grid()
+
+
+default_grid_sensor = grid_sensor(
+    "default_grid", _default_grid,
+    "The embedded default grid: its datasets, intermediate models, finetune and probe partitions, stage by stage "
+    "(what `startpoint run-grid` runs). Runs are tagged startpoint/grid=default_grid.")
+full_grid_sensor = grid_sensor(
+    "full_grid", _full_grid,
+    "Every installed offline set as source and as target, 3 seeds, stage by stage (`startpoint run-grid --full`). "
+    "Runs are tagged startpoint/grid=full_grid.")
+
+
+# --- selection sensors ---------------------------------------------------------------------------------------------
+
+def selection_name(architecture: str) -> str:
+    return "select_" + "".join(c if c.isalnum() else "_" for c in architecture)
+
+
+def failed_probes(instance: dg.DagsterInstance, name: str) -> set[str]:
+    """Models whose probe run in selection `name` failed (the ranking goes ahead without them)."""
+    records = instance.get_run_records(RunsFilter(job_name=JOB_NAMES[PROBE], tags={GRID_TAG: name},
+                                                  statuses=[dg.DagsterRunStatus.FAILURE]))
+    return {decode_key(r.dagster_run.tags["dagster/partition"]) for r in records
+            if "dagster/partition" in r.dagster_run.tags}
+
+
+def selection_sensor(architecture: str) -> dg.SensorDefinition:
+    name = selection_name(architecture)
+
+    @dg.sensor(name=name, jobs=[GRID_JOBS[KINDS.index(PROBE)], GRID_JOBS[KINDS.index(FINETUNE)]],
+               default_status=dg.DefaultSensorStatus.STOPPED, minimum_interval_seconds=60,
+               description=f"Probe every {architecture} candidate (offline zoo and accepted Hub models); once all "
+               "are probed, finetune the pretrained baseline and the top k by probe on the targets. Options from "
+               "STARTPOINT_SELECT_* (docs/hub_and_probes.md).")
+    def _selection_sensor(context: dg.SensorEvaluationContext, lake: LakeResource, home: HomeResource):
+        try:
+            options = SelectionOptions.from_env()
+        except ValueError as exc:
+            return dg.SkipReason(str(exc))
+        stage = selection_stage(architecture, options, lake.url, home.models_dir,
+                                probe_failed=failed_probes(context.instance, name))
+        context.log.info(stage.note)
+        done = steps_done(stage.steps, lake.url, home.models_dir)
+        batch = [s for s in stage.steps if s.id not in done]
+        idle = f"{name}: {stage.note}; every requested run is in the lake" if stage.phase == FINETUNE else stage.note
+        return _sensor_result(context, name, stage.steps, batch, idle)
+
+    return _selection_sensor
+
+
+SELECTION_SENSORS = [selection_sensor(a) for a in sorted(ARCHITECTURES)]
+GRID_SENSORS = [default_grid_sensor, full_grid_sensor, *SELECTION_SENSORS]
+
+
+# --- the single-machine path: the same steps, in this process, through the named jobs ---------------------------
+
+def grid_definitions() -> dg.Definitions:
+    """The grid's assets and jobs with the lake and home of the current settings (what `execute_in_process` of a
+    named job needs, without loading the whole code location)."""
+    from pipelines.settings import get_settings
+
+    settings = get_settings()
+    return dg.Definitions(assets=list(_ASSETS.values()), jobs=GRID_JOBS,
+                          resources={"lake": LakeResource(url=settings.lake_url),
+                                     "home": HomeResource(path=str(settings.home))})
+
+
+def _interrupted(result: dg.ExecuteInProcessResult) -> bool:
+    return any(
+        e.event_type_value in ("RUN_FAILURE", "STEP_FAILURE") and "interrupt" in (e.message or "").lower()
+        for e in result.all_events
+    )
+
+
+def execute_stages(name: str, next_stage: Callable[[set[str], set[str]], list[Step]], instance: dg.DagsterInstance,
+                   log: Log = print, known_steps: Callable[[], list[Step]] | None = None) -> dict:
+    """Run `next_stage(succeeded, tried)` stage after stage, each step as one run of its named job in this process,
+    until it asks for nothing new. Returns counts of succeeded and failed partitions (the unpartitioned datasets
+    step is counted only when it fails); a step of `known_steps` never tried (what it needs failed) is a failure."""
+    from pipelines.recovery import HOST_TAG, PID_TAG, PoolWatch, free_dead_runs, process_tags
+
+    if not instance.is_ephemeral:
+        free_dead_runs(instance, log=log)
+    tags = {**process_tags(), GRID_TAG: name}
+    mine = lambda run: all(run.tags.get(k) == tags[k] for k in (HOST_TAG, PID_TAG))  # noqa: E731
+    defs = grid_definitions()
+    succeeded: set[str] = set()
+    tried: set[str] = set()
+    counts = {"ok": 0, "failed": 0}
+    if known_steps is not None:  # every partition of the grid shows in the UI from the start
+        for partitions_name, keys in missing_partitions(instance, known_steps()).items():
+            instance.add_dynamic_partitions(partitions_name, keys)
+    while batch := [s for s in next_stage(succeeded, tried) if s.id not in tried]:
+        for partitions_name, keys in missing_partitions(instance, batch).items():
+            instance.add_dynamic_partitions(partitions_name, keys)
+        for step in batch:
+            log(f"[{name}] {step.label}")
+            job = defs.resolve_job_def(JOB_NAMES[step.kind])
+            with PoolWatch(instance, mine, log):
+                result = job.execute_in_process(run_config=run_config(step), partition_key=partition_key(step),
+                                                instance=instance, tags=tags, raise_on_error=False)
+            tried.add(step.id)
+            if not result.success and _interrupted(result):
+                # Ctrl-C / kill reached the run: stop here (finished runs stay in the lake, none is partial).
+                raise KeyboardInterrupt(f"interrupted during {step.label}")
+            if result.success:
+                succeeded.add(step.id)
+            else:
+                log(f"[{name}] {step.label} failed; see the Dagster run {result.run_id}")
+            if step.kind != DATASETS or not result.success:
+                counts["ok" if result.success else "failed"] += 1
+    for step in (known_steps() if known_steps is not None else []):
+        if step.id not in tried:
+            missing = [a for a in step.after if a not in succeeded]
+            log(f"[{name}] {step.label} not run: it needs {', '.join(missing)}, which failed")
+            counts["failed"] += 1
+    return counts
+
+
+def run_grid(grid, instance: dg.DagsterInstance | None = None, log: Log = print) -> dict:
+    """Materialize `grid` stage by stage in this process (the single-machine path of `startpoint run-grid`);
+    returns counts of succeeded and failed partitions (a failed `lake/datasets` step counts as a failed one)."""
+    steps = grid_steps(grid)
+    return execute_stages(grid.name, lambda succeeded, tried: ready_steps(steps, succeeded, skip=tried),
+                          instance or default_instance(), log=log, known_steps=lambda: steps)
+
+
+def run_selection(architecture: str, options: SelectionOptions | None = None,
+                  instance: dg.DagsterInstance | None = None, log: Log = print) -> dict:
+    """The `select_<architecture>` sensor's stages in this process: probe every candidate, then finetune the
+    baseline and the top k. Returns the counts of `execute_stages`."""
+    from pipelines.settings import get_settings
+
+    options = options or SelectionOptions.from_env()
+    settings = get_settings()
+    failed: set[str] = set()
+
+    def next_stage(succeeded: set[str], tried: set[str]) -> list[Step]:
+        failed.update(s.split(":", 1)[1] for s in tried - succeeded if s.startswith(f"{PROBE}:"))
+        stage = selection_stage(architecture, options, settings.lake_url, settings.models_dir, probe_failed=failed)
+        log(f"[{selection_name(architecture)}] {stage.note}")
+        return stage.steps
+
+    return execute_stages(selection_name(architecture), next_stage, instance or default_instance(), log=log)

@@ -1,0 +1,143 @@
+"""Launching a grid the Dagster way: the grid sensor's ticks (partitions, stage order, run keys, tags) on a temp
+instance, the executor chosen by configuration, and the selection options read from the environment."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import pytest
+
+from pipelines import lake as lake_files
+from pipelines.engine.grid import SOURCE_RECIPE, Grid, target_recipe
+from pipelines.engine.plan import SelectionOptions, grid_steps
+from pipelines.engine.records import run_relpath, run_row
+from pipelines.engine.train import FinetuneResult
+from pipelines.launch import GRID_TAG, JOB_NAMES, grid_sensor
+from pipelines.partitions import encode_key
+from pipelines.resources import HomeResource, LakeResource
+from pipelines.zoo import DEFAULT_BASE, intermediate_id
+
+GRID = Grid(name="tiny", sources=("fine_foods",), targets=("tweets_sentiment",), seeds=(0, 1),
+            base_models=(DEFAULT_BASE,))
+INTERMEDIATE = intermediate_id("fine_foods", DEFAULT_BASE)
+BASE_KEY, INTER_KEY = encode_key(DEFAULT_BASE), encode_key(INTERMEDIATE)
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("STARTPOINT_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("STARTPOINT_LAKE", raising=False)
+    return tmp_path / "home"
+
+
+def _tick(sensor, instance, home):
+    context = dg.build_sensor_context(instance=instance, resources={
+        "lake": LakeResource(url=str(home / "lake")), "home": HomeResource(path=str(home))})
+    result = sensor(context)
+    for request in result.dynamic_partitions_requests or []:  # what the daemon does with them before the runs
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    return result
+
+
+def _summary(result) -> list[tuple[str, str | None]]:
+    return [(r.job_name, r.partition_key) for r in result.run_requests]
+
+
+def test_the_grid_sensor_registers_the_partitions_and_requests_one_stage_at_a_time(home):
+    sensor = grid_sensor("tiny", lambda: GRID, "a tiny grid")
+    with dg.instance_for_test() as instance:
+        first = _tick(sensor, instance, home)
+        # Every partition of the grid is registered on the first tick, including those of later stages.
+        assert set(instance.get_dynamic_partitions("sources")) == {f"{BASE_KEY}@fine_foods"}
+        assert set(instance.get_dynamic_partitions("base_models")) == {BASE_KEY, INTER_KEY}
+        assert set(instance.get_dynamic_partitions("targets")) == {"tweets_sentiment"}
+        # Stage 1: datasets, the intermediate model, and what needs only the pretrained base; nothing that
+        # needs the intermediate model yet.
+        assert _summary(first) == [
+            ("lake_datasets", None),
+            ("grid_intermediate_models", f"{BASE_KEY}@fine_foods"),
+            ("grid_finetune_runs", f"{BASE_KEY}|tweets_sentiment"),
+            ("grid_probe_scores", BASE_KEY),
+        ]
+        assert all(r.tags == {GRID_TAG: "tiny"} for r in first.run_requests)
+        keys = [r.run_key for r in first.run_requests]
+        assert len(set(keys)) == len(keys) and all(k.startswith("tiny:") for k in keys)
+        op_configs = [next(iter(r.run_config["ops"].values()))["config"] for r in first.run_requests]
+        assert op_configs[0] == {"dataset_ids": ["fine_foods", "tweets_sentiment"]}
+        assert op_configs[2] == {"seeds": [0, 1], "recipe": target_recipe("tweets_sentiment").to_json()}
+
+        # Nothing changed: the same requests under the same run keys (the instance drops the repeats).
+        again = _tick(sensor, instance, home)
+        assert [r.run_key for r in again.run_requests] == keys
+
+        # The intermediate model is saved, the base's runs and the datasets rows are in the lake.
+        folder = home / "models" / INTER_KEY
+        folder.mkdir(parents=True)
+        (folder / "model.safetensors").write_bytes(b"")
+        (folder / "startpoint.json").write_text(json.dumps({"architecture": "all-MiniLM-L6-v2",
+                                                            "recipe_hash": SOURCE_RECIPE.recipe_hash}))
+        lake_url = str(home / "lake")
+        recipe = target_recipe("tweets_sentiment")
+        for seed in GRID.seeds:
+            result = FinetuneResult(status="ok", dataset_id="tweets_sentiment", metric="accuracy", seed=seed, score=60.0)
+            lake_files.write(lake_url, "finetune_runs", run_relpath(DEFAULT_BASE, "tweets_sentiment", recipe, seed),
+                             [run_row(DEFAULT_BASE, "all-MiniLM-L6-v2", recipe, result)])
+        second = _tick(sensor, instance, home)
+        # Stage 2: the intermediate model's finetune and probe; the base's probe is still missing from the lake;
+        # the datasets step is not, yet (no rows written), so it is asked for again under its old run key.
+        assert _summary(second) == [
+            ("lake_datasets", None),
+            ("grid_finetune_runs", f"{INTER_KEY}|tweets_sentiment"),
+            ("grid_probe_scores", BASE_KEY),
+            ("grid_probe_scores", INTER_KEY),
+        ]
+        assert second.run_requests[0].run_key == keys[0] and second.run_requests[2].run_key == keys[3]
+
+
+def test_a_changed_config_is_a_new_run_key_and_a_finished_grid_requests_nothing(home):
+    steps = grid_steps(GRID)
+    more_seeds = grid_steps(Grid(name="tiny", sources=GRID.sources, targets=GRID.targets, seeds=(0, 1, 2),
+                                 base_models=GRID.base_models))
+    by_id = {s.id: s.config_digest for s in steps}
+    changed = {s.id for s in more_seeds if by_id[s.id] != s.config_digest}
+    assert changed == {f"finetune:{m}:tweets_sentiment" for m in (DEFAULT_BASE, INTERMEDIATE)}
+
+    empty = Grid(name="empty", sources=(), targets=(), seeds=(), base_models=(DEFAULT_BASE,), probe_dataset="tweets_sentiment")
+    lake_files.write(str(home / "lake"), "probe_scores", f"local/{BASE_KEY}/tweets_sentiment",
+                     [{"model_id": DEFAULT_BASE, "architecture": "all-MiniLM-L6-v2", "method": "logme",
+                       "proxy_dataset": "tweets_sentiment", "score": 1.0}])
+    lake_files.write(str(home / "lake"), "datasets", "local/tweets_sentiment",
+                     [{"dataset_id": "tweets_sentiment"}])
+    with dg.instance_for_test() as instance:
+        result = _tick(grid_sensor("empty", lambda: empty, "done"), instance, home)
+    assert not result.run_requests and "complete" in result.skip_reason.skip_message
+
+
+def test_the_grid_jobs_are_named_and_their_executor_comes_from_the_environment(monkeypatch):
+    from pipelines.definitions import defs
+    from pipelines.executors import ExecutorChoiceError, configured_executor
+    from pipelines.recovery import recovering_executor
+
+    for name in JOB_NAMES.values():
+        assert defs.resolve_job_def(name).executor_def is recovering_executor  # STARTPOINT_EXECUTOR unset
+    sensors = {s.name for s in defs.sensors}
+    assert {"default_grid", "full_grid", "select_all_MiniLM_L6_v2"} <= sensors
+    assert configured_executor({}).name == "multiprocess_recovering"
+    assert configured_executor({"STARTPOINT_EXECUTOR": "in_process"}).name == "in_process_recovering"
+    celery = configured_executor({"STARTPOINT_EXECUTOR": "celery", "STARTPOINT_CELERY_BROKER": "redis://127.0.0.1:1/0"})
+    assert celery.name == "celery"
+    assert configured_executor({"STARTPOINT_EXECUTOR": "k8s"}).name == "k8s"
+    with pytest.raises(ExecutorChoiceError, match="STARTPOINT_EXECUTOR='ray' is not one of"):
+        configured_executor({"STARTPOINT_EXECUTOR": "ray"})
+
+
+def test_selection_options_come_from_the_environment_with_one_line_errors():
+    options = SelectionOptions.from_env({"STARTPOINT_SELECT_K": "5", "STARTPOINT_SELECT_METHOD": "linear_probe",
+                                         "STARTPOINT_SELECT_TARGETS": "a, b", "STARTPOINT_SELECT_SEEDS": "0,1,2"})
+    assert (options.k, options.method, options.targets, options.seeds) == (5, "linear_probe", ("a", "b"), (0, 1, 2))
+    assert SelectionOptions.from_env({}) == SelectionOptions()
+    with pytest.raises(ValueError, match="STARTPOINT_SELECT_K='three' is not a whole number"):
+        SelectionOptions.from_env({"STARTPOINT_SELECT_K": "three"})
+    with pytest.raises(ValueError, match="method must be logme or linear_probe"):
+        SelectionOptions.from_env({"STARTPOINT_SELECT_METHOD": "knn"})
