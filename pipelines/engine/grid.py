@@ -6,7 +6,9 @@ materializes `lake/datasets` for the grid's sets (sources, targets and the probe
 then has its `datasets` row, which the warehouse's relationship tests require), `intermediate_models` per
 (base, source) (partition key `source_key(base, source)`), `lake/finetune_runs` per (model, target) and
 `lake/probe_scores` per model (a second or two each, so that `proxy_validation` covers the grid) against the
-given Dagster instance. Finished runs are in the lake, so rerunning after an interruption only computes what is
+given Dagster instance. After the target runs, `fused_models` fuses the top-2 models of each base (by mean
+gain over the base in the lake's runs; `Grid.fusion_recipes`, docs/fusion.md) and the fused model is finetuned
+and probed like the others. Finished runs are in the lake, so rerunning after an interruption only computes what is
 missing. Each run records its process in run tags;
 `run_grid` first frees the pool slots of runs killed earlier and, while a partition waits for a pool slot,
 says at INFO which run holds it (`pipelines.recovery`).
@@ -51,6 +53,8 @@ class Grid:
     source_recipe: Recipe = SOURCE_RECIPE
     skip_same_dataset: bool = field(default=True)  # a model trained on the target itself is no fair candidate
     probe_dataset: str = OFFLINE_PROXY  # online or not: the grid is the offline experiment
+    # `fused_models` recipes made per base after its target runs, then finetuned and probed like the others.
+    fusion_recipes: tuple[str, ...] = ("top2-avg",)
 
     def __post_init__(self) -> None:
         if not self.base_models or len(set(self.base_models)) != len(self.base_models):
@@ -111,7 +115,8 @@ def full_grid() -> Grid:
     from pipelines.data import installed
 
     available = tuple(installed())
-    return Grid(name="full", sources=available, targets=available, seeds=(0, 1, 2), base_models=DEFAULT_GRID.base_models)
+    return Grid(name="full", sources=available, targets=available, seeds=(0, 1, 2), base_models=DEFAULT_GRID.base_models,
+                fusion_recipes=("top2-avg", "top3-avg", "top5-avg", "top2-ta0.5"))
 
 
 def _instance() -> dg.DagsterInstance:
@@ -148,7 +153,7 @@ def run_grid(grid: Grid, instance: dg.DagsterInstance | None = None, log: Callab
     instance.add_dynamic_partitions("targets", [encode_key(t) for t in grid.targets])
     counts = {"ok": 0, "failed": 0}
 
-    def materialize(asset, key, config: dict) -> None:
+    def materialize(asset, key, config: dict) -> dg.ExecuteInProcessResult:
         # Partitions are counted; the unpartitioned `lake/datasets` step only when it fails (the grid then fails).
         what = f"partition {key} of {asset.key.to_user_string()}" if key is not None else asset.key.to_user_string()
         with PoolWatch(instance, mine, log):
@@ -163,6 +168,7 @@ def run_grid(grid: Grid, instance: dg.DagsterInstance | None = None, log: Callab
             counts["ok" if result.success else "failed"] += 1
         if not result.success:
             log(f"{what} failed; see the Dagster run {result.run_id}")
+        return result
 
     # The grid's `datasets` rows (a second for the default grid): runs and probe scores point at them.
     from pipelines.data import OFFLINE_SUITE
@@ -181,10 +187,41 @@ def run_grid(grid: Grid, instance: dg.DagsterInstance | None = None, log: Callab
         log(f"[{grid.name}] finetune {i}/{len(pairs)}: {model} on {target}, seeds {list(grid.seeds)}")
         key = dg.MultiPartitionKey({"model": encode_key(model), "target": encode_key(target)})
         materialize(finetune_runs, key, {"seeds": list(grid.seeds), "recipe": grid.recipe_for(target).to_json()})
-    for i, model in enumerate(grid.models, 1):
-        log(f"[{grid.name}] probe {i}/{len(grid.models)}: {model}")
+    fused = _fusion_round(grid, instance, materialize, log)
+    probed = [*grid.models, *fused]
+    for i, model in enumerate(probed, 1):
+        log(f"[{grid.name}] probe {i}/{len(probed)}: {model}")
         materialize(probe_scores_lake, encode_key(model), {"proxy_dataset": grid.probe_dataset})
     return counts
+
+
+def _fusion_round(grid: Grid, instance: dg.DagsterInstance, materialize, log: Callable[[str], None]) -> list[str]:
+    """Per base and fusion recipe: fuse the top-k of the base's models ranked by mean gain in the lake's runs
+    (`ranking: lake`, so a clean home and a rerun choose alike), then finetune the fused model on the targets.
+    Returns the fused model ids. The ranking is read from the lake, not from an upstream asset: this is a second
+    round after the target runs, not a cycle (docs/fusion.md)."""
+    from assets.finetune import finetune_runs
+    from assets.fused_models import fused_models
+    from pipelines.zoo.fusion import FusionRecipe
+
+    # A recipe needs k ranked models of the base: a grid without targets, or with fewer models, has no fusion.
+    todo = [(b, r) for b in grid.base_models for r in grid.fusion_recipes
+            if grid.targets and FusionRecipe.parse(r).k <= len(grid.models_of(b))]
+    instance.add_dynamic_partitions("pretrained_bases", sorted({encode_key(b) for b, _ in todo}))
+    fused = []
+    for base, recipe in todo:
+        log(f"[{grid.name}] fuse {recipe} of {base}")
+        key = dg.MultiPartitionKey({"base": encode_key(base), "recipe": recipe})
+        result = materialize(fused_models, key, {"ranking": "lake"})
+        if result.success:
+            fused.append(result.asset_materializations_for_node(fused_models.op.name)[0].metadata["model_id"].value)
+    instance.add_dynamic_partitions("base_models", [encode_key(m) for m in fused])
+    pairs = [(m, t) for m in fused for t in grid.targets]
+    for i, (model, target) in enumerate(pairs, 1):
+        log(f"[{grid.name}] finetune fused {i}/{len(pairs)}: {model} on {target}, seeds {list(grid.seeds)}")
+        key = dg.MultiPartitionKey({"model": encode_key(model), "target": encode_key(target)})
+        materialize(finetune_runs, key, {"seeds": list(grid.seeds), "recipe": grid.recipe_for(target).to_json()})
+    return fused
 
 
 class GridConfig(dg.Config):

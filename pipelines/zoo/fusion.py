@@ -388,13 +388,39 @@ def choose_members(base_model: str, architecture: str, k: int, *, lake_url: str,
     return ranked[:k], source
 
 
-def make_fused_model(base_model: str, architecture: str, recipe: FusionRecipe, *, lake_url: str, models_dir: Path,
-                     warehouse_path: Path | None, ranking: str = "auto", weights: Sequence[float] | None = None,
-                     include_pretrained: bool = True, log=print) -> tuple[dict, Path, bool]:
-    """Choose the members, fuse them into `$models/<fused id>` unless that exact fusion exists; returns (card,
-    folder, made_now)."""
-    from pipelines.zoo import local_model_dir, read_model_card, resolve
+@dataclass(frozen=True)
+class FusionPlan:
+    """What a fusion recipe asks for now: the fused model's id (from its members), members, weights, ranking."""
 
+    model_id: str
+    base_model: str
+    architecture: str
+    recipe: FusionRecipe
+    chosen: tuple[Ranked, ...]
+    weights: tuple[float, ...]
+    ranking: str
+    digest: str
+
+    @property
+    def members(self) -> list[str]:
+        return [r.model_id for r in self.chosen]
+
+    def made(self, models_dir: Path) -> bool:
+        """Whether this exact fusion is already saved (a planner can then schedule its runs)."""
+        from pipelines.zoo import local_model_dir, read_model_card
+
+        folder = local_model_dir(self.model_id, models_dir)
+        try:
+            card = read_model_card(folder) if folder.is_dir() else {}
+        except ModelDirError:
+            return False
+        return card.get("fusion_hash") == self.digest and (folder / "model.safetensors").is_file()
+
+
+def plan_fusion(base_model: str, architecture: str, recipe: FusionRecipe, *, lake_url: str, models_dir: Path,
+                warehouse_path: Path | None, ranking: str = "auto", weights: Sequence[float] | None = None,
+                include_pretrained: bool = True) -> FusionPlan:
+    """Choose the members and name the fused model, without loading any weights."""
     chosen, source = choose_members(base_model, architecture, recipe.k, lake_url=lake_url, models_dir=models_dir,
                                     warehouse_path=warehouse_path, ranking=ranking,
                                     include_pretrained=include_pretrained)
@@ -406,14 +432,27 @@ def make_fused_model(base_model: str, architecture: str, recipe: FusionRecipe, *
             raise FusionError("weights apply to averaging only; task arithmetic uses one scale for every member")
         w = [1.0] * len(members)
     digest = fusion_hash(members, w, recipe.method, recipe.scale, base_model)
-    model_id = fused_id(architecture, recipe.key, digest)
+    return FusionPlan(fused_id(architecture, recipe.key, digest), base_model, architecture, recipe, tuple(chosen),
+                      tuple(w), source, digest)
+
+
+def make_fused_model(base_model: str, architecture: str, recipe: FusionRecipe, *, lake_url: str, models_dir: Path,
+                     warehouse_path: Path | None, ranking: str = "auto", weights: Sequence[float] | None = None,
+                     include_pretrained: bool = True, log=print) -> tuple[dict, Path, bool]:
+    """Choose the members, fuse them into `$models/<fused id>` unless that exact fusion exists; returns (card,
+    folder, made_now)."""
+    from pipelines.zoo import local_model_dir, read_model_card, resolve
+
+    plan = plan_fusion(base_model, architecture, recipe, lake_url=lake_url, models_dir=models_dir,
+                       warehouse_path=warehouse_path, ranking=ranking, weights=weights,
+                       include_pretrained=include_pretrained)
+    members, w, digest, model_id, source = plan.members, list(plan.weights), plan.digest, plan.model_id, plan.ranking
     folder = local_model_dir(model_id, models_dir)
-    card = read_model_card(folder) if folder.is_dir() else {}
-    if card.get("fusion_hash") == digest and (folder / "model.safetensors").is_file():
+    if plan.made(models_dir):
         log(f"{model_id} already fused from {members}; not fusing again")
-        return card, folder, False
+        return read_model_card(folder), folder, False
     extra = {"recipe": recipe.key, "fusion_hash": digest, "ranking": source,
-             "member_gains": {r.model_id: round(r.mean_gain, 4) for r in chosen}}
+             "member_gains": {r.model_id: round(r.mean_gain, 4) for r in plan.chosen}}
     card = fuse_folders([(m, resolve(m, models_dir)) for m in members], folder, method=recipe.method,
                         architecture=architecture, model_id=model_id, weights=w,
                         base=(base_model, resolve(base_model, models_dir)), scale=recipe.scale, extra_card=extra)
