@@ -32,9 +32,10 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from pipelines import lake
-from pipelines.warehouse.schema import TABLES
+from pipelines.warehouse.schema import TABLES, TableSpec
 
 POOL = "duckdb"
 REBUILD_HINT = "rerun the `published` job (or `make run`) to rebuild it from the lake"
@@ -49,9 +50,11 @@ class WarehouseUnreadable(duckdb.IOException):
 class LoadCounts(dict):
     """Rows per base table, plus the lake files moved to quarantine by this load (``lake.Quarantined``)."""
 
-    def __init__(self, counts: dict[str, int], quarantined: list[lake.Quarantined]):
+    def __init__(self, counts: dict[str, int], quarantined: list[lake.Quarantined],
+                 modes: dict[str, str] | None = None):
         super().__init__(counts)
         self.quarantined = quarantined
+        self.modes = modes or {}  # table -> rebuilt | appended | unchanged
 
 
 def _one_line(exc: BaseException) -> str:
@@ -220,51 +223,259 @@ def _drop_foreign_wal(live: Path, log: Any) -> None:
                 "tables written into the warehouse by hand do not survive a rebuild (ATTACH your own file)")
 
 
-def load_tables(lake_url: str, warehouse_path: str | Path, log: Any = None) -> LoadCounts:
-    """Replace every base table with the lake's content, newest row per key, in a staging copy swapped in whole.
+def load_tables(lake_url: str, warehouse_path: str | Path, log: Any = None, full: bool = False) -> LoadCounts:
+    """Bring every base table up to date with the lake, newest row per key, in a staging copy swapped in whole.
 
-    Rebuilding from the lake (rather than appending) is what makes a rerun after an interrupted or repaired
-    input leave no duplicates: the lake is the record, the warehouse a deterministic view of it. A lake file that
-    is not valid Parquet is moved to ``<lake>/_quarantine/`` and reported (WARNING and ``.quarantined``); the
-    other files load. A corrupt live warehouse does not matter: the base tables come from the lake alone.
+    The warehouse remembers which lake files it holds (``_lake.loaded_files``: path, size, stamp). A table whose
+    remembered files are all unchanged gets only its new files appended; a table whose files changed, vanished
+    (a compaction, a re-import) or whose new rows repeat a key already loaded is rebuilt from all its files, as is
+    every table when the lake, the schema or the warehouse (absent, unreadable) changed, or with ``full=True``.
+    Either way the result is what a rebuild gives: the lake is the record, the warehouse a deterministic view of
+    it, so a rerun after an interrupted or repaired input leaves no duplicates. DuckDB reads the Parquet files
+    itself (streaming, spilling to the staging folder past ``STARTPOINT_DUCKDB_MEMORY``, default 4GB).
+
+    A lake file that is not valid Parquet is moved to ``<lake>/_quarantine/`` and reported (WARNING and
+    ``.quarantined``); the other files load. A corrupt live warehouse does not matter: the tables come from the lake.
+    ``.modes`` says per table whether it was ``rebuilt``, ``appended`` or ``unchanged``.
     """
     log = log or _log
     quarantined: list[lake.Quarantined] = []
     try:
         with staged(warehouse_path, log=log) as staging:
-            counts = _load_into(lake_url, staging, quarantined)
+            counts, modes = _load_into(lake_url, staging, quarantined, full=full)
     finally:
         for q in quarantined:
             log.warning(f"quarantined {q.path} -> {q.moved_to}: {q.reason}")
-    return LoadCounts(counts, quarantined)
+    return LoadCounts(counts, quarantined, modes)
 
 
-def _load_into(lake_url: str, path: Path, quarantined: list[lake.Quarantined]) -> dict[str, int]:
+MEMORY_ENV = "STARTPOINT_DUCKDB_MEMORY"
+STATE = "_lake"  # schema of the loader's own bookkeeping inside the warehouse
+
+
+def _duck_type(t: pa.DataType) -> str:
+    if pa.types.is_string(t):
+        return "VARCHAR"
+    if pa.types.is_int64(t):
+        return "BIGINT"
+    if pa.types.is_float64(t):
+        return "DOUBLE"
+    if pa.types.is_boolean(t):
+        return "BOOLEAN"
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMPTZ" if t.tz else "TIMESTAMP"
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return f"{_duck_type(t.value_type)}[]"
+    if pa.types.is_int32(t):
+        return "INTEGER"
+    raise TypeError(f"no DuckDB type for {t}: extend pipelines/warehouse/load.py:_duck_type")
+
+
+def _fingerprint(lake_url: str, spec: TableSpec) -> str:
+    return f"{lake_url}|{spec.schema.to_string(show_schema_metadata=False)}|{spec.key}"
+
+
+def _sql_text(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def _configure(con: duckdb.DuckDBPyConnection, path: Path, lake_url: str) -> None:
+    """Spill to the staging folder (removed with it) instead of running out of memory; read remote lakes through
+    their fsspec filesystem."""
+    con.execute(f"SET temp_directory = {_sql_text(str(path.parent / 'spill'))}")
+    con.execute(f"SET memory_limit = {_sql_text(os.environ.get(MEMORY_ENV, '4GB'))}")
+    con.execute("SET preserve_insertion_order = false")
+    con.execute("SET parquet_metadata_cache = true")
+    if not lake.is_local(lake_url):
+        con.register_filesystem(lake.filesystem(lake_url))
+
+
+def _previous_state(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, dict[str, tuple[int, str]]]]:
+    """table -> (fingerprint, {path: (size, stamp)}) as the warehouse's last load left it; {} when unknown."""
+    try:
+        tables = dict(con.execute(f"SELECT table_name, fingerprint FROM {STATE}.tables").fetchall())
+        rows = con.execute(f"SELECT table_name, path, size, stamp FROM {STATE}.loaded_files").fetchall()
+    except duckdb.CatalogException:
+        return {}
+    state: dict[str, tuple[str, dict[str, tuple[int, str]]]] = {t: (fp, {}) for t, fp in tables.items()}
+    for table, path, size, stamp in rows:
+        if table in state:
+            state[table][1][path] = (size, stamp)
+    return state
+
+
+def _load_into(lake_url: str, path: Path, quarantined: list[lake.Quarantined], full: bool = False
+               ) -> tuple[dict[str, int], dict[str, str]]:
     counts: dict[str, int] = {}
+    modes: dict[str, str] = {}
     con = duckdb.connect(str(path))
     try:
-        con.execute("BEGIN TRANSACTION")
+        _configure(con, path, lake_url)
+        previous = {} if full else _previous_state(con)
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {STATE}")
+        con.execute(f"CREATE TABLE IF NOT EXISTS {STATE}.tables (table_name VARCHAR PRIMARY KEY, fingerprint VARCHAR)")
+        con.execute(f"CREATE TABLE IF NOT EXISTS {STATE}.loaded_files "
+                    "(table_name VARCHAR, path VARCHAR, size BIGINT, stamp VARCHAR)")
+        existing = {r[0] for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'").fetchall()}
         for name, spec in TABLES.items():
-            arrow = lake.read(lake_url, name, quarantine=quarantined)  # noqa: F841 - used by name in the SQL
-            key = ", ".join(f'"{k}"' for k in spec.key)
-            columns = ", ".join(f'"{c}"' for c in spec.schema.names if c != "ingested_at")
-            con.execute(
-                f"""
-                CREATE OR REPLACE TABLE "{name}" AS
-                SELECT {columns} FROM arrow
-                QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY ingested_at DESC) = 1
-                ORDER BY {key}
-                """
-            )
-            con.execute(f"COMMENT ON TABLE \"{name}\" IS '{spec.description.replace(chr(39), chr(39) * 2)}'")
+            files = {f.path: (f.size, f.stamp) for f in lake.list_file_info(lake_url, name)}
+            fingerprint, before = previous.get(name, (None, None))
+            incremental = (before is not None and fingerprint == _fingerprint(lake_url, spec) and name in existing
+                           and all(files.get(p) == v for p, v in before.items()))
+            if incremental:
+                new = {p: v for p, v in files.items() if p not in before}
+                if not new:
+                    modes[name] = "unchanged"
+                elif _append(con, lake_url, spec, new, quarantined):
+                    modes[name] = "appended"
+                else:
+                    incremental = False  # a new row repeats a loaded key: newest-wins needs every file
+            if not incremental:
+                _rebuild(con, lake_url, spec, files, quarantined)
+                modes[name] = "rebuilt"
+            gone = {q.path for q in quarantined}
+            if modes[name] == "rebuilt":
+                con.execute(f"DELETE FROM {STATE}.loaded_files WHERE table_name = ?", [name])
+                record = [p for p in files if p not in gone]
+            else:
+                record = [p for p in files if p not in before and p not in gone]
+            if record:
+                _loaded = pa.table({"table_name": [name] * len(record), "path": record,  # noqa: F841 - used in SQL
+                                    "size": [files[p][0] for p in record], "stamp": [files[p][1] for p in record]})
+                con.execute(f"INSERT INTO {STATE}.loaded_files SELECT * FROM _loaded")
+            con.execute(f"INSERT OR REPLACE INTO {STATE}.tables VALUES (?, ?)", [name, _fingerprint(lake_url, spec)])
             counts[name] = con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
-        con.execute("COMMIT")
-    except BaseException:
-        try:
-            con.execute("ROLLBACK")
-        except duckdb.Error:
-            pass
-        raise
     finally:
         con.close()
-    return counts
+    return counts, modes
+
+
+def _columns(spec: TableSpec, present: set[str]) -> str:
+    """The schema's columns cast to their types; a column no file has is NULL (older files lack newer columns)."""
+    out = []
+    for field in spec.schema:
+        value = f'"{field.name}"' if field.name in present else "NULL"
+        out.append(f'CAST({value} AS {_duck_type(field.type)}) AS "{field.name}"')
+    return ", ".join(out)
+
+
+SMALL_FILE = 1 << 20  # bytes: below this a file is read with Arrow (DuckDB's fixed cost per file is higher)
+
+
+def _scan(con: duckdb.DuckDBPyConnection, lake_url: str, spec: TableSpec, files: dict[str, tuple[int, str]],
+          quarantined: list[lake.Quarantined], sql: str) -> None:
+    """Run ``sql``, whose ``{src}`` becomes a subquery with the schema's columns over ``files``.
+
+    Large files (compacted ones) are read by DuckDB itself, streaming (``read_parquet``, union by name: older
+    files may lack newer columns); small ones (one per run) are read with Arrow, as DuckDB's cost per file is a
+    few times Arrow's, and handed to DuckDB as one table, so the memory they take is bounded by compaction.
+    Corrupt files are quarantined and the scan retried; unknown columns are an error naming a file."""
+    small = [p for p, (size, _) in files.items() if size < SMALL_FILE]
+    large = [p for p, (size, _) in files.items() if size >= SMALL_FILE]
+    parts = []
+    for path in small:
+        try:
+            data = lake.read_raw(lake_url, spec.name, path, quarantined)
+        except FileNotFoundError:
+            continue  # gone since the listing: the next load lists again
+        if data is None:
+            continue
+        unknown = sorted(set(data.column_names) - set(spec.schema.names))
+        if unknown:
+            raise ValueError(f"{path}: {spec.name}: unknown column(s) {unknown}; add them to "
+                             "pipelines/warehouse/schema.py")
+        parts.append(data)
+    arrow = pa.concat_tables(parts, promote_options="permissive") if parts else None
+    while True:
+        sources, params = [], {}
+        if arrow is not None:
+            con.register("_small_files", arrow)
+            sources.append(f"SELECT {_columns(spec, set(arrow.column_names))} FROM _small_files")
+        names = [lake.duckdb_path(lake_url, p) for p in large]
+        try:
+            if large:
+                present = {r[0] for r in con.execute(
+                    "DESCRIBE SELECT * FROM read_parquet($files, union_by_name = true)", {"files": names}).fetchall()}
+                unknown = sorted(present - set(spec.schema.names) - {lake.LAKE_FILE})
+                if unknown:
+                    _unknown_columns(con, spec, names, unknown)
+                sources.append(f"SELECT {_columns(spec, present)} FROM read_parquet($files, union_by_name = true)")
+                params = {"files": names}
+            if not sources:
+                sources.append(f"SELECT {_columns(spec, set())} WHERE false")
+            con.execute(sql.format(src="(" + " UNION ALL ".join(sources) + ")"), params)
+            return
+        except duckdb.Error as exc:
+            if lake.disk_full(exc) or isinstance(exc, duckdb.InterruptException) or not large:
+                raise
+            bad = _find_corrupt(lake_url, spec, large, names, exc, quarantined)
+            large = [p for p in large if p not in bad]
+        finally:
+            if arrow is not None:
+                con.unregister("_small_files")
+
+
+def _unknown_columns(con: duckdb.DuckDBPyConnection, spec: TableSpec, names: list[str], unknown: list[str]) -> None:
+    row = con.execute("SELECT file_name, name FROM parquet_schema($files) WHERE name IN (SELECT unnest($cols)) LIMIT 1",
+                      {"files": names, "cols": unknown}).fetchone()
+    where = row[0] if row else "a lake file"
+    raise ValueError(f"{where}: {spec.name}: unknown column(s) {unknown}; add them to pipelines/warehouse/schema.py")
+
+
+def _find_corrupt(lake_url: str, spec: TableSpec, files: list[str], names: list[str], exc: duckdb.Error,
+                  quarantined: list[lake.Quarantined]) -> set[str]:
+    """The files behind a failed scan: the one DuckDB names first, then (only if that one reads) every file, one
+    by one. Corrupt files are quarantined with Arrow's verdict and reason (``lake.read_file``); a file gone since
+    the listing is dropped from this load (the next load lists again). None found: the error is not about the
+    files' content, and it is raised (a filesystem error such as EACCES is raised by ``read_file`` itself)."""
+    text = str(exc)
+    named = [p for p, n in zip(files, names) if f"'{n}'" in text or f'"{n}"' in text]
+    for suspects in ([named, [p for p in files if p not in named]] if named else [files]):
+        bad: set[str] = set()
+        before = len(quarantined)
+        for path in suspects:
+            try:
+                lake.read_file(lake_url, spec.name, path, quarantined)
+            except FileNotFoundError:
+                bad.add(path)
+        bad |= {q.path for q in quarantined[before:]}
+        if bad:
+            return bad
+    raise exc
+
+
+def _rebuild(con: duckdb.DuckDBPyConnection, lake_url: str, spec: TableSpec, files: dict[str, tuple[int, str]],
+             quarantined: list[lake.Quarantined]) -> None:
+    """Replace the table with the newest row per key of ``files``, sorted by key as before."""
+    key = ", ".join(f'"{k}"' for k in spec.key)
+    columns = ", ".join(f'"{c}"' for c in spec.schema.names if c != "ingested_at")
+    _scan(con, lake_url, spec, files, quarantined, f"""
+        CREATE OR REPLACE TABLE main."{spec.name}" AS
+        SELECT {columns} FROM {{src}}
+        QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY ingested_at DESC) = 1
+        ORDER BY {key}
+    """)
+    con.execute(f"COMMENT ON TABLE main.\"{spec.name}\" IS {_sql_text(spec.description)}")
+
+
+def _append(con: duckdb.DuckDBPyConnection, lake_url: str, spec: TableSpec, files: dict[str, tuple[int, str]],
+            quarantined: list[lake.Quarantined]) -> bool:
+    """Append the newest row per key of ``files`` when none of their keys is loaded already; False (nothing
+    changed) when one is, so the caller rebuilds the table."""
+    key = ", ".join(f'"{k}"' for k in spec.key)
+    columns = ", ".join(f'"{c}"' for c in spec.schema.names if c != "ingested_at")
+    _scan(con, lake_url, spec, files, quarantined, f"""
+        CREATE OR REPLACE TEMP TABLE _new AS
+        SELECT {columns} FROM {{src}}
+        QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY ingested_at DESC) = 1
+    """)
+    try:
+        same = " AND ".join(f'n."{k}" IS NOT DISTINCT FROM t."{k}"' for k in spec.key)
+        repeated = con.execute(f'SELECT count(*) FROM _new n SEMI JOIN main."{spec.name}" t ON {same}').fetchone()[0]
+        if repeated:
+            return False
+        con.execute(f'INSERT INTO main."{spec.name}" SELECT * FROM _new ORDER BY {key}')
+        return True
+    finally:
+        con.execute("DROP TABLE IF EXISTS _new")
