@@ -291,6 +291,8 @@ def _train(model_dir, dataset, recipe, seed, device, log, cache_dir, save_to, mo
     last_report = time.perf_counter()
     log(f"finetuning on {did}: {len(train)} train examples, {total_steps} steps, device {device}, "
         f"autocast {dtype or 'off'}, recipe {recipe.recipe_hash}")
+    bad_step = torch.tensor(-1, device=device)
+    bad_loss = torch.tensor(0.0, device=device)
     for epoch in range(recipe.epochs):
         model.train()
         started = time.perf_counter()
@@ -301,11 +303,11 @@ def _train(model_dir, dataset, recipe, seed, device, log, cache_dir, save_to, mo
                 logits = model(**batch)
             y = train_y[idx].to(device)
             loss = loss_fn(logits.float().squeeze(-1) if n_out == 1 else logits.float(), y)
-            if not torch.isfinite(loss):
-                raise FinetuneError(
-                    f"{did}: the training loss became {loss.item()} at step {step + 1} (epoch {epoch + 1}); "
-                    f"lower the learning rate (now {recipe.lr}) or check the labels"
-                )
+            # The first non-finite loss is noted on the device and read once per epoch: a per-step check would
+            # make the host wait for the accelerator at every step.
+            bad = ~torch.isfinite(loss.detach()) & (bad_step < 0)
+            bad_step = torch.where(bad, step + 1, bad_step)
+            bad_loss = torch.where(bad, loss.detach(), bad_loss)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -322,6 +324,11 @@ def _train(model_dir, dataset, recipe, seed, device, log, cache_dir, save_to, mo
                 log(f"{did} epoch {epoch + 1}/{recipe.epochs} step {step}/{total_steps}: loss {loss.item():.3f}, "
                     f"{rate:.0f} examples/s, ~{left:.0f} s left")
                 last_report = now
+        if int(bad_step) > 0:
+            raise FinetuneError(
+                f"{did}: the training loss became {float(bad_loss)} at step {int(bad_step)} (epoch {epoch + 1}); "
+                f"lower the learning rate (now {recipe.lr}) or check the labels"
+            )
         train_seconds += time.perf_counter() - started
         result.epochs_run = epoch + 1
         last = epoch + 1 == recipe.epochs
