@@ -135,15 +135,17 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
     from pipelines.data import DatasetError
     from pipelines.recommend import RecommendError, RecommendOptions, recommend
     from pipelines.recommend.core import ReportWriteError
+    from pipelines.progress import RunProgress
     from pipelines.recommend.report import summary_lines
 
     try:
-        options = RecommendOptions(
-            data=args.data, architecture=args.architecture, text_col=args.text_col, label_col=args.label_col,
-            text_pair_col=args.text_pair_col, budget=args.budget, run=args.run,
-            seeds=args.seeds, train_cap=args.train_cap, report=args.report,
-        )
-        report = recommend(options, log=_log)
+        options = RecommendOptions(**{name: getattr(args, name) for name in _cli_fields(RecommendOptions)})
+        if options.run:  # the pretrained model and up to `budget` candidates, each with every seed
+            options.check()
+            with RunProgress(len(options.seed_list) * (1 + options.budget), "recommend --run") as progress:
+                report = recommend(options, log=lambda m: progress.log(_terminal(m)), progress=progress)
+        else:
+            report = recommend(options, log=_log)
     except ReportWriteError as exc:  # the decision stands: print it, then say the report is missing
         print("\n".join(_terminal(line) for line in summary_lines(exc.report)))
         return _error(exc)
@@ -268,7 +270,31 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {_terminal(message)} (see `{self.prog} --help`)\n")
 
 
+def _cli_fields(model) -> list[str]:
+    """The fields of a pydantic model that are CLI flags (all but those marked ``cli=False``)."""
+    return [name for name, f in model.model_fields.items() if (f.json_schema_extra or {}).get("cli", True)]
+
+
+def _add_model_flags(parser: argparse.ArgumentParser, model) -> None:
+    """One flag per field of `model` (`text_col` -> `--text-col`), with its type, default and description: the
+    options are declared once, in the model, for the CLI and the Dagster config alike."""
+    for name in _cli_fields(model):
+        f = model.model_fields[name]
+        flag = "--" + name.replace("_", "-")
+        if f.annotation is bool:
+            parser.add_argument(flag, dest=name, action="store_true", help=f.description)
+            continue
+        kind = int if f.annotation is int else float if f.annotation is float else str
+        if f.is_required():
+            parser.add_argument(flag, dest=name, type=kind, required=True, help=f.description)
+        else:
+            shown = "" if f.default is None else f" (default {f.default})"
+            parser.add_argument(flag, dest=name, type=kind, default=f.default, help=f"{f.description}{shown}")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from pipelines.recommend.core import RecommendOptions
+
     parser = _Parser(prog="startpoint", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("leaderboard", help="print the leaderboard of each architecture in the warehouse")
@@ -292,16 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_recover)
 
     p = sub.add_parser("recommend", help="which base model to start finetuning from, for your labelled data")
-    p.add_argument("--data", required=True, help="your labelled data: CSV, TSV, JSONL or Parquet")
-    p.add_argument("--text-col", default="text", help="text column (default text)")
-    p.add_argument("--label-col", default="label", help="label column (default label)")
-    p.add_argument("--text-pair-col", default=None, help="second text column, for pair tasks")
-    p.add_argument("--architecture", default="all-MiniLM-L6-v2", help="which leaderboard to pick from")
-    p.add_argument("--budget", type=int, default=3, help="candidate models to finetune with --run (default 3)")
-    p.add_argument("--run", action="store_true", help="finetune the pretrained model and the top candidates")
-    p.add_argument("--seeds", type=int, default=3, help="seeds per model with --run (default 3)")
-    p.add_argument("--train-cap", type=int, default=256, help="training examples per run with --run (default 256)")
-    p.add_argument("--report", default=None, help="write the JSON report here")
+    _add_model_flags(p, RecommendOptions)
     p.set_defaults(func=_cmd_recommend)
 
     p = sub.add_parser("site", help="build the static leaderboard site from the warehouse")

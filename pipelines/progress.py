@@ -85,7 +85,8 @@ class RunProgress:
         if self._bar is not None:
             self._bar.console.print(text, markup=False, highlight=False)
         else:
-            print(text, flush=True)
+            self.stream.write(f"{text}\n")
+            self.stream.flush()
 
     # -- figures -------------------------------------------------------------------------------------------------
     def time_left(self) -> str:

@@ -11,9 +11,11 @@ def test_off_a_terminal_each_finished_run_is_one_plain_line_with_rate_and_time_l
     with RunProgress(3, "grid", stream=out, terminal=False) as progress:
         for i, ok in enumerate((True, False, True)):
             progress.start(f"model-{i} on t")
+            progress.log(f"training model-{i}")
             time.sleep(0.01)
             progress.finish(ok, examples_per_second=12.5 if ok else None)
-    lines = out.getvalue().splitlines()
+    lines = [line for line in out.getvalue().splitlines() if not line.startswith("training")]
+    assert "training model-1" in out.getvalue()
     assert lines[0].startswith("[grid] 1/3 model-0 on t, 12.5 ex/s, ~") and lines[0].endswith(" left")
     assert lines[1].startswith("[grid] 2/3 model-1 on t FAILED, ~")
     assert lines[2] == "[grid] 3/3 model-2 on t, 12.5 ex/s"  # nothing left: no estimate

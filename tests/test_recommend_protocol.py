@@ -3,6 +3,7 @@ rules), then one smoke run with the real engine on the offline MiniLM at a tiny 
 
 from __future__ import annotations
 
+import io
 import math
 
 import duckdb
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from pipelines.progress import RunProgress
 from pipelines.recommend.predict import load_evidence, predict_candidates, predict_target_effect
 from pipelines.recommend.protocol import ModelRuns, measured_decision, run_protocol, welch_interval
 from product_fixture import build
@@ -131,12 +133,17 @@ def test_run_smoke_on_the_offline_zoo(tmp_path, monkeypatch):
         word = rng.choice(["great", "lovely", "superb"] if label == "pos" else ["awful", "dull", "poor"])
         lines.append(f"{word} film {i},{label}")
     data.write_text("\n".join(lines) + "\n")
+    shown = io.StringIO()
     report = recommend(
         RecommendOptions(data=str(data), architecture=ARCH, budget=1, run=True, seeds=2, train_cap=48,
                          eval_cap=16, test_cap=40, epochs=1, max_length=16, batch_size=16,
                          report=str(tmp_path / "report.json")),
-        log=lambda m: None,
+        log=lambda m: None, progress=RunProgress(4, "recommend --run", stream=shown, terminal=False),
     )
+    # The progress display heard of each of the 4 runs (pretrained and candidate, 2 seeds each), with its rate.
+    lines = shown.getvalue().splitlines()
+    assert [line.split()[2] for line in lines] == ["1/4", "2/4", "3/4", "4/4"] and "ex/s" in lines[-1]
+    assert "local/minilm-copy seed 1" in lines[-1]
     protocol = report["protocol"]
     assert len(protocol["pretrained"]["scores"]) == 2
     assert [c["model_id"] for c in protocol["candidates"]] == ["local/minilm-copy"]

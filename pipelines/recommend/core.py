@@ -173,8 +173,10 @@ def predicted_decision(preds: list[CandidatePrediction], pretrained_model: str, 
     }
 
 
-def recommend(options: RecommendOptions, settings: Settings | None = None, log: Callable[[str], None] = print) -> dict:
-    """Run the recommendation and return its report (also written to `options.report` when set)."""
+def recommend(options: RecommendOptions, settings: Settings | None = None, log: Callable[[str], None] = print,
+              progress=None) -> dict:
+    """Run the recommendation and return its report (also written to `options.report` when set); with `run`,
+    `progress` (a pipelines.progress.RunProgress) follows the runs."""
     from pipelines.warehouse.load import connect
 
     settings = settings or get_settings()
@@ -213,7 +215,7 @@ def recommend(options: RecommendOptions, settings: Settings | None = None, log: 
     if options.run:
         from pipelines.recommend.runner import run_on_target
 
-        report["protocol"] = run_on_target(options, settings, target, evidence, preds, log)
+        report["protocol"] = run_on_target(options, settings, target, evidence, preds, log, progress)
         report["decision"] = report["protocol"]["decision"]
     report["seconds"] = round(time.monotonic() - started, 2)
     if report_path is not None:

@@ -37,7 +37,8 @@ def run_relpath(dataset_id: str, model_id: str, recipe_hash: str, seed: int) -> 
 
 
 def run_on_target(options, settings: Settings, target: UserTarget, evidence: Evidence,
-                  preds: list[CandidatePrediction], log: Callable[[str], None]) -> dict:
+                  preds: list[CandidatePrediction], log: Callable[[str], None], progress=None) -> dict:
+    """`progress` (a pipelines.progress.RunProgress, optional) hears of every run's start and end."""
     from pipelines.data import SplitCaps
     from pipelines.engine import Recipe, finetune
     from pipelines.warehouse.load import load_tables
@@ -62,6 +63,8 @@ def run_on_target(options, settings: Settings, target: UserTarget, evidence: Evi
     written: list[str] = []
 
     def train_one(model_id: str, seed: int) -> tuple[float | None, str | None]:
+        if progress is not None:
+            progress.start(f"{model_id} seed {seed}")
         try:
             folder = resolve(model_id)
         except Exception as exc:
@@ -80,6 +83,8 @@ def run_on_target(options, settings: Settings, target: UserTarget, evidence: Evi
         }
         written.append(lake.write(settings.lake_url, "finetune_runs",
                                   run_relpath(target.dataset_id, model_id, recipe.recipe_hash, seed), [row]))
+        if progress is not None:
+            progress.finish(score is not None, extra.get("examples_per_second"))
         return score, error
 
     def on_baseline(pretrained_score: float) -> list[CandidatePrediction]:
