@@ -201,7 +201,8 @@ def _cmd_model_card(args: argparse.Namespace) -> int:
 
 
 def _cmd_grid(args: argparse.Namespace) -> int:
-    from pipelines.engine.grid import DEFAULT_GRID, _instance, full_grid, run_grid
+    from pipelines.engine.grid import DEFAULT_GRID, full_grid
+    from pipelines.launch import default_instance, run_grid
 
     if not args.worker:
         # The grid runs in a child process so that Ctrl-C / SIGTERM stop it within seconds even while Dagster
@@ -209,11 +210,15 @@ def _cmd_grid(args: argparse.Namespace) -> int:
         from pipelines.recovery import supervise
 
         cmd = [sys.executable, "-m", "pipelines.cli", "run-grid", "--worker", *(["--full"] if args.full else [])]
-        return supervise(cmd, what="run-grid", instance_factory=_instance,
+        return supervise(cmd, what="run-grid", instance_factory=default_instance,
                          hint="; finished runs are in the lake, rerun to complete the grid")
+    from pipelines.engine.plan import grid_steps
+    from pipelines.progress import RunProgress
+
     grid = full_grid() if args.full else DEFAULT_GRID
-    try:
-        counts = run_grid(grid)
+    try:  # the runs of the named grid jobs, tagged startpoint/grid=<name> (pipelines/launch.py)
+        with RunProgress(len(grid_steps(grid)), f"{grid.name} grid") as progress:
+            counts = run_grid(grid, log=lambda m: progress.log(_terminal(m)), progress=progress)
     except KeyboardInterrupt as exc:
         print(f"stopped: {exc or 'interrupted'}; finished runs are in the lake, rerun to complete the grid",
               file=sys.stderr)
@@ -224,7 +229,7 @@ def _cmd_grid(args: argparse.Namespace) -> int:
 
 def _cmd_recover(args: argparse.Namespace) -> int:
     """Free the pool slots of killed runs; show who holds each pool."""
-    from pipelines.engine.grid import _instance
+    from pipelines.launch import default_instance as _instance
     from pipelines.recovery import describe_holders, free_dead_runs, release_run
 
     instance = _instance()

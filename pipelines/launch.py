@@ -10,9 +10,11 @@ Dagster runs of four named asset jobs, one per partitioned step, whose executor 
 | intermediate | `grid_intermediate_models` | `intermediate_models` | `sources`: `source_key(base, source)` |
 | finetune | `grid_finetune_runs` | `lake/finetune_runs` | `model` x `target` |
 | probe | `grid_probe_scores` | `lake/probe_scores` | `base_models` |
+| fuse | `grid_fused_models` | `fused_models` | `base` (`pretrained_bases`) x `recipe` |
 
-Every run carries the tag `startpoint/grid=<name>` (`default`, `full`, `select_<architecture>`), so the UI's
-run list filtered by that tag shows one grid's runs, and its partitions are registered before any run starts.
+Every run carries the tag `startpoint/grid=<name>` (the grid's name: `default`, `full`; or
+`select_<architecture>`), so the UI's run list filtered by that tag shows one grid's runs, and its partitions
+are registered before any run starts.
 
 Two ways to launch, asking the planner the same questions:
 
@@ -39,11 +41,12 @@ from dagster._core.storage.dagster_run import RunsFilter
 
 from assets.datasets import datasets_lake
 from assets.finetune import finetune_runs
+from assets.fused_models import fused_models, pretrained_bases_partitions
 from assets.intermediate_models import intermediate_models
 from assets.probes import probe_scores_lake
 from pipelines.engine.plan import (
-    DATASETS, FINETUNE, INTERMEDIATE, KINDS, PROBE, SelectionOptions, Step, grid_steps, ready_steps,
-    selection_stage, steps_done,
+    DATASETS, FINETUNE, FUSE, INTERMEDIATE, KINDS, PROBE, SelectionOptions, Step, grid_steps, made_fusions,
+    ready_steps, selection_stage, steps_done,
 )
 from pipelines.executors import configured_executor
 from pipelines.hub.architectures import ARCHITECTURES
@@ -56,14 +59,15 @@ GRID_TAG = "startpoint/grid"
 Log = Callable[[str], None]
 
 JOB_NAMES = {DATASETS: "lake_datasets", INTERMEDIATE: "grid_intermediate_models", FINETUNE: "grid_finetune_runs",
-             PROBE: "grid_probe_scores"}
+             PROBE: "grid_probe_scores", FUSE: "grid_fused_models"}
 _ASSETS = {DATASETS: datasets_lake, INTERMEDIATE: intermediate_models, FINETUNE: finetune_runs,
-           PROBE: probe_scores_lake}
+           PROBE: probe_scores_lake, FUSE: fused_models}
 _DESCRIPTIONS = {
     DATASETS: "Describe datasets in the lake table `datasets` (the grid's suite sets; config `dataset_ids`).",
     INTERMEDIATE: "Make one intermediate model: a base encoder finetuned on a source (partition base@source).",
     FINETUNE: "Finetune one model on one target, several seeds (partition model x target).",
     PROBE: "Probe one model's frozen features on the proxy set: linear probe and LogME (partition model).",
+    FUSE: "Fuse the top-k models of one base by the lake's runs (partition base x recipe); docs/fusion.md.",
 }
 
 _EXECUTOR = configured_executor()
@@ -86,12 +90,14 @@ def partition_key(step: Step) -> str | None:
         return dg.MultiPartitionKey({"model": encode_key(step.model), "target": encode_key(step.target)})
     if step.kind == PROBE:
         return encode_key(step.model)
+    if step.kind == FUSE:
+        return dg.MultiPartitionKey({"base": encode_key(step.base), "recipe": step.fusion})
     return None
 
 
 def _partition_keys(steps: Iterable[Step]) -> dict[str, list[str]]:
     keys: dict[str, list[str]] = {sources_partitions.name: [], base_models_partitions.name: [],
-                                  targets_partitions.name: []}
+                                  targets_partitions.name: [], pretrained_bases_partitions.name: []}
     for s in steps:
         if s.kind == INTERMEDIATE:
             keys[sources_partitions.name].append(source_key(s.base, s.source))
@@ -99,6 +105,8 @@ def _partition_keys(steps: Iterable[Step]) -> dict[str, list[str]]:
             keys[base_models_partitions.name].append(encode_key(s.model))
             if s.kind == FINETUNE:
                 keys[targets_partitions.name].append(encode_key(s.target))
+        elif s.kind == FUSE:
+            keys[pretrained_bases_partitions.name].append(encode_key(s.base))
     return {name: list(dict.fromkeys(k)) for name, k in keys.items()}
 
 
@@ -142,13 +150,14 @@ def grid_sensor(name: str, make_grid: Callable[[], object], description: str) ->
     @dg.sensor(name=name, jobs=GRID_JOBS, default_status=dg.DefaultSensorStatus.STOPPED,
                minimum_interval_seconds=30, description=description)
     def _grid_sensor(context: dg.SensorEvaluationContext, lake: LakeResource, home: HomeResource):
-        steps = grid_steps(make_grid())
+        grid = make_grid()  # runs are tagged and keyed with the grid's name, as `run_grid` tags its runs
+        steps = grid_steps(grid, made_fusions(grid, lake.url, home.models_dir))
         done = steps_done(steps, lake.url, home.models_dir)
         batch = ready_steps(steps, done)
         left = len(steps) - len(done)
-        idle = (f"the {name} grid is complete ({len(steps)} steps in the lake)" if not left else
-                f"{left} step(s) of the {name} grid wait for the runs they need")
-        return _sensor_result(context, name, steps, batch, idle)
+        idle = (f"the {grid.name} grid is complete ({len(steps)} steps in the lake)" if not left else
+                f"{left} step(s) of the {grid.name} grid wait for the runs they need")
+        return _sensor_result(context, grid.name, steps, batch, idle)
 
     return _grid_sensor
 
@@ -168,11 +177,11 @@ def _full_grid():
 default_grid_sensor = grid_sensor(
     "default_grid", _default_grid,
     "The embedded default grid: its datasets, intermediate models, finetune and probe partitions, stage by stage "
-    "(what `startpoint run-grid` runs). Runs are tagged startpoint/grid=default_grid.")
+    "(what `startpoint run-grid` runs). Runs are tagged startpoint/grid=default.")
 full_grid_sensor = grid_sensor(
     "full_grid", _full_grid,
     "Every installed offline set as source and as target, 3 seeds, stage by stage (`startpoint run-grid --full`). "
-    "Runs are tagged startpoint/grid=full_grid.")
+    "Runs are tagged startpoint/grid=full.")
 
 
 # --- selection sensors ---------------------------------------------------------------------------------------------
@@ -238,10 +247,11 @@ def _interrupted(result: dg.ExecuteInProcessResult) -> bool:
 
 
 def execute_stages(name: str, next_stage: Callable[[set[str], set[str]], list[Step]], instance: dg.DagsterInstance,
-                   log: Log = print, known_steps: Callable[[], list[Step]] | None = None) -> dict:
+                   log: Log = print, known_steps: Callable[[], list[Step]] | None = None, progress=None) -> dict:
     """Run `next_stage(succeeded, tried)` stage after stage, each step as one run of its named job in this process,
     until it asks for nothing new. Returns counts of succeeded and failed partitions (the unpartitioned datasets
-    step is counted only when it fails); a step of `known_steps` never tried (what it needs failed) is a failure."""
+    step is counted only when it fails); a step of `known_steps` never tried (what it needs failed) is a failure.
+    `progress` (a `pipelines.progress.RunProgress`) hears of each step's start and end."""
     from pipelines.recovery import HOST_TAG, PID_TAG, PoolWatch, free_dead_runs, process_tags
 
     if not instance.is_ephemeral:
@@ -258,13 +268,19 @@ def execute_stages(name: str, next_stage: Callable[[set[str], set[str]], list[St
     while batch := [s for s in next_stage(succeeded, tried) if s.id not in tried]:
         for partitions_name, keys in missing_partitions(instance, batch).items():
             instance.add_dynamic_partitions(partitions_name, keys)
+        if progress is not None:  # later stages can add steps (a fused model's runs)
+            progress.total = max(progress.total, len(tried) + len(batch))
         for step in batch:
             log(f"[{name}] {step.label}")
+            if progress is not None:
+                progress.start(step.label)
             job = defs.resolve_job_def(JOB_NAMES[step.kind])
             with PoolWatch(instance, mine, log):
                 result = job.execute_in_process(run_config=run_config(step), partition_key=partition_key(step),
                                                 instance=instance, tags=tags, raise_on_error=False)
             tried.add(step.id)
+            if progress is not None:
+                progress.finish(result.success)
             if not result.success and _interrupted(result):
                 # Ctrl-C / kill reached the run: stop here (finished runs stay in the lake, none is partial).
                 raise KeyboardInterrupt(f"interrupted during {step.label}")
@@ -282,12 +298,18 @@ def execute_stages(name: str, next_stage: Callable[[set[str], set[str]], list[St
     return counts
 
 
-def run_grid(grid, instance: dg.DagsterInstance | None = None, log: Log = print) -> dict:
+def run_grid(grid, instance: dg.DagsterInstance | None = None, log: Log = print, progress=None) -> dict:
     """Materialize `grid` stage by stage in this process (the single-machine path of `startpoint run-grid`);
     returns counts of succeeded and failed partitions (a failed `lake/datasets` step counts as a failed one)."""
-    steps = grid_steps(grid)
-    return execute_stages(grid.name, lambda succeeded, tried: ready_steps(steps, succeeded, skip=tried),
-                          instance or default_instance(), log=log, known_steps=lambda: steps)
+    from pipelines.settings import get_settings
+
+    settings = get_settings()
+
+    def steps() -> list[Step]:  # the fused models' steps appear once their fusion is made
+        return grid_steps(grid, made_fusions(grid, settings.lake_url, settings.models_dir))
+
+    return execute_stages(grid.name, lambda succeeded, tried: ready_steps(steps(), succeeded, skip=tried),
+                          instance or default_instance(), log=log, known_steps=steps, progress=progress)
 
 
 def run_selection(architecture: str, options: SelectionOptions | None = None,

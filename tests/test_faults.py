@@ -59,10 +59,11 @@ dg.materialize([hold_probe], instance=dg.DagsterInstance.get(), tags=process_tag
 # The supervised run-grid path on a grid of one partition: the probe of the base model, blocked on the pool.
 TINY_GRID = """
 import sys
-from pipelines.engine.grid import Grid, _instance
+from pipelines.launch import default_instance
 from pipelines.recovery import supervise
-cmd = [sys.executable, "-c", "from pipelines.engine.grid import Grid, run_grid; run_grid(Grid('tiny', (), (), (0,)))"]
-sys.exit(supervise(cmd, what="run-grid", instance_factory=_instance, hint="; rerun to complete the grid"))
+cmd = [sys.executable, "-c", "from pipelines.engine.grid import Grid; from pipelines.launch import run_grid; "
+       "run_grid(Grid('tiny', (), (), (0,)))"]
+sys.exit(supervise(cmd, what="run-grid", instance_factory=default_instance, hint="; rerun to complete the grid"))
 """
 
 

@@ -19,9 +19,10 @@ import pytest
 
 from pipelines import lake
 from pipelines.dbt import _dbt_executable
-from pipelines.engine.grid import DEFAULT_GRID, Grid, run_grid
+from pipelines.engine.grid import DEFAULT_GRID, Grid
 from pipelines.engine.records import model_relpath, model_row, run_relpath, run_row
 from pipelines.engine.train import FinetuneResult
+from pipelines.launch import run_grid
 from pipelines.settings import SQL_DIR, export_env
 from pipelines.warehouse.load import load_tables
 from pipelines.zoo import DEFAULT_BASE, PRETRAINED, architecture_of

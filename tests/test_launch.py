@@ -141,3 +141,43 @@ def test_selection_options_come_from_the_environment_with_one_line_errors():
         SelectionOptions.from_env({"STARTPOINT_SELECT_K": "three"})
     with pytest.raises(ValueError, match="method must be logme or linear_probe"):
         SelectionOptions.from_env({"STARTPOINT_SELECT_METHOD": "knn"})
+
+
+def test_a_fusion_comes_after_its_bases_target_runs_and_its_model_is_finetuned_once_made():
+    from pipelines.engine.plan import ready_steps
+
+    grid = Grid(name="fuse", sources=("fine_foods", "drug_review_sentiment"), targets=("tweets_sentiment",),
+                seeds=(0,), base_models=(DEFAULT_BASE,), fusion_recipes=("top2-avg",))
+    steps = grid_steps(grid)
+    [fuse] = [s for s in steps if s.kind == "fuse"]
+    assert fuse.id == f"fuse:{DEFAULT_BASE}:top2-avg" and fuse.config == {"ranking": "lake"}
+    assert set(fuse.after) == {f"finetune:{m}:tweets_sentiment" for m in grid.models_of(DEFAULT_BASE)}
+    done = {s.id for s in steps if s.kind != "fuse"}
+    assert [s.id for s in ready_steps(steps, done)] == [fuse.id]
+    assert fuse not in ready_steps(steps, done - {fuse.after[0]})
+    # Once made, the fused model is finetuned on every target and probed, after the fusion.
+    fused = "local/all-MiniLM-L6-v2-fused-top2-avg-0123abcd"
+    more = grid_steps(grid, {(DEFAULT_BASE, "top2-avg"): fused})
+    new = [s for s in more if s.model == fused]
+    assert [(s.kind, s.target, s.after) for s in new] == [("finetune", "tweets_sentiment", (fuse.id,)),
+                                                          ("probe", "", (fuse.id,))]
+    # A base with fewer models than the recipe's members gets no fusion step at all.
+    alone = Grid(name="alone", sources=(), targets=("tweets_sentiment",), seeds=(0,), fusion_recipes=("top2-avg",))
+    assert not [s for s in grid_steps(alone) if s.kind == "fuse"]
+
+
+def test_run_grid_counts_the_steps_a_failed_model_blocks_as_failed(home):
+    from pipelines.launch import run_grid
+
+    grid = Grid(name="blocked", sources=("no_such_set",), targets=(), seeds=(), base_models=(DEFAULT_BASE,),
+                probe_dataset="tweets_sentiment")
+    lines: list[str] = []
+    with dg.instance_for_test() as instance:
+        counts = run_grid(grid, instance, log=lines.append)
+        runs = {(r.job_name, r.status.value) for r in instance.get_runs()}
+    # The intermediate model fails; its probe is never started; the base's probe and the datasets step run.
+    assert counts == {"ok": 1, "failed": 2}
+    assert runs == {("lake_datasets", "SUCCESS"), ("grid_intermediate_models", "FAILURE"),
+                    ("grid_probe_scores", "SUCCESS")}
+    blocked = intermediate_id("no_such_set", DEFAULT_BASE)
+    assert any(f"probe: {blocked} not run: it needs intermediate:{DEFAULT_BASE}:no_such_set" in line for line in lines)

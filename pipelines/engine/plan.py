@@ -4,9 +4,12 @@ Nothing here runs or imports Dagster. `pipelines/launch.py` turns steps into Dag
 run requests (the UI path: runs through the instance's run coordinator and the configured executor) or one
 after another in this process (`startpoint run-grid`). Both ask the same functions what comes next:
 
-* `grid_steps(grid)`: every step of a grid in stage order: `lake/datasets` for the grid's suite sets, one
+* `grid_steps(grid, fused)`: every step of a grid in stage order: `lake/datasets` for the grid's suite sets, one
   `intermediate_models` partition per (base, source), then one `lake/finetune_runs` partition per (model, target)
-  and one `lake/probe_scores` partition per model; a step on an intermediate model comes after that model's step;
+  and one `lake/probe_scores` partition per model; a step on an intermediate model comes after that model's step.
+  Then, per base and fusion recipe, one `fused_models` partition after every target run of that base's models,
+  and, once the fused model is made (`fused`, from `made_fusions`), its finetune and probe steps: the fused
+  model's id depends on the members the runs rank first, so it is known only after that stage;
 * `steps_done(steps, lake_url, models_dir)`: which of them the lake and the models folder already hold (a
   model saved with the step's recipe, every seed's run file, the probe file), so a sensor never repeats them;
 * `ready_steps(steps, done)`: the next stage: steps not done whose prerequisites are;
@@ -28,8 +31,8 @@ if TYPE_CHECKING:
     from pipelines.engine.grid import Grid
     from pipelines.probes.candidates import Candidate
 
-DATASETS, INTERMEDIATE, FINETUNE, PROBE = "datasets", "intermediate", "finetune", "probe"
-KINDS = (DATASETS, INTERMEDIATE, FINETUNE, PROBE)
+DATASETS, INTERMEDIATE, FINETUNE, PROBE, FUSE = "datasets", "intermediate", "finetune", "probe", "fuse"
+KINDS = (DATASETS, INTERMEDIATE, FINETUNE, PROBE, FUSE)
 
 
 @dataclass(frozen=True, eq=False)
@@ -37,13 +40,15 @@ class Step:
     """One unit of work: a partition of one asset with its op config.
 
     `model` is the model the step makes (intermediate) or uses (finetune, probe); `base` and `source` name an
-    intermediate model's parents; `after` holds the ids of the steps that must be done first."""
+    intermediate model's parents, `base` and `fusion` (a recipe key, e.g. `top2-avg`) a fused model's; `after`
+    holds the ids of the steps that must be done first."""
 
     kind: str
     model: str = ""
     base: str = ""
     source: str = ""
     target: str = ""
+    fusion: str = ""
     config: Mapping[str, Any] = field(default_factory=dict)
     after: tuple[str, ...] = ()
 
@@ -60,6 +65,8 @@ class Step:
             return f"{INTERMEDIATE}:{self.base}:{self.source}"
         if self.kind == FINETUNE:
             return f"{FINETUNE}:{self.model}:{self.target}"
+        if self.kind == FUSE:
+            return f"{FUSE}:{self.base}:{self.fusion}"
         return f"{PROBE}:{self.model}"
 
     @property
@@ -76,11 +83,14 @@ class Step:
         if self.kind == FINETUNE:
             seeds = self.config.get("seeds")
             return f"finetune: {self.model} on {self.target}" + (f", seeds {list(seeds)}" if seeds is not None else "")
+        if self.kind == FUSE:
+            return f"fuse: {self.fusion} of {self.base}"
         return f"probe: {self.model}"
 
 
-def grid_steps(grid: Grid) -> list[Step]:
-    """Every step of `grid`, in stage order (module docstring)."""
+def grid_steps(grid: Grid, fused: Mapping[tuple[str, str], str] | None = None) -> list[Step]:
+    """Every step of `grid`, in stage order (module docstring); `fused` maps (base, fusion recipe) to the id of
+    the fused model made for it (`made_fusions`)."""
     from pipelines.data import OFFLINE_SUITE
 
     steps: list[Step] = []
@@ -99,7 +109,54 @@ def grid_steps(grid: Grid) -> list[Step]:
     for model in grid.models:
         steps.append(Step(PROBE, model=model, after=tuple(filter(None, [made_by.get(model)])),
                           config={"proxy_dataset": grid.probe_dataset}))
+    finetunes = [s for s in steps if s.kind == FINETUNE]
+    for base in grid.base_models:
+        own = set(grid.models_of(base))
+        for recipe in grid.fusion_recipes:
+            if len(own) < _fusion_k(recipe) or not grid.targets:
+                continue  # fewer models than members, or no runs to rank them by: it can never be made
+            fuse = Step(FUSE, base=base, fusion=recipe, config={"ranking": "lake"},
+                        after=tuple(s.id for s in finetunes if s.model in own))
+            steps.append(fuse)
+            model = (fused or {}).get((base, recipe))
+            if model is None:
+                continue
+            steps.extend(Step(FINETUNE, model=model, target=t, after=(fuse.id,),
+                              config={"seeds": list(grid.seeds), "recipe": grid.recipe_for(t).to_json()})
+                         for t in grid.targets)
+            steps.append(Step(PROBE, model=model, after=(fuse.id,), config={"proxy_dataset": grid.probe_dataset}))
     return steps
+
+
+def _fusion_k(recipe_key: str) -> int:
+    from pipelines.zoo.fusion import FusionRecipe
+
+    return FusionRecipe.parse(recipe_key).k
+
+
+def _fusion_plan(base: str, recipe_key: str, ranking: str, lake_url: str, models_dir: Path):
+    """The fusion the lake's runs ask for now (`pipelines.zoo.fusion.plan_fusion`), or None when they rank too
+    few of the base's models yet."""
+    from pipelines.zoo import PRETRAINED
+    from pipelines.zoo.fusion import FusionError, FusionRecipe, plan_fusion
+
+    try:
+        return plan_fusion(base, PRETRAINED[base].architecture, FusionRecipe.parse(recipe_key), lake_url=lake_url,
+                           models_dir=models_dir, warehouse_path=None, ranking=ranking)
+    except FusionError:
+        return None
+
+
+def made_fusions(grid: Grid, lake_url: str, models_dir: Path) -> dict[tuple[str, str], str]:
+    """(base, fusion recipe) -> fused model id, for each fusion of `grid` that the lake's runs ask for and that
+    is saved in the models folder."""
+    out = {}
+    for base in grid.base_models:
+        for recipe in grid.fusion_recipes:
+            plan = _fusion_plan(base, recipe, "lake", lake_url, models_dir)
+            if plan is not None and plan.made(models_dir):
+                out[(base, recipe)] = plan.model_id
+    return out
 
 
 def ready_steps(steps: Iterable[Step], done: set[str], skip: set[str] = frozenset()) -> list[Step]:
@@ -131,6 +188,9 @@ def step_done(step: Step, lake_url: str, models_dir: Path) -> bool:
         except ModelDirError:
             return False
         return (folder / "model.safetensors").is_file() and card.get("recipe_hash") == _recipe_of(step).recipe_hash
+    if step.kind == FUSE:
+        plan = _fusion_plan(step.base, step.fusion, step.config.get("ranking", "lake"), lake_url, models_dir)
+        return plan is not None and plan.made(models_dir)
     if step.kind == FINETUNE:
         from pipelines.engine.records import run_relpath
 
