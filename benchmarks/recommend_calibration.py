@@ -64,9 +64,9 @@ def evaluate(con, chain: ModelChain, architecture: str, top: int = 10) -> pd.Dat
     """One row per held-out target: sensitivity hit, candidate hits (all ranked, top `top`), errors, scales,
     for the calibrated production path and for the same path without the conformal scales."""
     full = read_frames(con, architecture)
-    truth = full.gains.set_index(["dataset_id", "model_id"])["gain"]
+    truth = full.gains.to_pandas().set_index(["dataset_id", "model_id"])["gain"]
     rows = []
-    for target in full.targets.to_dict("records"):
+    for target in full.targets.iter_rows(named=True):
         held = target["dataset_id"]
         frames = loto_frames(con, chain, architecture, held)
         actual = truth.xs(held, level="dataset_id") if held in truth.index.get_level_values(0) else pd.Series(dtype=float)

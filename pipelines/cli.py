@@ -79,8 +79,9 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def _print_leaderboard(args: argparse.Namespace, con) -> int:
+    from pipelines.frames import frame
     from pipelines.site.build import Reliability, ranking_table, reliability_text
-    from pipelines.site.data import RANKING_COLUMNS, _columns, _select, frame
+    from pipelines.site.data import RANKING_COLUMNS, _columns, _select
     from pipelines.tables import markdown_table
 
     try:

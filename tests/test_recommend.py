@@ -10,7 +10,7 @@ import random
 
 import duckdb
 import numpy as np
-import pandas as pd
+import polars as pl
 import pytest
 
 from pipelines.cli import main
@@ -73,7 +73,8 @@ def test_evidence_excludes_flagged_models_and_measures_interaction(home):
 
 def test_interaction_sd_is_zero_for_an_additive_table():
     rows = [(m, t, b + e) for m, b in (("a", 1.0), ("b", 3.0)) for t, e in (("x", 0.0), ("y", 5.0), ("z", -1.0))]
-    assert interaction_sd(pd.DataFrame(rows, columns=["model_id", "dataset_id", "gain"])) == pytest.approx(0.0, abs=1e-12)
+    gains = pl.DataFrame(rows, schema=["model_id", "dataset_id", "gain"], orient="row")
+    assert interaction_sd(gains) == pytest.approx(0.0, abs=1e-12)
 
 
 def test_sensitivity_regression_uses_features_that_predict(home):
@@ -101,8 +102,8 @@ def test_held_out_targets_fall_inside_their_intervals(home):
     features = {ds: {"n_train": v[2], "n_labels": v[3], "majority_share": v[4]} for ds, v in TARGETS.items()}
     covered = 0
     for ds in ev.targets["dataset_id"]:
-        held = ev.targets[ev.targets["dataset_id"] == ds].iloc[0]
-        ev_minus = type(ev)(**{**ev.__dict__, "targets": ev.targets[ev.targets["dataset_id"] != ds].reset_index(drop=True)})
+        held = ev.targets.filter(pl.col("dataset_id") == ds).row(0, named=True)
+        ev_minus = type(ev)(**{**ev.__dict__, "targets": ev.targets.filter(pl.col("dataset_id") != ds)})
         pred = predict_target_effect(ev_minus, features[ds])
         covered += pred.low <= held["mean_gain"] <= pred.high
     assert covered >= len(ev.targets) - 2
@@ -114,9 +115,9 @@ def test_candidate_gain_is_base_effect_plus_target_offset(home):
     preds = predict_candidates(ev, target)
     assert [p.rank for p in preds] == sorted(p.rank for p in preds)
     offset = target.mean - ev.mean_target_effect
-    for p, row in zip(preds, ev.candidates.itertuples()):
-        assert p.expected_gain == pytest.approx(row.base_effect + offset)
-        assert p.base_effect == pytest.approx(row.posterior_gain)  # the random-effects posterior orders the ranking
+    for p, row in zip(preds, ev.candidates.iter_rows(named=True)):
+        assert p.expected_gain == pytest.approx(row["base_effect"] + offset)
+        assert p.base_effect == pytest.approx(row["posterior_gain"])  # the random-effects posterior orders the ranking
         assert p.low < p.expected_gain < p.high
         assert p.sd > target.sd and p.sd > ev.interaction_sd  # every error source is counted
         assert 0.0 < p.p_beats_pretrained < 1.0
@@ -199,11 +200,10 @@ def test_missing_warehouse_is_a_clear_error(tmp_path, monkeypatch, capsys):
 def test_regression_coefficients_reproduce_least_squares(home):
     ev = evidence(home)
     pred = predict_target_effect(ev, {"n_train": 1000, "n_labels": 2, "majority_share": 0.5})
-    rows = ev.targets.copy()
-    rows["log10_n_train"] = np.log10(rows["n_train"].astype(float))
-    rows["pretrained_score"] = rows["pretrained_score"].astype(float)
-    x = np.column_stack([np.ones(len(rows))] + [rows[f].astype(float) for f in pred.features])
-    beta, *_ = np.linalg.lstsq(x, rows["mean_gain"].to_numpy(float), rcond=None)
+    rows = ev.targets.with_columns(log10_n_train=pl.col("n_train").cast(pl.Float64).log10(),
+                                   pretrained_score=pl.col("pretrained_score").cast(pl.Float64))
+    x = np.column_stack([np.ones(len(rows))] + [rows[f].cast(pl.Float64).to_numpy() for f in pred.features])
+    beta, *_ = np.linalg.lstsq(x, rows["mean_gain"].to_numpy().astype(float), rcond=None)
     assert [pred.coefficients["intercept"], *[pred.coefficients[f] for f in pred.features]] == pytest.approx(list(beta))
     with pytest.raises(RecommendError):
         predict_target_effect(type(ev)(**{**ev.__dict__, "targets": ev.targets.head(1)}), {})
@@ -223,11 +223,11 @@ def test_base_effect_is_the_posterior_else_robust_score_else_mean_gain(home):
     robust_score; else the mean gain."""
     ev = evidence(home)
     preds = predict_candidates(ev, predict_target_effect(ev, {}))
-    lb = ev.candidates.set_index("model_id")
+    lb = {r["model_id"]: r for r in ev.candidates.iter_rows(named=True)}
     for p in preds:
-        assert p.base_effect == pytest.approx(lb.loc[p.model_id, "posterior_gain"])
+        assert p.base_effect == pytest.approx(lb[p.model_id]["posterior_gain"])
         assert (p.base_ci_low, p.base_ci_high) == pytest.approx(
-            (lb.loc[p.model_id, "posterior_low"], lb.loc[p.model_id, "posterior_high"]))
+            (lb[p.model_id]["posterior_low"], lb[p.model_id]["posterior_high"]))
     con = duckdb.connect(str(home / "warehouse.duckdb"))
     con.execute("create table lb_old as select * exclude (posterior_gain, posterior_low, posterior_high) from leaderboard")
     con.execute("drop table leaderboard")
@@ -273,7 +273,7 @@ def test_interaction_residuals_are_df_corrected():
 
     rng = np.random.default_rng(1)
     rows = [(f"m{m}", f"t{t}", m + 2 * t + rng.normal(0, 3)) for m in range(30) for t in range(20)]
-    gains = pd.DataFrame(rows, columns=["model_id", "dataset_id", "gain"])
+    gains = pl.DataFrame(rows, schema=["model_id", "dataset_id", "gain"], orient="row")
     resid = interaction_residuals(gains)
     assert len(resid) == 600
     assert np.mean(resid**2) == pytest.approx(interaction_sd(gains) ** 2)

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
-import pandas as pd
+import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from pipelines.recommend.predict import (
     EvidenceFrames,
@@ -52,7 +53,7 @@ def _assert_frames_equal(a: EvidenceFrames, b: EvidenceFrames) -> None:
         left, right = getattr(a, name), getattr(b, name)
         assert list(left.columns) == list(right.columns) and len(left) == len(right), name
         # Equal up to the last bits of floating-point sums (DuckDB adds in another order on a smaller table).
-        pd.testing.assert_frame_equal(left, right, check_exact=False, rtol=1e-12, atol=1e-9, obj=name)
+        assert_frame_equal(left, right, check_exact=False, rel_tol=1e-12, abs_tol=1e-9)
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -76,11 +77,12 @@ def test_benchmark_rebuild_without_holdout_is_the_production_evidence(warehouse,
 def test_held_out_target_is_gone_and_the_ranking_is_recomputed(warehouse):
     con, chain = warehouse
     full = read_frames(con, "roberta-base")
-    held = full.targets["dataset_id"].iloc[0]
+    held = full.targets["dataset_id"][0]
     loto = loto_frames(con, chain, "roberta-base", held)
     assert held not in set(loto.targets["dataset_id"]) and held not in set(loto.gains["dataset_id"])
     assert set(loto.targets["dataset_id"]) == set(full.targets["dataset_id"]) - {held}
-    merged = full.candidates.merge(loto.candidates, on="model_id", suffixes=("_full", "_loto"))
+    merged = full.candidates.rename(lambda c: c if c == "model_id" else f"{c}_full").join(
+        loto.candidates.rename(lambda c: c if c == "model_id" else f"{c}_loto"), on="model_id")
     assert (merged["n_targets_loto"] == merged["n_targets_full"] - 1).all()
     assert not np.allclose(merged["posterior_gain_full"], merged["posterior_gain_loto"])  # recomputed, not copied
     # nested: the conformal scales of this evidence come from the remaining targets only
@@ -100,16 +102,16 @@ def _synthetic_frames(rng, n_targets: int, n_models: int = 40) -> tuple[Evidence
     target_fx = rng.standard_t(3, n_targets) * 1.5
     gains = base[:, None] + target_fx[None, :] + rng.standard_t(3, (n_models, n_targets))
     models = [f"m{i:02d}" for i in range(n_models)]
-    long = pd.DataFrame([(models[i], f"t{j:02d}", gains[i, j]) for i in range(n_models) for j in range(n_targets)],
-                        columns=["model_id", "dataset_id", "gain"])
+    long = pl.DataFrame([(models[i], f"t{j:02d}", gains[i, j]) for i in range(n_models) for j in range(n_targets)],
+                        schema=["model_id", "dataset_id", "gain"], orient="row")
     mean = gains.mean(axis=1)
     se = gains.std(axis=1, ddof=1) / math.sqrt(n_targets)
     order = np.argsort(-mean)
-    cands = pd.DataFrame({"architecture": "synthetic", "rank": np.arange(1, n_models + 1),
+    cands = pl.DataFrame({"architecture": "synthetic", "rank": np.arange(1, n_models + 1),
                           "model_id": np.array(models)[order], "mean_gain": mean[order],
                           "ci_low": (mean - 1.96 * se)[order], "ci_high": (mean + 1.96 * se)[order],
                           "win_rate": 0.5, "n_targets": n_targets, "probe_score": np.nan, "flagged": False})
-    targets = pd.DataFrame({"dataset_id": [f"t{j:02d}" for j in range(n_targets)], "mean_gain": gains.mean(axis=0),
+    targets = pl.DataFrame({"dataset_id": [f"t{j:02d}" for j in range(n_targets)], "mean_gain": gains.mean(axis=0),
                             "pretrained_score": np.nan, "n_train": np.nan, "n_labels": np.nan,
                             "majority_share": np.nan})
     return EvidenceFrames("synthetic", "pretrained", cands, targets, long), base

@@ -14,10 +14,11 @@ from pathlib import Path
 import polars as pl
 import yaml
 
+from pipelines.frames import frame
 from pipelines.modelcard.markdown import Md, cell, number, render
 from pipelines.modelcard.markdown import code as _code  # noqa: F401  (the code-span rule, tested on its own)
 from pipelines.site.build import model_href
-from pipelines.site.data import RANKING_COLUMNS, _columns, _select, frame
+from pipelines.site.data import RANKING_COLUMNS, _columns, _select
 from pipelines.site.html import slug
 from pipelines.tables import markdown_table
 from pipelines.warehouse.load import connect

@@ -28,8 +28,10 @@ from dataclasses import asdict, dataclass, field, replace
 
 import duckdb
 import numpy as np
-import pandas as pd
+import polars as pl
 from scipy import stats
+
+from pipelines.frames import frame
 
 
 class RecommendError(ValueError):
@@ -95,9 +97,9 @@ class EvidenceFrames:
 
     architecture: str
     pretrained_model: str
-    candidates: pd.DataFrame  # ranked, unflagged leaderboard rows (every column of the table), by rank
-    targets: pd.DataFrame  # target_effects rows: dataset_id, mean_gain, pretrained_score + the datasets features
-    gains: pd.DataFrame  # model_id, dataset_id, gain of the candidates
+    candidates: pl.DataFrame  # ranked, unflagged leaderboard rows (every column of the table), by rank
+    targets: pl.DataFrame  # target_effects rows: dataset_id, mean_gain, pretrained_score + the datasets features
+    gains: pl.DataFrame  # model_id, dataset_id, gain of the candidates
 
 
 @dataclass
@@ -106,8 +108,8 @@ class Evidence:
 
     architecture: str
     pretrained_model: str
-    targets: pd.DataFrame  # dataset_id, mean_gain, and the raw feature columns
-    candidates: pd.DataFrame  # ranked, unflagged leaderboard rows + base_effect, base_low, base_high, base_se
+    targets: pl.DataFrame  # dataset_id, mean_gain, and the raw feature columns
+    candidates: pl.DataFrame  # ranked, unflagged leaderboard rows + base_effect, base_low, base_high, base_se
     interaction_sd: float
     mean_target_effect: float
     # Residuals of gain(model, target) around the additive model, df-corrected: their heavy tails (a few targets
@@ -136,12 +138,12 @@ def read_frames(con: duckdb.DuckDBPyConnection, architecture: str,
             f"the warehouse has no leaderboard for architecture {architecture!r} (it has: {', '.join(known) or 'none'}); "
             "run the grid or import for it first (`make run`)"
         )
-    candidates = con.execute(
+    candidates = frame(con.execute(
         f"""select * from {rel['leaderboard']}
            where architecture = ? and rank is not null and not coalesce(flagged, false) order by rank""",
         [architecture],
-    ).df()
-    if candidates.empty:
+    ))
+    if candidates.is_empty():
         raise RecommendError(f"architecture {architecture!r} has no ranked (unflagged) base models in the leaderboard")
     pretrained = con.execute(
         "select model_id from hub_models where architecture = ? and role = 'pretrained' order by model_id limit 1",
@@ -149,47 +151,49 @@ def read_frames(con: duckdb.DuckDBPyConnection, architecture: str,
     ).fetchone()
     if pretrained is None:
         raise RecommendError(f"hub_models has no pretrained model (role 'pretrained') for architecture {architecture!r}")
-    targets = con.execute(
+    targets = frame(con.execute(
         f"""select t.dataset_id, t.mean_gain, t.baseline_mean as pretrained_score, d.n_train, d.n_labels,
                   d.majority_share
            from {rel['target_effects']} t left join datasets d using (dataset_id)
            where t.architecture = ? and t.mean_gain is not null order by t.dataset_id""",
         [architecture],
-    ).df()
-    if targets.empty:
+    ))
+    if targets.is_empty():
         raise RecommendError(f"target_effects has no rows for architecture {architecture!r}")
-    gains = con.execute(
+    gains = frame(con.execute(
         f"""select model_id, dataset_id, gain from {rel['gains']}
            where architecture = ? and gain is not null order by model_id, dataset_id""",
         [architecture],
-    ).df()
-    gains = gains[gains["model_id"].isin(set(candidates["model_id"]))].reset_index(drop=True)
+    ))
+    gains = gains.filter(pl.col("model_id").is_in(candidates["model_id"].to_list()))
     return EvidenceFrames(architecture=architecture, pretrained_model=pretrained[0], candidates=candidates,
                           targets=targets, gains=gains)
 
 
-def base_effects(candidates: pd.DataFrame) -> pd.DataFrame:
+def base_effects(candidates: pl.DataFrame) -> pl.DataFrame:
     """The base effect of each candidate and its 95% interval: the random-effects posterior (posterior_gain,
     posterior_low/high: what orders the ranking) where the leaderboard has it; else robust_score with the mean
     gain's interval; else the mean gain."""
-    c = candidates.copy()
-    if "posterior_gain" in c.columns:
-        c["base_effect"] = c["posterior_gain"].fillna(c["mean_gain"])
-        has = c["posterior_gain"].notna()
-        c["base_low"] = c["posterior_low"].where(has, c["ci_low"])
-        c["base_high"] = c["posterior_high"].where(has, c["ci_high"])
+    col = pl.col
+    if "posterior_gain" in candidates.columns:
+        has = col("posterior_gain").is_not_null()
+        c = candidates.with_columns(
+            base_effect=pl.coalesce("posterior_gain", "mean_gain"),
+            base_low=pl.when(has).then(col("posterior_low")).otherwise(col("ci_low")),
+            base_high=pl.when(has).then(col("posterior_high")).otherwise(col("ci_high")),
+        )
     else:
-        c["base_effect"] = c["robust_score"].fillna(c["mean_gain"]) if "robust_score" in c.columns else c["mean_gain"]
-        c["base_low"], c["base_high"] = c["ci_low"], c["ci_high"]
-    c["base_se"] = ((c["base_high"] - c["base_low"]) / (2 * Z95)).fillna(0.0)
-    return c.reset_index(drop=True)
+        effect = pl.coalesce("robust_score", "mean_gain") if "robust_score" in candidates.columns else col("mean_gain")
+        c = candidates.with_columns(base_effect=effect, base_low=col("ci_low"), base_high=col("ci_high"))
+    c = c.with_columns(pl.col("base_effect", "base_low", "base_high").cast(pl.Float64))
+    return c.with_columns(base_se=((col("base_high") - col("base_low")) / (2 * Z95)).fill_nan(None).fill_null(0.0))
 
 
 def build_evidence(frames: EvidenceFrames, calibrate: bool = True) -> Evidence:
     """Evidence from the frames alone (pure): base effects, interaction residuals, and the conformal scales."""
     gains = frames.gains
     resid = interaction_residuals(gains)
-    targets = frames.targets.reset_index(drop=True)
+    targets = frames.targets
     evidence = Evidence(
         architecture=frames.architecture,
         pretrained_model=frames.pretrained_model,
@@ -208,15 +212,15 @@ def load_evidence(con: duckdb.DuckDBPyConnection, architecture: str) -> Evidence
     return build_evidence(read_frames(con, architecture))
 
 
-def interaction_residuals(gains: pd.DataFrame) -> np.ndarray:
+def interaction_residuals(gains: pl.DataFrame) -> np.ndarray:
     """gain - model mean - target mean + grand mean per cell, scaled by sqrt(cells / residual df)."""
-    if gains.empty:
+    if gains.is_empty():
         return np.empty(0)
-    grand = gains["gain"].mean()
-    by_model = gains.groupby("model_id")["gain"].transform("mean")
-    by_target = gains.groupby("dataset_id")["gain"].transform("mean")
-    resid = (gains["gain"] - by_model - by_target + grand).to_numpy(float)
-    df = len(gains) - gains["model_id"].nunique() - gains["dataset_id"].nunique() + 1
+    gain = pl.col("gain")
+    resid = gains.select(
+        gain - gain.mean().over("model_id") - gain.mean().over("dataset_id") + gain.mean()
+    ).to_series().to_numpy().astype(float)
+    df = len(gains) - gains["model_id"].n_unique() - gains["dataset_id"].n_unique() + 1
     return resid * math.sqrt(len(resid) / df) if df > 0 else np.empty(0)
 
 
@@ -224,7 +228,7 @@ def _rms(resid: np.ndarray) -> float:
     return float(math.sqrt(np.mean(resid**2))) if len(resid) else float("nan")
 
 
-def interaction_sd(gains: pd.DataFrame) -> float:
+def interaction_sd(gains: pl.DataFrame) -> float:
     """Spread of gain(model, target) around base effect + target effect (two-way additive residual)."""
     return _rms(interaction_residuals(gains))
 
@@ -240,8 +244,8 @@ def feature_row(raw: dict) -> dict[str, float | None]:
     return out
 
 
-def _design(rows: pd.DataFrame, features: tuple[str, ...]) -> np.ndarray:
-    return np.column_stack([np.ones(len(rows))] + [rows[f].to_numpy(float) for f in features])
+def _design(rows: pl.DataFrame, features: tuple[str, ...]) -> np.ndarray:
+    return np.column_stack([np.ones(len(rows))] + [rows[f].to_numpy().astype(float) for f in features])
 
 
 def _loo_mse(x: np.ndarray, y: np.ndarray) -> float:
@@ -258,8 +262,9 @@ def predict_target_effect(evidence: Evidence, target_features: dict) -> TargetEf
     """Predict the target's mean gain from the features it has, or fall back to the architecture mean. The sd and
     the interval are scaled by the evidence's conformal `sensitivity_scale`."""
     c = evidence.sensitivity_scale
-    known = pd.DataFrame([feature_row(r) for r in evidence.targets.to_dict("records")])
-    known["y"] = evidence.targets["mean_gain"].to_numpy(float)
+    known = pl.DataFrame([feature_row(r) for r in evidence.targets.iter_rows(named=True)],
+                         schema=dict.fromkeys(FEATURES, pl.Float64), orient="row").with_columns(
+        y=evidence.targets["mean_gain"].cast(pl.Float64))
     wanted = feature_row(target_features)
     available = [f for f in FEATURES if wanted[f] is not None]
 
@@ -269,8 +274,8 @@ def predict_target_effect(evidence: Evidence, target_features: dict) -> TargetEf
     best = None  # (relative loo error, features, rows, loo mse, mean loo mse on the same rows)
     for k in range(1, len(available) + 1):
         for combo in itertools.combinations(available, k):
-            rows = known.dropna(subset=list(combo))
-            if len(rows) - (k + 1) < MIN_RESIDUAL_DF or any(rows[f].nunique() < 2 for f in combo):
+            rows = known.drop_nulls(subset=list(combo))
+            if len(rows) - (k + 1) < MIN_RESIDUAL_DF or any(rows[f].n_unique() < 2 for f in combo):
                 continue
             y = rows["y"].to_numpy()
             loo = _loo_mse(_design(rows, combo), y)
@@ -336,18 +341,19 @@ def predict_candidates(evidence: Evidence, target: TargetEffectPrediction, top: 
     shared, normal = _error_draws(evidence, target)
     out = []
     rows = evidence.candidates if top is None else evidence.candidates.head(top)
-    for i, r in enumerate(rows.itertuples(index=False)):
-        expected = float(r.base_effect) + offset
+    for i, r in enumerate(rows.iter_rows(named=True)):
+        expected = float(r["base_effect"]) + offset
         scale = evidence.top_candidate_scale if i < TOP_BAND else evidence.candidate_scale
-        draws = expected + scale * (shared + r.base_se * normal)
+        draws = expected + scale * (shared + r["base_se"] * normal)
         low, high = (float(q) for q in np.quantile(draws, [0.025, 0.975]))
         sd = float(draws.std())
         out.append(
             CandidatePrediction(
-                rank=int(r.rank), model_id=str(r.model_id), base_effect=float(r.base_effect),
-                base_mean_gain=float(r.mean_gain),
-                base_ci_low=_num(r.base_low), base_ci_high=_num(r.base_high), win_rate=_num(r.win_rate),
-                n_targets=None if pd.isna(r.n_targets) else int(r.n_targets), probe_score=_num(r.probe_score),
+                rank=int(r["rank"]), model_id=str(r["model_id"]), base_effect=float(r["base_effect"]),
+                base_mean_gain=float(r["mean_gain"]),
+                base_ci_low=_num(r["base_low"]), base_ci_high=_num(r["base_high"]), win_rate=_num(r["win_rate"]),
+                n_targets=None if _num(r["n_targets"]) is None else int(r["n_targets"]),
+                probe_score=_num(r["probe_score"]),
                 expected_gain=expected, sd=sd, low=low, high=high, p_beats_pretrained=float((draws > 0).mean()),
             )
         )
@@ -370,7 +376,7 @@ def _user_features(row: dict) -> dict:
     return {k: row.get(k) for k in USER_FEATURES}
 
 
-def _calibrated(evidence: Evidence, gains: pd.DataFrame) -> Evidence:
+def _calibrated(evidence: Evidence, gains: pl.DataFrame) -> Evidence:
     """Split-conformal scales from leave-one-target-out predictions of the known targets.
 
     Each known target in turn is predicted from the others as a user's target is (features: what a file tells,
@@ -383,17 +389,19 @@ def _calibrated(evidence: Evidence, gains: pd.DataFrame) -> Evidence:
     leaderboard's, computed with the held-out target in (a small optimism the benchmark measures)."""
     targets = evidence.targets
     resid = evidence.interaction_residuals
-    cell_target = gains["dataset_id"].to_numpy() if len(resid) else np.empty(0, dtype=object)
-    gain_of = gains.set_index(["dataset_id", "model_id"])["gain"]
+    cell_target = np.array(gains["dataset_id"].to_list(), dtype=object) if len(resid) else np.empty(0, dtype=object)
+    gain_of: dict[str, dict[str, float]] = {}  # dataset_id -> model_id -> gain
+    for dataset_id, model_id, gain in gains.select("dataset_id", "model_id", "gain").iter_rows():
+        gain_of.setdefault(dataset_id, {})[model_id] = gain
     cands = evidence.candidates
-    base = cands["base_effect"].to_numpy(float)
-    base_se = cands["base_se"].to_numpy(float)
-    model_ids = cands["model_id"].to_numpy()
+    base = cands["base_effect"].to_numpy().astype(float)
+    base_se = cands["base_se"].to_numpy().astype(float)
+    model_ids = cands["model_id"].to_list()
 
     inner = []  # (dataset_id, prediction from the others, mean target effect of the others)
     sens_scores = []
-    for i, row in enumerate(targets.to_dict("records")):
-        rest = targets.drop(index=i).reset_index(drop=True)
+    for i, row in enumerate(targets.iter_rows(named=True)):
+        rest = pl.concat([targets.head(i), targets.slice(i + 1)])
         ev_rest = replace(evidence, targets=rest, mean_target_effect=float(rest["mean_gain"].mean()))
         pred = predict_target_effect(ev_rest, _user_features(row))
         half = pred.high - pred.mean
@@ -408,10 +416,10 @@ def _calibrated(evidence: Evidence, gains: pd.DataFrame) -> Evidence:
     position = np.arange(len(cands))
     cand_scores, cand_top = [], []
     for dataset_id, pred, mean_rest in inner:
-        measured = gain_of.xs(dataset_id, level="dataset_id") if dataset_id in gain_of.index.get_level_values(0) else None
+        measured = gain_of.get(dataset_id)
         if measured is None:
             continue
-        y = measured.reindex(model_ids).to_numpy(float)
+        y = np.array([measured.get(m, math.nan) for m in model_ids], dtype=float)
         keep = ~np.isnan(y)
         if not keep.any():
             continue
@@ -438,7 +446,7 @@ def _calibrated(evidence: Evidence, gains: pd.DataFrame) -> Evidence:
 
 
 def _num(v) -> float | None:
-    return None if v is None or pd.isna(v) else float(v)
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 
 
 def as_dict(obj) -> dict:

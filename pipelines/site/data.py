@@ -8,6 +8,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from pipelines.frames import frame
 from pipelines.warehouse.load import connect
 
 REQUIRED = ("leaderboard", "gains", "target_effects", "variance_decomposition")
@@ -48,11 +49,6 @@ class SiteData:
     @property
     def architectures(self) -> list[str]:
         return sorted(self.leaderboard["architecture"].drop_nulls().unique().to_list())
-
-
-def frame(result: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """A query's result as a polars frame (through Arrow); DECIMAL columns (SQL literals such as 1.0) as floats."""
-    return result.pl().with_columns(pl.col(pl.Decimal).cast(pl.Float64))
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
