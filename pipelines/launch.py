@@ -240,10 +240,15 @@ def grid_definitions() -> dg.Definitions:
 
 
 def _interrupted(result: dg.ExecuteInProcessResult) -> bool:
-    return any(
-        e.event_type_value in ("RUN_FAILURE", "STEP_FAILURE") and "interrupt" in (e.message or "").lower()
-        for e in result.all_events
-    )
+    """Whether a Ctrl-C / SIGTERM reached the run (its step fails with DagsterExecutionInterruptedError)."""
+    for e in result.all_events:
+        if e.event_type_value not in ("RUN_FAILURE", "STEP_FAILURE"):
+            continue
+        error = e.step_failure_data.error if e.event_type_value == "STEP_FAILURE" else None
+        text = f"{e.message or ''} {error.cls_name if error else ''} {error.message if error else ''}".lower()
+        if "interrupt" in text:
+            return True
+    return False
 
 
 def execute_stages(name: str, next_stage: Callable[[set[str], set[str]], list[Step]], instance: dg.DagsterInstance,
