@@ -119,3 +119,22 @@ def test_too_few_candidates_fail_with_one_line(env):
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     message = failure.step_failure_data.error.message
     assert "top-5 fusion of 'tiny/base': only 4 of its 4 local candidate models are ranked" in message
+
+
+def test_auto_ranking_follows_the_warehouse_leaderboard_when_it_ranks_enough(env):
+    _, _, home, _ = env
+    con = duckdb.connect(str(home / "warehouse.duckdb"))
+    con.execute("create table leaderboard (architecture varchar, rank bigint, model_id varchar, "
+                "posterior_gain double, n_targets bigint)")
+    # The leaderboard disagrees with the lake's mean gains: c first, then a; a published model is no candidate.
+    con.execute("insert into leaderboard values (?, 1, 'org/published', 9.0, 3), (?, 2, 'local/tiny-c', 2.0, 3), "
+                "(?, 3, 'local/tiny-a', 1.0, 3), (?, 4, 'local/tiny-b', -1.0, 3)", [ARCH] * 4)
+    con.close()
+    result = _materialize("top2-avg", env)
+    meta = result.asset_materializations_for_node("fused_models")[0].metadata
+    assert meta["ranking"].value == "warehouse"
+    assert meta["members"].value == ["local/tiny-c", "local/tiny-a"]
+    assert meta["member_gains"].value == {"local/tiny-c": 2.0, "local/tiny-a": 1.0}
+    # `lake` ignores the warehouse.
+    lake_meta = _materialize("top2-avg", env, {"ranking": "lake"}).asset_materializations_for_node("fused_models")
+    assert lake_meta[0].metadata["members"].value == ["local/tiny-b", "local/tiny-a"]
