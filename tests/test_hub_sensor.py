@@ -47,9 +47,10 @@ def test_a_new_hub_model_gets_one_partition_and_one_probe_request(tmp_path, monk
 
     refresh_catalog(recording, resources, instance)
     added, requests, cursor = tick(instance, None, resources)
-    # 22 accepted Hub models plus the packaged pretrained encoder of the offline zoo.
-    assert len(added) == len(requests) == 23
+    # 22 accepted Hub models plus the two packaged pretrained encoders of the offline zoo (MiniLM-L6 and -L3).
+    assert len(added) == len(requests) == 24
     assert encode_key("sentence-transformers/all-MiniLM-L6-v2") in added
+    assert encode_key("sentence-transformers/paraphrase-MiniLM-L3-v2") in added
     assert encode_key("dingkun/retrievalv2") not in added  # refused models are never probed
 
     entries = json.loads((recording / "models.json").read_text())
@@ -69,7 +70,7 @@ def test_a_new_hub_model_gets_one_partition_and_one_probe_request(tmp_path, monk
 def test_daily_refresh_lists_every_architecture():
     context = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2026, 11, 26))
     keys = [r.partition_key for r in hub_catalog_refresh(context)]
-    assert keys == ["all-MiniLM-L6-v2", "bert-base-uncased", "roberta-base"]
+    assert keys == ["all-MiniLM-L6-v2", "bert-base-uncased", "paraphrase-MiniLM-L3-v2", "roberta-base"]
 
 
 def test_bad_model_folders_are_skipped_and_reported_and_the_good_ones_still_found(tmp_path, monkeypatch):
@@ -106,7 +107,9 @@ def test_bad_model_folders_are_skipped_and_reported_and_the_good_ones_still_foun
 
     skipped = []
     _, keys = new_probe_requests(str(home / "lake"), models, set(), set(), skipped)
-    assert keys == [encode_key(DEFAULT_BASE), "local--good-model"]
+    # Both packaged encoders (MiniLM-L3 is rebuilt into the models folder, listed once, as a packaged model).
+    pretrained = [encode_key(DEFAULT_BASE), encode_key("sentence-transformers/paraphrase-MiniLM-L3-v2")]
+    assert keys == [*pretrained, "local--good-model"]
     reported = {str(s.folder).rsplit("/", 1)[-1]: s.reason for s in skipped}
     assert set(reported) == {"local--bad-card", "local--list-card", "my model (copy)", "local--no-tokenizer",
                              "local--empty"}
@@ -119,7 +122,7 @@ def test_bad_model_folders_are_skipped_and_reported_and_the_good_ones_still_foun
     resources = {"lake": LakeResource(url=str(tmp_path / "lake")), "home": HomeResource(path=str(home))}
     instance = dg.DagsterInstance.ephemeral()
     added, requests, cursor = tick(instance, None, resources)
-    assert added == [encode_key(DEFAULT_BASE), "local--good-model"] and len(requests) == 2
+    assert added == [*pretrained, "local--good-model"] and len(requests) == 3
     quiet = hub_new_models(dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources))
     assert isinstance(quiet, dg.SkipReason)
     assert "skipped 5" in quiet.skip_message and "my model (copy)" in quiet.skip_message

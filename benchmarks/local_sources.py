@@ -1,0 +1,242 @@
+"""Are the default grid's intermediate models real ones? Source test scores by source recipe, per local base.
+
+For each local pretrained base (all-MiniLM-L6-v2, paraphrase-MiniLM-L3-v2) and each default-grid source, finetune
+with today's source recipe (400 examples), a candidate with 3x the examples, and a reference that sees 6x as many, and record the source's test accuracy (95% Wilson interval over its test examples), the test
+split's majority share and the training time. The source recipe of the grid is the cheapest candidate whose
+accuracy on the source's held-out test split (never a target's score or gain) is, for every base and source, at
+least 10 points above the majority share and within 5 points of the reference's (about 1.5 standard errors of a
+300-example test score). One-epoch runs do no validation pass (the engine validates between epochs only).
+
+Writes benchmarks/results/local_sources.json (each finished run is also kept in --partial, so a rerun resumes).
+About 10 minutes on 2 idle CPU cores.
+
+    .venv/bin/python benchmarks/local_sources.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+# The selection rule (on the source's held-out test accuracy, in points).
+MIN_ABOVE_MAJORITY = 10.0
+MAX_BELOW_REFERENCE = 5.0
+
+
+def candidates():
+    from pipelines.engine.recipe import Recipe
+
+    # (label, recipe), cheapest first; the last is the reference ("more source data"): 6x today's 400 examples.
+    # One epoch each: on 2 cores the source recipe must leave `make run` within 10 minutes for two architectures
+    # (about 40 examples/s for MiniLM-L6 at 64 tokens, 80 for MiniLM-L3).
+    return [
+        ("400x1", Recipe(train_cap=400, epochs=1)),
+        ("1200x1", Recipe(train_cap=1200, epochs=1)),
+        ("reference_2400x1", Recipe(train_cap=2400, epochs=1)),
+    ]
+
+
+def wilson(correct: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion, in percent."""
+    if n == 0:
+        return (float("nan"), float("nan"))
+    p = correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (round(100 * (centre - half), 2), round(100 * (centre + half), 2))
+
+
+def from_model_card(base: str, source: str, label: str, recipe, models_dir: Path) -> dict | None:
+    """The same run read from an intermediate model the grid already made with this very recipe (its model card
+    holds the source test score), instead of training it again; None when there is none."""
+    from pipelines.data import load_dataset
+    from pipelines.zoo import intermediate_id, local_model_dir, read_model_card
+
+    card = read_model_card(local_model_dir(intermediate_id(source, base), models_dir))
+    if card.get("recipe_hash") != recipe.recipe_hash or card.get("seed") != 0 or card.get("test_score") is None:
+        return None
+    ds = load_dataset(source, caps=recipe.split_caps, seed=0)
+    n, score = len(ds.test), float(card["test_score"])
+    return {
+        "base_model": base, "source": source, "recipe_label": label, "recipe": json.loads(recipe.to_json()),
+        "recipe_hash": recipe.recipe_hash, "n_train": len(ds.train), "n_test": n, "epochs_run": None,
+        "test_score": round(score, 2), "test_interval": wilson(score / 100 * n, n),
+        "test_majority_share": round(100 * float(ds.test["label"].value_counts().max() / n), 2),
+        "best_validation": None, "validation_scores": [], "train_seconds": None, "wall_seconds": None,
+        "from_model_card": str(local_model_dir(intermediate_id(source, base), models_dir)),
+    }
+
+
+def run_one(base: str, source: str, label: str, recipe, cache_dir: Path) -> dict:
+    from pipelines.data import load_dataset
+    from pipelines.engine import finetune
+    from pipelines.zoo import resolve
+
+    ds = load_dataset(source, caps=recipe.split_caps, seed=0)
+    majority = float(ds.test["label"].value_counts().max() / len(ds.test))
+    start = time.perf_counter()
+    result = finetune(resolve(base), ds, recipe, seed=0, log=lambda m: print(f"  {m}", file=sys.stderr, flush=True),
+                      cache_dir=cache_dir)
+    wall = time.perf_counter() - start
+    if result.status != "ok":
+        raise SystemExit(f"{base} on {source} with {label} failed: {result.error}")
+    n = result.n_test
+    return {
+        "base_model": base, "source": source, "recipe_label": label, "recipe": json.loads(recipe.to_json()),
+        "recipe_hash": recipe.recipe_hash, "n_train": result.n_train, "n_test": n, "epochs_run": result.epochs_run,
+        "test_score": round(result.score, 2), "test_interval": wilson(result.score / 100 * n, n),
+        "test_majority_share": round(100 * majority, 2), "best_validation": round(max(result.validation_scores), 2) if result.validation_scores else None,
+        "validation_scores": [round(v, 2) for v in result.validation_scores],
+        "train_seconds": round(result.train_seconds or 0.0, 1), "wall_seconds": round(wall, 1),
+    }
+
+
+def choose(runs: list[dict], labels: list[str]) -> dict:
+    """The cheapest candidate meeting the rule for every (base, source), with each check's margins."""
+    by = {(r["base_model"], r["source"], r["recipe_label"]): r for r in runs}
+    pairs = sorted({(r["base_model"], r["source"]) for r in runs})
+    reference = labels[-1]
+    verdicts = []
+    for label in labels[:-1]:
+        checks = []
+        for base, source in pairs:
+            r, ref = by[(base, source, label)], by[(base, source, reference)]
+            above = r["test_score"] - r["test_majority_share"]
+            below = ref["test_score"] - r["test_score"]
+            checks.append({"base_model": base, "source": source, "above_majority": round(above, 2),
+                           "below_reference": round(below, 2),
+                           "ok": above >= MIN_ABOVE_MAJORITY and below <= MAX_BELOW_REFERENCE})
+        verdicts.append({"recipe_label": label, "meets_rule": all(c["ok"] for c in checks), "checks": checks})
+    chosen = next((v["recipe_label"] for v in verdicts if v["meets_rule"]), None)
+    return {"chosen": chosen, "verdicts": verdicts}
+
+
+def intertraining_gains(home: Path, architectures: list[str]) -> dict:
+    """Gains over the pretrained model on the local grid, read from the warehouse `make run` built in `home`:
+    per model, the mean gain across targets with its 95% t-interval (base_model_effects), and per cell, the gain
+    with gain_se (gains)."""
+    import duckdb
+
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    try:
+        marks = ", ".join("?" for _ in architectures)
+        models = con.execute(
+            f"""select architecture, model_id, n_targets, mean_gain, ci_low, ci_high, win_rate, rank
+                from base_model_effects where architecture in ({marks}) order by architecture, model_id""",
+            architectures).fetchall()
+        cells = con.execute(
+            f"""select architecture, model_id, dataset_id, n_seeds, score_mean, baseline_robust, gain, gain_se
+                from gains where architecture in ({marks}) order by architecture, model_id, dataset_id""",
+            architectures).fetchall()
+    finally:
+        con.close()
+    r = lambda v: None if v is None else round(float(v), 2)  # noqa: E731
+    return {
+        "models": [{"architecture": a, "model_id": m, "n_targets": n, "mean_gain": r(g), "ci_low": r(lo),
+                    "ci_high": r(hi), "win_rate": r(w), "rank": rank} for a, m, n, g, lo, hi, w, rank in models],
+        "cells": [{"architecture": a, "model_id": m, "target": d, "n_seeds": n, "score": r(sc), "baseline": r(b),
+                   "gain": r(g), "gain_se": r(se)} for a, m, d, n, sc, b, g, se in cells],
+    }
+
+
+def verdict(model: dict) -> str:
+    if model["ci_low"] is not None and model["ci_low"] > 0:
+        return "helps"
+    if model["ci_high"] is not None and model["ci_high"] < 0:
+        return "hurts"
+    return "no clear effect"
+
+
+def sources_markdown(results: dict) -> str:
+    """The source-recipe table docs/local_grid.md quotes (tests/test_local_grid.py checks it)."""
+    lines = ["| base | source | recipe | train examples | test accuracy (95% CI) | majority share |",
+             "|---|---|---|---|---|---|"]
+    for r in results["runs"]:
+        lo, hi = r["test_interval"]
+        lines.append(f"| {r['base_model'].split('/')[-1]} | {r['source']} | {r['recipe_label']} | {r['n_train']} | "
+                     f"{r['test_score']:.1f} ({lo:.1f}-{hi:.1f}) | {r['test_majority_share']:.1f} |")
+    return "\n".join(lines)
+
+
+def gains_markdown(results: dict) -> str:
+    """The intertraining table docs/local_grid.md quotes: each local model's mean gain over its pretrained model."""
+    lines = ["| architecture | model | targets | mean gain (95% CI) | win rate | verdict |", "|---|---|---|---|---|---|"]
+    for m in results["intertraining"]["models"]:
+        ci = "n/a" if m["ci_low"] is None else f"{m['ci_low']:+.1f} to {m['ci_high']:+.1f}"
+        lines.append(f"| {m['architecture']} | {m['model_id']} | {m['n_targets']} | {m['mean_gain']:+.2f} ({ci}) | "
+                     f"{m['win_rate']:.2f} | {verdict(m)} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--partial", type=Path, default=Path("/tmp/local_sources.partial.jsonl"))
+    parser.add_argument("--only", nargs="*", default=None, help="recipe labels to run (default: all)")
+    parser.add_argument("--models-from", type=Path, default=None,
+                        help="a STARTPOINT_HOME whose intermediate models (same recipe, seed 0) count as runs")
+    parser.add_argument("--order", nargs="*", default=None, help="recipe labels in the order to run them")
+    parser.add_argument("--reverse-bases", action="store_true", help="run the bases last to first (MiniLM-L3 first)")
+    parser.add_argument("--gains-from", type=Path, default=None,
+                        help="a STARTPOINT_HOME where `make run` finished: add its local gains to the results file")
+    args = parser.parse_args()
+    from benchmarks.results_file import write_results
+    from pipelines.engine.grid import DEFAULT_GRID
+    from pipelines.settings import get_settings
+
+    bases = list(DEFAULT_GRID.base_models)
+    cands = [(label, rec) for label, rec in candidates() if args.only is None or label in args.only]
+    done = {}
+    if args.partial.is_file():
+        for line in args.partial.read_text().splitlines():
+            r = json.loads(line)
+            done[(r["base_model"], r["source"], r["recipe_label"], r["recipe_hash"])] = r
+    runs = []
+    order = sorted(cands, key=lambda c: args.order.index(c[0]) if args.order and c[0] in args.order else -1)
+    for label, recipe in order:
+        for base in bases[::-1] if args.reverse_bases else bases:
+            for source in DEFAULT_GRID.sources:
+                key = (base, source, label, recipe.recipe_hash)
+                if key not in done:
+                    if args.models_from is not None:
+                        done[key] = from_model_card(base, source, label, recipe, args.models_from / "models")
+                    if done.get(key) is None:
+                        done[key] = run_one(base, source, label, recipe, get_settings().cache_dir)
+                    with args.partial.open("a") as f:
+                        f.write(json.dumps(done[key]) + "\n")
+                r = done[key]
+                runs.append(r)
+                print(f"{label:>17} {base.split('/')[-1]:>24} {source:>22}: test {r['test_score']:5.1f} "
+                      f"{r['test_interval']} (majority {r['test_majority_share']:.1f}), "
+                      f"{r['train_seconds'] or 0:.0f} s training", flush=True)
+    labels = [label for label, _ in cands]
+    runs.sort(key=lambda r: (labels.index(r["recipe_label"]), bases.index(r["base_model"]),
+                             list(DEFAULT_GRID.sources).index(r["source"])))
+    if args.only is not None:
+        return
+    selection = choose(runs, labels)
+    print(f"chosen source recipe: {selection['chosen']}")
+    from pipelines.zoo import architecture_of
+
+    gains = intertraining_gains(args.gains_from, [architecture_of(b) for b in bases]) if args.gains_from else None
+    write_results("local_sources", {
+        "source_recipe": json.loads(DEFAULT_GRID.source_recipe.to_json()),
+        "intertraining": gains,
+        "rule": {"min_test_above_majority": MIN_ABOVE_MAJORITY,
+                 "max_test_below_reference": MAX_BELOW_REFERENCE, "reference": labels[-1]},
+        "cores": os.cpu_count(), "runs": runs, **selection,
+    })
+
+
+if __name__ == "__main__":
+    main()
