@@ -181,3 +181,19 @@ def test_run_grid_counts_the_steps_a_failed_model_blocks_as_failed(home):
                     ("grid_probe_scores", "SUCCESS")}
     blocked = intermediate_id("no_such_set", DEFAULT_BASE)
     assert any(f"probe: {blocked} not run: it needs intermediate:{DEFAULT_BASE}:no_such_set" in line for line in lines)
+
+
+def test_a_selected_hub_model_is_installed_by_its_run_and_a_refused_one_fails_with_the_reason(home):
+    """The finetune run (not the sensor) links an accepted Hub model in; a refused one is one line with the reason."""
+    from pipelines.probes.candidates import install_hub_candidate
+
+    lake_url, models = str(home / "lake"), home / "models"
+    lake_files.write(lake_url, "hub_models", "hub/someone--pickled-roberta", [
+        {"model_id": "someone/pickled-roberta", "architecture": "roberta-base", "source": "hub", "status": "refused",
+         "refusal_reason": "weights only as pytorch_model.bin (pickle)", "revision": "abc"}])
+    with pytest.raises(ValueError, match=r"'someone/pickled-roberta' is refused in the Hub catalog: weights only"):
+        install_hub_candidate("someone/pickled-roberta", lake_url, models, home / "cache")
+    # Packaged, already local, or unknown to the catalog: nothing to install (the run then resolves it or fails).
+    assert install_hub_candidate(DEFAULT_BASE, lake_url, models, home / "cache") is None
+    assert install_hub_candidate("someone/not-in-catalog", lake_url, models, home / "cache") is None
+    assert not models.exists()
