@@ -374,7 +374,9 @@ def choose_members(base_model: str, architecture: str, k: int, *, lake_url: str,
         if ranking == "auto" and len(ranked) < k:
             ranked = []
     if not ranked and ranking != "warehouse":
-        rows = lake.read(lake_url, "finetune_runs").to_pylist() if lake.list_files(lake_url, "finetune_runs") else []
+        # Local models' runs (the engine writes them under local/; published files are not read).
+        local = lake.list_files(lake_url, "finetune_runs", "local")
+        rows = lake.read(lake_url, "finetune_runs", "local").to_pylist() if local else []
         rows = [r for r in rows if r["architecture"] == architecture]
         ranked, source = rank_from_runs(rows, base_model, candidates), "lake"
         if include_pretrained and base_model in candidates and not any(r.model_id == base_model for r in ranked):
