@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
 import assets
+from pipelines.executors import EXECUTOR_ENV, configured_executor
 from pipelines.jobs import ALL_JOBS
 from pipelines.resources import default_resources
 from pipelines.schedules import ALL_SCHEDULES
@@ -17,4 +20,7 @@ defs = dg.Definitions(
     schedules=ALL_SCHEDULES,
     sensors=ALL_SENSORS,
     resources=default_resources(),
+    # Asset jobs (backfills, materializations from the UI) run their steps on the executor STARTPOINT_EXECUTOR
+    # names, e.g. Celery workers (docs/scale_out.md); unset, Dagster's default.
+    executor=configured_executor() if os.environ.get(EXECUTOR_ENV) else None,
 )
