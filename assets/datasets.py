@@ -21,14 +21,14 @@ class DatasetsConfig(dg.Config):
 
 
 def _markdown(rows: list[dict]) -> str:
-    head = "| dataset | task group | source | train | validation | test | labels | majority | median words |"
-    lines = [head, "|---|---|---|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        lines.append(
-            f"| {r['dataset_id']} | {r['task_group']} | {r['source']} | {r['n_train']} | {r['n_validation']} | "
-            f"{r['n_test']} | {r['n_labels']} | {r['majority_share']:.3f} | {r['median_length']:.0f} |"
-        )
-    return "\n".join(lines)
+    from pipelines.tables import markdown_table
+
+    return markdown_table(
+        ["dataset", "task group", "source", "train", "validation", "test", "labels", "majority", "median words"],
+        [(r["dataset_id"], r["task_group"], r["source"], r["n_train"], r["n_validation"], r["n_test"], r["n_labels"],
+          f"{r['majority_share']:.3f}", f"{r['median_length']:.0f}") for r in rows],
+        align="lllrrrrrr",
+    )
 
 
 @dg.asset(
