@@ -38,11 +38,10 @@ def catalog_policy(config: HubCatalogConfig) -> SafetyPolicy:
 
 
 def _refusals_markdown(rows: list[dict]) -> str:
-    lines = ["| model | status | reason |", "|---|---|---|"]
-    for r in rows:
-        if r["status"] != "accepted":
-            lines.append(f"| {r['model_id']} | {r['status']} | {(r['refusal_reason'] or '').replace('|', '/')} |")
-    return "\n".join(lines) if len(lines) > 2 else "every listed model was accepted"
+    from pipelines.tables import markdown_table
+
+    refused = [(r["model_id"], r["status"], r["refusal_reason"] or "") for r in rows if r["status"] != "accepted"]
+    return markdown_table(["model", "status", "reason"], refused) if refused else "every listed model was accepted"
 
 
 @dg.asset(

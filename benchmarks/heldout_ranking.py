@@ -47,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.production_sql import ModelChain, published_architectures, retarget  # noqa: E402
 from benchmarks.results_file import write_results  # noqa: E402
 from pipelines.settings import get_settings  # noqa: E402
+from pipelines.tables import markdown_table  # noqa: E402
 from pipelines.warehouse.load import connect  # noqa: E402
 
 CLIPS = (1.0, 1.5, 2.0, 3.0, 5.0, 1e6)  # 1e6: no winsorizing at all; the configured clip must be one of these
@@ -194,20 +195,16 @@ def markdown(results: dict) -> str:
     def cell(m: dict) -> str:
         return f"{m['mean']:.2f} ({m['low']:.2f}..{m['high']:.2f})"
 
-    lines = ["| architecture | clip | ranking | top-1, trusted oracle | top-1, all rows | top-3, trusted oracle |",
-             "|---|---:|---|---:|---:|---:|"]
-    for arch, res in results["architectures"].items():
-        for method, label in SHOWN.items():
-            m = res["methods"][method]
-            lines.append(f"| {arch} | {res['nested_clip']:g} | {label} | {cell(m['top1_trusted'])} | "
-                         f"{cell(m['top1_all'])} | {cell(m['top3_trusted'])} |")
-    return "\n".join(lines) + "\n"
+    rows = [(arch, f"{res['nested_clip']:g}", label, cell(res["methods"][method]["top1_trusted"]),
+             cell(res["methods"][method]["top1_all"]), cell(res["methods"][method]["top3_trusted"]))
+            for arch, res in results["architectures"].items() for method, label in SHOWN.items()]
+    return markdown_table(["architecture", "clip", "ranking", "top-1, trusted oracle", "top-1, all rows",
+                           "top-3, trusted oracle"], rows, align="lrlrrr")
 
 
 def paired_markdown(results: dict) -> str:
     """Paired differences (nested ranking minus each other ranking) and the ratio to the published method."""
-    lines = ["| architecture | vs plain, all rows | vs plain, same pool | vs z-clipped, same pool | "
-             "ratio to plain, all rows |", "|---|---:|---:|---:|---:|"]
+    rows = []
     for arch, res in results["architectures"].items():
         cells = []
         for other in ("plain_all_rows", "plain_same_pool", "zclip5_same_pool"):
@@ -215,8 +212,9 @@ def paired_markdown(results: dict) -> str:
             cells.append(f"{d['mean']:+.2f} ({d['low']:+.2f}..{d['high']:+.2f})")
         ratio = (res["methods"]["startpoint_nested"]["top1_trusted"]["mean"]
                  / res["methods"]["plain_all_rows"]["top1_trusted"]["mean"])
-        lines.append(f"| {arch} | {' | '.join(cells)} | {ratio:.2f} |")
-    return "\n".join(lines) + "\n"
+        rows.append((arch, *cells, f"{ratio:.2f}"))
+    return markdown_table(["architecture", "vs plain, all rows", "vs plain, same pool", "vs z-clipped, same pool",
+                           "ratio to plain, all rows"], rows, align="lrrrr")
 
 
 def main() -> int:

@@ -23,7 +23,12 @@ def markdown_table(columns: list[str], rows: list[tuple], align: str | None = No
         raise ValueError(f"align {align!r} has {len(align)} letters for {len(columns)} columns")
     rule = "".join("---:|" if a == "r" else "---|" for a in align)
     head = "| " + " | ".join(columns) + " |\n|" + rule + "\n"
-    return head + "".join("| " + " | ".join(cell(v) for v in row) + " |\n" for row in rows)
+    return head + "".join(markdown_row(row) for row in rows)
+
+
+def markdown_row(row: tuple) -> str:
+    """One line of a :func:`markdown_table` (for a table printed row by row as the rows come)."""
+    return "| " + " | ".join(cell(v) for v in row) + " |\n"
 
 
 def visible_text(text: object) -> str:

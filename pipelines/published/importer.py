@@ -44,8 +44,8 @@ def counts_table(imported: ImportedFolder) -> list[FileCounts]:
 
 
 def counts_markdown(imported: ImportedFolder) -> str:
+    from pipelines.tables import markdown_table
+
     rows = [asdict(c) for c in counts_table(imported)]
     cols = list(rows[0])
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
-    return "\n".join(lines)
+    return markdown_table(cols, [tuple(str(r[c]) for c in cols) for r in rows])
