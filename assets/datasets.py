@@ -9,6 +9,7 @@ from pydantic import Field
 
 from pipelines import lake as lake_files
 from pipelines.data import OFFLINE_SUITE, DatasetError, SplitCaps, dataset_stats, load_offline
+from pipelines.warehouse.schema import datasets_path
 from pipelines.resources import LakeResource
 
 
@@ -52,7 +53,7 @@ def datasets_lake(context: dg.AssetExecutionContext, config: DatasetsConfig, lak
             skipped[dataset_id] = missing
             continue
         stats = dataset_stats(load_offline(dataset_id, caps=caps, seed=config.seed))
-        lake_files.write(lake.url, "datasets", f"local/{dataset_id}", [stats])
+        lake_files.write(lake.url, "datasets", datasets_path("local", dataset_id), [stats])
         context.log.info(f"{dataset_id}: {stats['n_train']}/{stats['n_validation']}/{stats['n_test']} rows, {stats['n_labels']} labels")
         rows.append(stats)
     metadata = {

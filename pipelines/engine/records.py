@@ -11,17 +11,13 @@ from pathlib import Path
 
 from pipelines.engine.recipe import Recipe
 from pipelines.engine.train import FinetuneResult
-from pipelines.partitions import encode_key
 from pipelines.settings import REPO_ROOT
+from pipelines.warehouse.schema import finetune_run_id, finetune_runs_path, hub_models_path
 
 
-def run_relpath(model_id: str, dataset_id: str, recipe: Recipe, seed: int) -> str:
-    """`local/<model key>/<target>/<recipe_hash>-seed<seed>`: the run's identity inside the lake table."""
-    return f"local/{encode_key(model_id)}/{encode_key(dataset_id)}/{recipe.recipe_hash}-seed{seed}"
-
-
-def run_id(model_id: str, dataset_id: str, recipe: Recipe, seed: int) -> str:
-    return f"local|{model_id}|{dataset_id}|{recipe.recipe_hash}|{seed}"
+def run_relpath(model_id: str, dataset_id: str, recipe: Recipe, seed: int, origin: str = "local") -> str:
+    """The run's file in the lake table (pipelines.warehouse.schema.finetune_runs_path)."""
+    return finetune_runs_path(origin, model_id, dataset_id, recipe.recipe_hash, seed)
 
 
 @lru_cache(maxsize=1)
@@ -55,18 +51,19 @@ def code_version() -> str:
             return "unknown"
 
 
-def run_row(model_id: str, architecture: str, recipe: Recipe, result: FinetuneResult) -> dict:
-    """A `finetune_runs` row; a failed run keeps its error and a NULL score."""
+def run_row(model_id: str, architecture: str, recipe: Recipe, result: FinetuneResult, origin: str = "local") -> dict:
+    """A `finetune_runs` row of an engine run (origin `local` for the grid, `user` for recommend --run); a failed
+    run keeps its error and a NULL score."""
     ok = result.status == "ok"
     return {
-        "run_id": run_id(model_id, result.dataset_id, recipe, result.seed),
+        "run_id": finetune_run_id(origin, architecture, model_id, result.dataset_id, recipe.recipe_hash, result.seed),
         "model_id": model_id,
         "architecture": architecture,
         "dataset_id": result.dataset_id,
         "seed": result.seed,
         "score": result.score if ok else None,
         "metric": result.metric,
-        "origin": "local",
+        "origin": origin,
         "recipe": recipe.to_json(),
         "recipe_hash": recipe.recipe_hash,
         "status": result.status,
@@ -119,4 +116,4 @@ def model_row(model_id: str, architecture: str, folder: Path, *, role: str, base
 
 
 def model_relpath(model_id: str) -> str:
-    return f"local/{encode_key(model_id)}"
+    return hub_models_path("local", model_id)

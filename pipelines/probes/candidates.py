@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pipelines import lake as lake_files
 from pipelines.partitions import decode_key, encode_key
+from pipelines.warehouse.schema import probe_scores_path
 
 # What a partition key may not hold (Dagster refuses these in any partition key), and whitespace, which no Hub or
 # local model id has.
@@ -105,12 +106,11 @@ def hub_row(lake_url: str, model_id: str) -> dict | None:
 
 
 def probe_relpath(model_id: str, proxy: str) -> str:
-    safe_proxy = "".join(c if c.isalnum() or c in "-_." else "_" for c in proxy)
-    return f"local/{encode_key(model_id)}/{safe_proxy}"
+    return probe_scores_path("local", model_id, proxy)
 
 
 def is_probed(lake_url: str, model_id: str) -> bool:
-    return bool(lake_files.list_files(lake_url, "probe_scores", f"local/{encode_key(model_id)}"))
+    return bool(lake_files.list_files(lake_url, "probe_scores", probe_scores_path("local", model_id)))
 
 
 def install_hub_candidate(model_id: str, lake_url: str, models_dir: Path, cache_dir: Path) -> Path | None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines.published.targets import METRIC, TARGETS, TASK_GROUP, metric_range
+from pipelines.warehouse.schema import finetune_run_id
 
 TABLE_SUFFIX = "_table.csv"
 TABLE_HEAD = ["", "model_name", "avg", "mnli_lp"]
@@ -34,6 +35,8 @@ PRETRAIN_COLUMNS = ["", "dataset name", "accuracy", "loss", "spearmanr", "stage"
 PRETRAIN_SCORE = {"accuracy": "accuracy", "spearman": "spearmanr"}  # metric -> its score column in a pretrain file
 CATALOG_FILE = "models_tested.csv"
 CATALOG_REQUIRED = ["model_name", "base_model", "size", "model_type", "layers", "last_modified", "mnli_lp"]
+
+RECIPE = "model-recycling"  # the recipe of every published run: the model-recycling project's own
 
 
 class PublishedFormatError(ValueError):
@@ -233,7 +236,7 @@ def read_pretrain(
         counts.rows_loaded += 1
         runs.append(
             {
-                "run_id": f"published/{architecture}/{architecture}/{target}/seed{seed}",
+                "run_id": finetune_run_id("published", architecture, architecture, target, RECIPE, seed),
                 "model_id": architecture,
                 "architecture": architecture,
                 "dataset_id": target,
@@ -241,7 +244,7 @@ def read_pretrain(
                 "score": score * 100,
                 "metric": metrics[target],
                 "origin": "published",
-                "recipe": "model-recycling",
+                "recipe": RECIPE,
                 "status": "ok",
                 "source_file": path.name,
                 "source_line": line,
@@ -381,7 +384,7 @@ def _model_row(
             counts.cells_loaded += 1
             result.finetune_runs.append(
                 {
-                    "run_id": f"published/{arch}/{model}/{column}/single",
+                    "run_id": finetune_run_id("published", arch, model, column, RECIPE, None),
                     "model_id": model,
                     "architecture": arch,
                     "dataset_id": column,
@@ -389,7 +392,7 @@ def _model_row(
                     "score": value,
                     "metric": metric,
                     "origin": "published",
-                    "recipe": "model-recycling",
+                    "recipe": RECIPE,
                     "status": "ok",
                     "source_file": path.name,
                     "source_line": line,

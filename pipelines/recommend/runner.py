@@ -4,12 +4,9 @@ warehouse base tables. torch and transformers load here only, never when `recomm
 from __future__ import annotations
 
 import json
-import platform
 from collections.abc import Callable
 
-
 from pipelines import lake
-from pipelines.partitions import encode_key
 from pipelines.recommend.predict import (
     CandidatePrediction,
     Evidence,
@@ -20,20 +17,7 @@ from pipelines.recommend.predict import (
 from pipelines.recommend.protocol import ProtocolResult, run_protocol
 from pipelines.recommend.target import UserTarget, load_target
 from pipelines.settings import Settings
-
-
-def _versions() -> str:
-    import torch
-    import transformers
-
-    return json.dumps({"torch": torch.__version__, "transformers": transformers.__version__,
-                       "python": platform.python_version()})
-
-
-def run_relpath(dataset_id: str, model_id: str, recipe_hash: str, seed: int) -> str:
-    return f"user/{encode_key(dataset_id)}/{encode_key(model_id)}/{recipe_hash}-seed{seed}"
-
-
+from pipelines.warehouse.schema import datasets_path
 
 
 def run_on_target(options, settings: Settings, target: UserTarget, evidence: Evidence,
@@ -41,6 +25,8 @@ def run_on_target(options, settings: Settings, target: UserTarget, evidence: Evi
     """`progress` (a pipelines.progress.RunProgress, optional) hears of every run's start and end."""
     from pipelines.data import SplitCaps
     from pipelines.engine import Recipe, finetune
+    from pipelines.engine.records import run_relpath, run_row
+    from pipelines.engine.train import FinetuneResult
     from pipelines.warehouse.load import load_tables
     from pipelines.zoo import resolve
 
@@ -59,7 +45,6 @@ def run_on_target(options, settings: Settings, target: UserTarget, evidence: Evi
     ds = capped.dataset
     log(f"protocol on {ds.dataset_id}: {len(ds.train)} train / {len(ds.test)} test rows, recipe {recipe.recipe_hash}, "
         f"seeds {options.seed_list}, budget {options.budget} candidate(s)")
-    versions = _versions()
     written: list[str] = []
 
     def train_one(model_id: str, seed: int) -> tuple[float | None, str | None]:
@@ -68,24 +53,16 @@ def run_on_target(options, settings: Settings, target: UserTarget, evidence: Evi
         try:
             folder = resolve(model_id)
         except Exception as exc:
-            result_status, score, error, extra = "failed", None, str(exc), {}
+            result = FinetuneResult(status="failed", dataset_id=target.dataset_id, metric=ds.metric, seed=seed,
+                                    error=str(exc))
         else:
             result = finetune(folder, ds, recipe, seed, log=lambda m: None, cache_dir=settings.cache_dir)
-            result_status, score, error = result.status, result.score, result.error
-            extra = {"device": result.device, "train_seconds": result.train_seconds,
-                     "examples_per_second": result.examples_per_second}
-        row = {
-            "run_id": f"user|{target.dataset_id}|{model_id}|{recipe.recipe_hash}|{seed}",
-            "model_id": model_id, "architecture": evidence.architecture, "dataset_id": target.dataset_id,
-            "seed": seed, "score": score, "metric": ds.metric, "origin": "user", "recipe": recipe.to_json(),
-            "recipe_hash": recipe.recipe_hash, "status": result_status, "error": error,
-            "library_versions": versions, **extra,
-        }
+        row = run_row(model_id, evidence.architecture, recipe, result, origin="user")
         written.append(lake.write(settings.lake_url, "finetune_runs",
-                                  run_relpath(target.dataset_id, model_id, recipe.recipe_hash, seed), [row]))
+                                  run_relpath(model_id, target.dataset_id, recipe, seed, origin="user"), [row]))
         if progress is not None:
-            progress.finish(score is not None, extra.get("examples_per_second"))
-        return score, error
+            progress.finish(result.status == "ok", result.examples_per_second)
+        return (result.score if result.status == "ok" else None), result.error
 
     def on_baseline(pretrained_score: float) -> list[CandidatePrediction]:
         updated = predict_target_effect(evidence, {**target.stats, "pretrained_score": pretrained_score})
@@ -95,7 +72,7 @@ def run_on_target(options, settings: Settings, target: UserTarget, evidence: Evi
 
     result = run_protocol(evidence, preds, train_one, options.seed_list, options.budget, log=log, resolve=resolve,
                           on_baseline=on_baseline)
-    lake.write(settings.lake_url, "datasets", f"user/{encode_key(target.dataset_id)}", [target.stats])
+    lake.write(settings.lake_url, "datasets", datasets_path("user", target.dataset_id), [target.stats])
     if options.reload_warehouse:
         counts = load_tables(settings.lake_url, settings.warehouse_path)  # a staging copy, swapped in whole
         log(f"warehouse reloaded: {counts.get('finetune_runs')} finetune runs; {len(written)} written by this protocol"
@@ -110,4 +87,4 @@ def run_on_target(options, settings: Settings, target: UserTarget, evidence: Evi
     return out
 
 
-__all__ = ["run_on_target", "run_relpath"]
+__all__ = ["run_on_target"]

@@ -135,3 +135,40 @@ REJECTED_ROWS = TableSpec(
 )
 
 TABLES: dict[str, TableSpec] = {t.name: t for t in (HUB_MODELS, DATASETS, FINETUNE_RUNS, PROBE_SCORES, REJECTED_ROWS)}
+
+
+# Where rows live in the lake, ``<lake>/<table>/<path>.parquet``: each table's path is built here, next to its schema,
+# the same way for every origin (local grid, user runs of `recommend --run`, published imports, the Hub catalog).
+def finetune_run_id(origin: str, architecture: str, model_id: str, dataset_id: str, recipe: str, seed: int | None) -> str:
+    """A run's key in `finetune_runs`: origin, architecture, model, target, recipe and seed (`single` for a
+    published run whose seed is not named)."""
+    return f"{origin}|{architecture}|{model_id}|{dataset_id}|{recipe}|{'single' if seed is None else seed}"
+
+
+def finetune_runs_path(origin: str, model_id: str, dataset_id: str, recipe_hash: str, seed: int) -> str:
+    """One file per run: ``<origin>/<model key>/<target key>/<recipe_hash>-seed<seed>``."""
+    return f"{origin}/{_key(model_id)}/{_key(dataset_id)}/{recipe_hash}-seed{seed}"
+
+
+def hub_models_path(source: str, model_id: str) -> str:
+    """One file per local model: ``<source>/<model key>``."""
+    return f"{source}/{_key(model_id)}"
+
+
+def datasets_path(origin: str, dataset_id: str) -> str:
+    """One file per dataset: ``<origin>/<dataset key>``."""
+    return f"{origin}/{_key(dataset_id)}"
+
+
+def probe_scores_path(origin: str, model_id: str, proxy: str | None = None) -> str:
+    """One file per (model, probe set): ``<origin>/<model key>/<proxy>``; without a proxy, the model's folder."""
+    folder = f"{origin}/{_key(model_id)}"
+    if proxy is None:
+        return folder
+    return f"{folder}/{''.join(c if c.isalnum() or c in '-_.' else '_' for c in proxy)}"
+
+
+def _key(model_or_dataset_id: str) -> str:
+    from pipelines.partitions import encode_key  # ids become keys the way partitions encode them
+
+    return encode_key(model_or_dataset_id)
