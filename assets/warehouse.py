@@ -1,14 +1,30 @@
 """The warehouse base tables, rebuilt from the Parquet lake by one writer.
 
-Where a table's rows come from (one hop): the lake assets listed in `LAKE_WRITERS`.
+Where a table's rows come from (one hop): the lake assets listed in `LAKE_WRITERS`. Each table's asset is named
+`<table>_table` (the DuckDB table keeps its name, see `dagster/table_name`), so the lineage reads
+`lake/finetune_runs -> finetune_runs_table` and not the same name twice.
 """
 
 
 import dagster as dg
 
 from pipelines.resources import LakeResource, WarehouseResource
+from pipelines.warehouse.columns import column_docs
 from pipelines.warehouse.load import POOL, load_tables
 from pipelines.warehouse.schema import TABLES
+
+
+def table_key(name: str) -> dg.AssetKey:
+    """The asset of warehouse base table `name` (sql/models/sources.yml maps the dbt sources to the same keys)."""
+    return dg.AssetKey(f"{name}_table")
+
+
+def column_schema(name: str) -> dg.TableSchema:
+    return dg.TableSchema(columns=[
+        dg.TableColumn(column, type=type_, description=description or None)
+        for column, type_, description in column_docs(name)
+    ])
+
 
 # Lake assets (key prefix `lake`) that write files for each base table.
 LAKE_WRITERS: dict[str, list[dg.AssetKey]] = {
@@ -25,12 +41,12 @@ LAKE_WRITERS: dict[str, list[dg.AssetKey]] = {
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
-            name,
+            table_key(name),
             deps=LAKE_WRITERS.get(name, []),
             description=spec.description,
             group_name="warehouse",
             kinds={"duckdb"},
-            metadata={"dagster/table_name": f"warehouse.main.{name}"},
+            metadata={"dagster/table_name": f"warehouse.main.{name}", "dagster/column_schema": column_schema(name)},
         )
         for name, spec in TABLES.items()
     ],
@@ -51,4 +67,4 @@ def warehouse_tables(context: dg.AssetExecutionContext, lake: LakeResource, ware
                     "quarantined_files": dg.MetadataValue.int(len(bad.get(name, [])))}
         if bad.get(name):
             metadata["quarantined"] = dg.MetadataValue.md("\n".join(bad[name]))
-        yield dg.MaterializeResult(asset_key=name, metadata=metadata)
+        yield dg.MaterializeResult(asset_key=table_key(name), metadata=metadata)

@@ -1,4 +1,14 @@
-"""The dbt project in `sql/` as seen from Dagster: project handle, CLI resource, manifest preparation."""
+"""The dbt project in `sql/` as seen from Dagster: project handle, CLI resource, manifest preparation.
+
+The manifest is prepared the dagster-dbt way: `dagster-dbt project prepare-and-package --file pipelines/dbt.py`
+writes `sql/target/manifest.json` before anything imports the code location (`make install`, `make run`,
+`make test` and `make dev` do it when a file under `sql/` is newer than the manifest), and `dagster dev` re-parses
+at load through `DbtProject.prepare_if_dev()`. Importing a module never runs dbt.
+
+Each dbt invocation made by Dagster writes its artifacts and log to one folder per home, `$STARTPOINT_HOME/dbt`,
+reused by the next run (dbt overwrites them; its log rotates at 10 MB), so `sql/target` holds only the manifest
+and repeated runs add nothing to the repository checkout.
+"""
 
 from __future__ import annotations
 
@@ -16,22 +26,49 @@ from pipelines.settings import SQL_DIR, export_env, get_settings
 os.environ.setdefault("STARTPOINT_WAREHOUSE", str(get_settings().warehouse_path))
 
 dbt_project = DbtProject(project_dir=SQL_DIR, profiles_dir=SQL_DIR)
+dbt_project.prepare_if_dev()  # `dagster dev` only: re-parse so edits under sql/ show at reload
 
 
-def ensure_manifest() -> None:
-    """Run `dbt parse` when the manifest is missing (fresh clone) or older than a SQL/YAML file, so every entry
-    point (`dagster dev`, `dagster job execute`, tests) sees the current models."""
+class ManifestMissing(RuntimeError):
+    """The prepared manifest is absent: the code location cannot list the dbt models."""
+
+
+def _sources() -> list[Path]:
+    return [p for p in SQL_DIR.rglob("*") if p.suffix in {".sql", ".yml", ".yaml", ".csv"} and "target" not in p.parts]
+
+
+def manifest_path() -> Path:
+    """The prepared manifest; a missing one is one line naming the command that makes it."""
     manifest = dbt_project.manifest_path
-    sources = [p for p in SQL_DIR.rglob("*") if p.suffix in {".sql", ".yml", ".yaml", ".csv"} and "target" not in p.parts]
-    if manifest.exists() and all(p.stat().st_mtime <= manifest.stat().st_mtime for p in sources):
-        return
-    run_dbt("parse")
+    if not manifest.exists():
+        raise ManifestMissing(
+            f"{manifest} is missing: prepare the dbt project with `make install` (or "
+            "`dagster-dbt project prepare-and-package --file pipelines/dbt.py`)"
+        )
+    return manifest
+
+
+def manifest_is_stale() -> list[Path]:
+    """Files under `sql/` newer than the manifest (empty when it is current)."""
+    manifest = dbt_project.manifest_path
+    if not manifest.exists():
+        return _sources()
+    built = manifest.stat().st_mtime
+    return [p for p in _sources() if p.stat().st_mtime > built]
+
+
+def run_target_path() -> Path:
+    """Where Dagster's dbt invocations write run_results, compiled SQL and dbt.log: one folder per home."""
+    return get_settings().home / "dbt"
 
 
 def run_dbt(*args: str, capture_output: bool = False) -> subprocess.CompletedProcess:
-    """Run the venv's dbt on `sql/` outside Dagster (manifest parsing, benchmarks), with the shared env."""
+    """Run the venv's dbt on `sql/` outside Dagster (benchmarks), with the shared env. Artifacts and logs go to
+    the home's dbt folder unless the caller passes its own `--target-path`."""
+    where = [] if "--target-path" in args else ["--target-path", str(run_target_path())]
     return subprocess.run(
-        [_dbt_executable(), *args, "--quiet", "--project-dir", str(SQL_DIR), "--profiles-dir", str(SQL_DIR)],
+        [_dbt_executable(), *args, "--quiet", "--project-dir", str(SQL_DIR), "--profiles-dir", str(SQL_DIR),
+         *where, "--log-path", str(run_target_path())],
         env=export_env(),
         check=True,
         capture_output=capture_output,

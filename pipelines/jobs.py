@@ -20,4 +20,12 @@ published_job = dg.define_asset_job(
     executor_def=recovering_executor,
 )
 
-ALL_JOBS = [published_job, recommend_job, hub_catalog_job, *GRID_JOBS]
+# What people read, rebuilt from the warehouse: the static site and the model cards (group `product`).
+product_job = dg.define_asset_job(
+    name="product",
+    selection=dg.AssetSelection.groups("product"),
+    description="Build the leaderboard site and the model cards from the warehouse's SQL models.",
+    executor_def=recovering_executor,
+)
+
+ALL_JOBS = [published_job, product_job, recommend_job, hub_catalog_job, *GRID_JOBS]
