@@ -3,24 +3,17 @@ built from the whole shared published folder, as `make run` builds it."""
 
 from __future__ import annotations
 
-import duckdb
 import pytest
 
 from pipelines.docs_figures import doc_paths, find_figures, render, stale
-from published_fixture import SHARED, materialize_published
+from published_fixture import SHARED
 
 pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/model-recycling")
 
 
 @pytest.fixture(scope="module")
-def warehouse(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    home = tmp_path_factory.mktemp("docs_figures")
-    assert materialize_published(home, SHARED, mp).success
-    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
-    yield con
-    con.close()
-    mp.undo()
+def warehouse(published_warehouse):
+    return published_warehouse  # built once per session (tests/conftest.py)
 
 
 def test_the_docs_quote_warehouse_figures():

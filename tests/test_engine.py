@@ -11,7 +11,7 @@ import pytest
 from pipelines.data import LabelledDataset
 from pipelines.engine import Recipe, finetune
 from pipelines.engine.batching import encode, length_grouped_batches
-from pipelines.zoo import DEFAULT_BASE, ModelDirError, check_model_dir, resolve
+from pipelines.zoo import ModelDirError, check_model_dir
 
 TINY = Recipe(train_cap=32, epochs=1, batch_size=16, max_length=16, eval_cap=16, test_cap=16, patience=0)
 GOOD = ["great", "lovely", "excellent", "wonderful", "tasty", "superb"]
@@ -33,11 +33,6 @@ def reviews(n: int, labels=(0, 1), seed: int = 0) -> pd.DataFrame:
 def dataset(train, test, validation=None, names=("negative", "positive")) -> LabelledDataset:
     return LabelledDataset(dataset_id="toy_reviews", source="test", label_names=list(names), train=train,
                            validation=validation if validation is not None else test.iloc[:0], test=test)
-
-
-@pytest.fixture(scope="module")
-def base_dir():
-    return resolve(DEFAULT_BASE)
 
 
 def test_recipe_hash_is_stable_and_sensitive():

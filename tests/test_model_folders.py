@@ -18,16 +18,11 @@ from pipelines.data import LabelledDataset
 from pipelines.engine import Recipe, finetune
 from pipelines.partitions import encode_key
 from pipelines.resources import HomeResource, LakeResource
-from pipelines.zoo import DEFAULT_BASE, ModelDirError, check_model_dir, resolve
+from pipelines.zoo import DEFAULT_BASE, ModelDirError, check_model_dir
 
 TINY = Recipe(train_cap=32, epochs=1, batch_size=16, max_length=16, eval_cap=16, test_cap=16, patience=0)
 ARCH = "all-MiniLM-L6-v2"
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-
-
-@pytest.fixture(scope="module")
-def base_dir():
-    return resolve(DEFAULT_BASE)
 
 
 def copy_model(base, dest):
