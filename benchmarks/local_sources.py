@@ -109,17 +109,29 @@ def choose(runs: list[dict], labels: list[str]) -> dict:
     reference = labels[-1]
     verdicts = []
     for label in labels[:-1]:
-        checks = []
+        checks, missing = [], []
         for base, source in pairs:
-            r, ref = by[(base, source, label)], by[(base, source, reference)]
+            r, ref = by.get((base, source, label)), by.get((base, source, reference))
+            if r is None or ref is None:
+                missing.append({"base_model": base, "source": source,
+                                "not_measured": [x for x, v in ((label, r), (reference, ref)) if v is None]})
+                continue
             above = r["test_score"] - r["test_majority_share"]
             below = ref["test_score"] - r["test_score"]
             checks.append({"base_model": base, "source": source, "above_majority": round(above, 2),
                            "below_reference": round(below, 2),
                            "ok": above >= MIN_ABOVE_MAJORITY and below <= MAX_BELOW_REFERENCE})
-        verdicts.append({"recipe_label": label, "meets_rule": all(c["ok"] for c in checks), "checks": checks})
-    chosen = next((v["recipe_label"] for v in verdicts if v["meets_rule"]), None)
-    return {"chosen": chosen, "verdicts": verdicts}
+        # A recipe meets the rule only when every (base, source) was measured and passed; a failed check is final.
+        meets = None if missing and all(c["ok"] for c in checks) else (not missing and all(c["ok"] for c in checks))
+        verdicts.append({"recipe_label": label, "meets_rule": meets, "checks": checks, "missing": missing})
+    chosen = None
+    for v in verdicts:  # cheapest first; an unmeasured cheaper recipe leaves the choice open
+        if v["meets_rule"] is None:
+            break
+        if v["meets_rule"]:
+            chosen = v["recipe_label"]
+            break
+    return {"chosen": chosen, "complete": all(not v["missing"] for v in verdicts), "verdicts": verdicts}
 
 
 def intertraining_gains(home: Path, architectures: list[str]) -> dict:
@@ -183,9 +195,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--partial", type=Path, default=Path("/tmp/local_sources.partial.jsonl"))
     parser.add_argument("--only", nargs="*", default=None, help="recipe labels to run (default: all)")
-    parser.add_argument("--models-from", type=Path, default=None,
-                        help="a STARTPOINT_HOME whose intermediate models (same recipe, seed 0) count as runs")
+    parser.add_argument("--models-from", type=Path, nargs="*", default=[],
+                        help="STARTPOINT_HOMEs whose intermediate models (same recipe, seed 0) count as runs")
     parser.add_argument("--order", nargs="*", default=None, help="recipe labels in the order to run them")
+    parser.add_argument("--measured-only", action="store_true",
+                        help="train nothing: write the results file from --partial and --models-from alone")
+    parser.add_argument("--note", default="", help="conditions of the measurement, kept in the results file")
     parser.add_argument("--reverse-bases", action="store_true", help="run the bases last to first (MiniLM-L3 first)")
     parser.add_argument("--gains-from", type=Path, default=None,
                         help="a STARTPOINT_HOME where `make run` finished: add its local gains to the results file")
@@ -208,8 +223,11 @@ def main() -> None:
             for source in DEFAULT_GRID.sources:
                 key = (base, source, label, recipe.recipe_hash)
                 if key not in done:
-                    if args.models_from is not None:
-                        done[key] = from_model_card(base, source, label, recipe, args.models_from / "models")
+                    for home in args.models_from:
+                        done[key] = done.get(key) or from_model_card(base, source, label, recipe, home / "models")
+                    if done.get(key) is None and args.measured_only:
+                        print(f"{label:>17} {base.split('/')[-1]:>24} {source:>22}: not measured", flush=True)
+                        continue
                     if done.get(key) is None:
                         done[key] = run_one(base, source, label, recipe, get_settings().cache_dir)
                     with args.partial.open("a") as f:
@@ -234,7 +252,7 @@ def main() -> None:
         "intertraining": gains,
         "rule": {"min_test_above_majority": MIN_ABOVE_MAJORITY,
                  "max_test_below_reference": MAX_BELOW_REFERENCE, "reference": labels[-1]},
-        "cores": os.cpu_count(), "runs": runs, **selection,
+        "cores": os.cpu_count(), "note": args.note, "runs": runs, **selection,
     })
 
 

@@ -36,6 +36,12 @@ def test_the_rule_picks_the_cheapest_recipe_that_is_above_majority_and_near_the_
     assert not small["meets_rule"] and [c["ok"] for c in small["checks"]] == [False, True]
     runs[1]["test_score"] = 63.0  # now 6 points below the reference on s1: nothing qualifies
     assert local_sources.choose(runs, labels)["chosen"] is None
+    # An unmeasured run leaves the verdict open (None), never a pass; a measured failure is still a failure.
+    partial = local_sources.choose([r for r in runs if (r["source"], r["recipe_label"]) != ("s2", "medium")], labels)
+    assert not partial["complete"] and partial["verdicts"][1]["meets_rule"] is False
+    runs[1]["test_score"] = 66.0
+    partial = local_sources.choose([r for r in runs if (r["source"], r["recipe_label"]) != ("s2", "medium")], labels)
+    assert partial["verdicts"][1]["meets_rule"] is None and partial["chosen"] is None
 
 
 def test_wilson_interval_holds_the_proportion_and_narrows_with_more_examples():
@@ -48,6 +54,9 @@ def test_wilson_interval_holds_the_proportion_and_narrows_with_more_examples():
 @pytest.mark.skipif(not RESULTS.is_file(), reason="benchmarks/results/local_sources.json not written yet")
 def test_the_grid_uses_the_recipe_the_benchmark_chose():
     results = json.loads(RESULTS.read_text())
+    if not results["complete"]:
+        pytest.skip(f"benchmarks/local_sources.py has not measured every base, source and recipe yet: "
+                    f"{sum(len(v['missing']) for v in results['verdicts'])} gaps (see the results file)")
     assert results["chosen"] is not None
     chosen = next(r for r in results["runs"] if r["recipe_label"] == results["chosen"])
     assert Recipe(**chosen["recipe"]) == SOURCE_RECIPE == DEFAULT_GRID.source_recipe
