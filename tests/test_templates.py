@@ -10,6 +10,7 @@ from html.parser import HTMLParser
 
 import duckdb
 import pytest
+import yaml
 
 from pipelines.modelcard import export_model_cards
 from pipelines.modelcard.markdown import escape as md_escape
@@ -94,6 +95,10 @@ def test_every_card_template_escapes_hostile_ids(tmp_path, hostile):
         outside = re.sub(r"(?<!`)(`+)(?!`).+?(?<!`)\1(?!`)", "", body)  # drop code spans (CommonMark)
         assert not re.search(r"(?<!\\)<(script|img)", outside), (name, outside)
         assert not re.search(r"\]\([^)]*[\s<>`]", outside), name  # the link target cannot be broken out of
+    for card in summary.cards:  # the YAML keeps the exact id, written as ASCII (\u escapes for the rest)
+        yaml_text = card.yaml_path.read_text()
+        assert yaml_text.isascii(), card.model_id
+        assert yaml.safe_load(yaml_text)["model-index"][0]["name"] == card.model_id
     card = texts[MODEL]
     row = next(line for line in card.splitlines() if line.startswith("| target-"))
     assert row.count(" | ") == 4 and "\\|" in row  # the hostile pipe stays inside its cell

@@ -148,7 +148,8 @@ def export_model_cards(warehouse_path: str | Path, out_dir: str | Path, top: int
         folder = out_dir / slug(arch)
         folder.mkdir(parents=True, exist_ok=True)
         stem = slug(model_id)
-        yaml_text = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)
+        # ASCII only: non-ASCII (bidi overrides included) is written as \u escapes, which YAML reads back exactly.
+        yaml_text = yaml.safe_dump(meta, sort_keys=False, allow_unicode=False)
         md_path, yaml_path = folder / f"{stem}.md", folder / f"{stem}.model-index.yaml"
         md_path.write_text(render("card.md.j2", front_matter=Md(yaml_text),
                                   **_context(row, g, int(row["n_ranked"]), url)), encoding="utf-8")
