@@ -21,14 +21,15 @@ class FinetuneConfig(dg.Config):
     retry_failed: bool = False  # also rerun seeds whose recorded run failed (e.g. after fixing the data)
 
 
-def _recorded_status(lake_url: str, relpath: str) -> str | None:
+def _recorded_row(lake_url: str, relpath: str) -> dict | None:
+    """The lake's row of a run already made ({"status": "unknown"} for a file without a matching row)."""
     if not lake_files.exists(lake_url, "finetune_runs", relpath):
         return None
     rows = lake_files.read(lake_url, "finetune_runs", relpath.rsplit("/", 1)[0]).to_pylist()
     for row in rows:
         if row["recipe_hash"] and relpath.endswith(f"{row['recipe_hash']}-seed{row['seed']}"):
-            return row["status"]
-    return "unknown"
+            return row
+    return {"status": "unknown"}
 
 
 @dg.asset(
@@ -66,13 +67,14 @@ def finetune_runs(
     if model_id in PRETRAINED:
         write_pretrained_row(lake.url, model_id)
 
-    todo, skipped = [], []
+    todo, skipped, recorded = [], [], {}
     for seed in config.seeds:
-        status = _recorded_status(lake.url, run_relpath(model_id, target, recipe, seed))
-        if status is None or (config.retry_failed and status != "ok"):
+        row = _recorded_row(lake.url, run_relpath(model_id, target, recipe, seed))
+        if row is None or (config.retry_failed and row["status"] != "ok"):
             todo.append(seed)
         else:
             skipped.append(seed)
+            recorded[seed] = row
     if skipped:
         context.log.info(f"seeds {skipped} of {model_id} on {target} are already in the lake; skipped")
 
@@ -105,7 +107,14 @@ def finetune_runs(
         else:
             failures[seed] = result.error
             context.log.warning(f"{model_id} on {target}, seed {seed}: recorded as failed: {result.error}")
+    # Seeds already in the lake show their recorded scores too, marked as taken from the lake.
+    for seed, row in recorded.items():
+        if row["status"] == "ok" and row.get("score") is not None:
+            scores[seed] = round(row["score"], 2)
+        elif row["status"] != "ok":
+            failures[seed] = row.get("error") or f"recorded as {row['status']}"
     return dg.MaterializeResult(
         metadata={"model_id": model_id, "target": target, "recipe_hash": recipe.recipe_hash,
-                  "scores": scores, "failed": failures, "skipped_seeds": skipped}
+                  "scores": {s: scores[s] for s in sorted(scores)}, "failed": failures, "skipped_seeds": skipped,
+                  "scores_taken_from_lake": sorted(s for s in recorded if s in scores)}
     )

@@ -64,6 +64,7 @@ def test_grid_partitions_write_the_lake_skip_reruns_and_load_into_the_warehouse(
     key = dg.MultiPartitionKey({"model": encode_key(model), "target": encode_key(good)})
     meta = _materialize(finetune_runs, key, config, instance, resources)
     assert sorted(meta["scores"].value) == ["0", "1"]
+    first = dict(meta["scores"].value)
     files = lake.list_files(str(home / "lake"), "finetune_runs")
     assert len(files) == 2
     mtimes = {f: os.stat(f).st_mtime_ns for f in files}
@@ -72,7 +73,10 @@ def test_grid_partitions_write_the_lake_skip_reruns_and_load_into_the_warehouse(
     stray = files[0].rsplit("/", 1)[0] + f"/.{TINY.recipe_hash}-seed7.parquet.0f3a9c.tmp"
     open(stray, "wb").write(b"PAR1 half written")
     meta = _materialize(finetune_runs, key, {**config, "seeds": [0, 1, 7]}, instance, resources)
-    assert meta["skipped_seeds"].value == [0, 1] and list(meta["scores"].value) == ["7"]
+    assert meta["skipped_seeds"].value == [0, 1] and list(meta["scores"].value) == ["0", "1", "7"]
+    # The skipped seeds show the scores the lake recorded for them, marked as taken from the lake.
+    assert meta["scores_taken_from_lake"].value == [0, 1]
+    assert [meta["scores"].value[s] for s in ("0", "1")] == [first[s] for s in ("0", "1")]
     assert {f: os.stat(f).st_mtime_ns for f in files} == mtimes  # finished runs were not rewritten
     assert len(lake.list_files(str(home / "lake"), "finetune_runs")) == 3
 
@@ -120,7 +124,8 @@ def test_a_run_killed_mid_partition_leaves_no_partial_row_and_the_rerun_complete
 
     monkeypatch.setattr(pipelines.engine, "finetune", real_finetune)
     meta = _materialize(finetune_runs, key, config, instance, resources)
-    assert meta["skipped_seeds"].value == [0] and list(meta["scores"].value) == ["1"]
+    assert meta["skipped_seeds"].value == [0] and list(meta["scores"].value) == ["0", "1"]
+    assert meta["scores_taken_from_lake"].value == [0]
     assert dg.materialize([warehouse_tables], instance=instance, resources=resources).success
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     rows = con.execute("select seed, status, count(*) from finetune_runs group by all order by seed").fetchall()

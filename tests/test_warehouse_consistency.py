@@ -170,8 +170,9 @@ def test_the_warehouse_asset_reports_quarantined_files(tmp_path):
         instance=dg.DagsterInstance.ephemeral())
     assert result.success
     meta = {m.asset_key.to_user_string(): m.metadata for m in result.asset_materializations_for_node("warehouse_tables")}
-    assert meta["probe_scores"]["quarantined_files"].value == 1 and bad in meta["probe_scores"]["quarantined"].value
-    assert meta["datasets"]["quarantined_files"].value == 0 and meta["datasets"]["dagster/row_count"].value == 1
+    probes, datasets = meta["probe_scores_table"], meta["datasets_table"]
+    assert probes["quarantined_files"].value == 1 and bad in probes["quarantined"].value
+    assert datasets["quarantined_files"].value == 0 and datasets["dagster/row_count"].value == 1
 
 
 def _no_tmp(root: Path) -> list[str]:

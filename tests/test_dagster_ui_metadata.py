@@ -1,0 +1,143 @@
+"""What the Dagster UI shows, checked without a browser: the leaderboard's typed tables and numbers equal what
+SQL on the warehouse gives, every dbt model's declared columns are the warehouse's (names, order, types), dbt's
+artifacts stay out of the checkout, and `startpoint register` rebuilds an instance's history from the lake."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import duckdb
+import pytest
+
+from pipelines import lake
+from published_fixture import SHARED, make_folder, materialize_published
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """(home, result, entries of sql/target before) after the `published` assets on a small real folder."""
+    if not SHARED.is_dir():
+        pytest.skip("needs ../shared/model-recycling")
+    from pipelines.settings import SQL_DIR
+
+    mp = pytest.MonkeyPatch()
+    root = tmp_path_factory.mktemp("ui-metadata")
+    before = set((SQL_DIR / "target").iterdir()) if (SQL_DIR / "target").is_dir() else set()
+    result = materialize_published(root / "home", make_folder(root / "results", rows=30), mp)
+    assert result.success
+    yield root / "home", result, before
+    mp.undo()
+
+
+def _leaderboard_metadata(result) -> dict:
+    [mat] = [m for m in result.get_asset_materialization_events()
+             if m.asset_key == dg.AssetKey("leaderboard")]
+    return mat.materialization.metadata
+
+
+def test_leaderboard_tables_and_numbers_are_what_sql_gives(built):
+    home, result, _ = built
+    meta = _leaderboard_metadata(result)
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    try:
+        archs = [a for (a,) in con.execute("select distinct architecture from leaderboard order by 1").fetchall()]
+        assert len(archs) >= 2
+        for arch in archs:
+            top = con.execute(
+                """select rank, model_id, posterior_gain, posterior_low, posterior_high from leaderboard
+                   where architecture = ? and rank <= 10 order by rank""", [arch]).fetchall()
+            table = meta[f"{arch}/top_10"]
+            assert isinstance(table, dg.TableMetadataValue)
+            assert [c.name for c in table.schema.columns][:5] == ["rank", "model_id", "posterior_gain",
+                                                                   "posterior_low", "posterior_high"]
+            shown = [(r.data["rank"], r.data["model_id"], r.data["posterior_gain"], r.data["posterior_low"],
+                      r.data["posterior_high"]) for r in table.records]
+            assert shown == top
+            # ordered by the column that sets the order, each row inside its own interval
+            assert all(a[2] >= b[2] for a, b in zip(shown, shown[1:]))
+            assert all(low <= gain <= high for _, _, gain, low, high in shown)
+            models, = con.execute("select count(rank) from leaderboard where architecture = ?", [arch]).fetchone()
+            reliability, = con.execute("select reliability from ranking_reliability where architecture = ?",
+                                       [arch]).fetchone()
+            shares = dict(con.execute("select component, share from variance_decomposition where architecture = ?",
+                                      [arch]).fetchall())
+            assert meta[f"{arch}/models"].value == models
+            assert meta[f"{arch}/top_score"].value == pytest.approx(top[0][2])
+            assert (meta[f"{arch}/top_score_low"].value, meta[f"{arch}/top_score_high"].value) == pytest.approx(
+                top[0][3:5])
+            assert meta[f"{arch}/reliability"].value == pytest.approx(reliability)
+            assert meta[f"{arch}/base_share"].value == pytest.approx(shares["base"])
+            assert meta[f"{arch}/target_share"].value == pytest.approx(shares["target"])
+            assert meta[f"{arch}/base_share_low"].value <= shares["base"] <= meta[f"{arch}/base_share_high"].value
+    finally:
+        con.close()
+    # The Plots tab charts numeric metadata only: every per-architecture number is a float or an int.
+    numbers = {k: v for k, v in meta.items() if k.split("/")[-1] in ("models", "top_score", "reliability",
+                                                                       "base_share", "target_share")}
+    assert numbers and all(isinstance(v, (dg.FloatMetadataValue, dg.IntMetadataValue)) for v in numbers.values())
+
+
+def test_declared_dbt_columns_are_the_warehouse_columns(built):
+    """The Columns panel shows the yml's columns: each model declares exactly the columns it builds, with the
+    warehouse's types, each described."""
+    from pipelines.dbt import dbt_project
+
+    home, _, _ = built
+    manifest = json.loads(dbt_project.manifest_path.read_text())
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    try:
+        for node in manifest["nodes"].values():
+            if node["resource_type"] != "model":
+                continue
+            actual = con.execute(
+                "select column_name, lower(data_type) from information_schema.columns where table_name = ? "
+                "order by ordinal_position", [node["name"]]).fetchall()
+            declared = [(c["name"], (c.get("data_type") or "").lower()) for c in node["columns"].values()]
+            assert declared == actual, node["name"]
+            assert all(c.get("description") for c in node["columns"].values()), node["name"]
+    finally:
+        con.close()
+
+
+def test_dbt_artifacts_stay_out_of_the_checkout(built):
+    """Each Dagster dbt run writes to $STARTPOINT_HOME/dbt, reused run after run; sql/target gains nothing."""
+    from pipelines.settings import SQL_DIR
+
+    home, _, before = built
+    after = set((SQL_DIR / "target").iterdir()) if (SQL_DIR / "target").is_dir() else set()
+    assert not {p for p in after - before if p.name.startswith("sql_models-")}
+    assert (home / "dbt" / "run_results.json").is_file()
+
+
+def test_register_rebuilds_partitions_and_history_from_the_lake(tmp_path):
+    from pipelines.partitions import encode_key, source_key
+    from pipelines.register import register
+
+    url = str(tmp_path / "lake")
+    lake.write(url, "datasets", "local/fine_foods", [{"dataset_id": "fine_foods"}])
+    lake.write(url, "hub_models", "hub/roberta-base", [])  # a catalog that listed nothing still happened
+    lake.write(url, "hub_models", "local/m", [{"model_id": "local/m", "architecture": "a", "role": "intermediate",
+                                                "base_model": "org/base", "source": "local",
+                                                "tags": json.dumps(["source:fine_foods"])}])
+    for seed, score in ((0, 70.0), (1, 72.0)):
+        lake.write(url, "finetune_runs", f"local/m/t/h-seed{seed}", [
+            {"run_id": f"r{seed}", "model_id": "local/m", "architecture": "a", "dataset_id": "t", "seed": seed,
+             "score": score, "status": "ok", "origin": "local"}])
+    lake.write(url, "probe_scores", "local/m", [{"model_id": "local/m", "architecture": "a", "method": "logme",
+                                                  "proxy_dataset": "t", "origin": "local", "score": 1.0}])
+    instance = dg.DagsterInstance.ephemeral()
+    reported = register(instance, url, log=lambda m: None)
+    assert reported == {"lake/datasets": 1, "lake/hub_models": 1, "intermediate_models": 1,
+                        "lake/finetune_runs": 1, "lake/probe_scores": 1}
+    assert set(instance.get_dynamic_partitions("sources")) == {source_key("org/base", "fine_foods")}
+    assert set(instance.get_dynamic_partitions("targets")) == {"t"}
+    key = dg.MultiPartitionKey({"model": encode_key("local/m"), "target": "t"})
+    event = instance.get_latest_materialization_event(dg.AssetKey(["lake", "finetune_runs"]))
+    assert event.dagster_event.partition == str(key)
+    meta = event.asset_materialization.metadata
+    assert meta["registered_from_lake"].value is True and meta["mean_score"].value == 71.0
+    assert meta["seeds"].value == "0, 1"
+    assert instance.get_materialized_partitions(dg.AssetKey(["lake", "hub_models"])) == {"roberta-base"}
+    # A second run finds nothing new.
+    assert sum(register(instance, url, log=lambda m: None).values()) == 0
