@@ -18,7 +18,7 @@ _stale = manifest_is_stale()
 if _stale:
     dg.get_dagster_logger().warning(
         f"the dbt manifest is older than sql/{_stale[0].relative_to(SQL_DIR)} (and {len(_stale) - 1} more "
-        "file(s) under sql/): run `make install` to prepare it again, or the asset graph shows the old models"
+        "file(s) under sql/): run `make manifest` to prepare it again, or the asset graph shows the old models"
     )
 
 

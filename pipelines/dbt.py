@@ -1,12 +1,13 @@
 """The dbt project in `sql/` as seen from Dagster: project handle, CLI resource, manifest preparation.
 
 The manifest is prepared the dagster-dbt way: `dagster-dbt project prepare-and-package --file pipelines/dbt.py`
-writes `sql/target/manifest.json` before anything imports the code location (`make install`, `make run`,
-`make test` and `make dev` do it when a file under `sql/` is newer than the manifest), and `dagster dev` re-parses
-at load through `DbtProject.prepare_if_dev()`. Importing a module never runs dbt.
+writes `sql/target/manifest.json` before anything imports the code location (`make manifest`, which `make run`,
+`make test` and `make dev` run first, does it when a file under `sql/` is newer than the manifest), and
+`dagster dev` re-parses at load through `DbtProject.prepare_if_dev()`. Outside `dagster dev`, importing a module
+never runs dbt.
 
 Each dbt invocation made by Dagster writes its artifacts and log to one folder per home, `$STARTPOINT_HOME/dbt`,
-reused by the next run (dbt overwrites them; its log rotates at 10 MB), so `sql/target` holds only the manifest
+reused by the next run (dbt overwrites them and rolls dbt.log over at 10 MB), so `sql/target` holds only the manifest
 and repeated runs add nothing to the repository checkout.
 """
 
@@ -42,7 +43,7 @@ def manifest_path() -> Path:
     manifest = dbt_project.manifest_path
     if not manifest.exists():
         raise ManifestMissing(
-            f"{manifest} is missing: prepare the dbt project with `make install` (or "
+            f"{manifest} is missing: prepare the dbt project with `make manifest` (or "
             "`dagster-dbt project prepare-and-package --file pipelines/dbt.py`)"
         )
     return manifest
