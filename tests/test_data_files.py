@@ -2,8 +2,9 @@
 
 import json
 
-import pandas as pd
+import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from pipelines.data import DatasetError, SplitCaps, dataset_stats, load_dataset, load_file
 
@@ -11,7 +12,7 @@ REVIEWS = [(f"review number {i} was {'great' if i % 3 else 'awful'}", "pos" if i
 
 
 def _write_csv(path, rows, header=("text", "label")):
-    pd.DataFrame(rows, columns=list(header)).to_csv(path, index=False)
+    pl.DataFrame(rows, schema=list(header), orient="row").write_csv(path)
     return path
 
 
@@ -22,7 +23,7 @@ def test_csv_with_own_column_names_and_pairs(tmp_path):
     assert ds.dataset_id == "reviews" and ds.source == f"file:{path.resolve()}"
     assert ds.label_names == ["neg", "pos"]
     assert len(ds.train) + len(ds.validation) + len(ds.test) == 30
-    assert ds.train["text_pair"].str.startswith("pair ").all()
+    assert ds.train["text_pair"].str.starts_with("pair ").all()
     assert dataset_stats(ds)["n_labels"] == 2
     # the generic entry point takes a path too, with default column names
     _write_csv(tmp_path / "plain.csv", REVIEWS)
@@ -30,14 +31,14 @@ def test_csv_with_own_column_names_and_pairs(tmp_path):
 
 
 def test_jsonl_tsv_and_parquet_give_the_same_dataset(tmp_path):
-    frame = pd.DataFrame(REVIEWS, columns=["text", "label"])
+    frame = pl.DataFrame(REVIEWS, schema=["text", "label"], orient="row")
     (tmp_path / "r.jsonl").write_text("\n".join(json.dumps({"text": t, "label": lab}) for t, lab in REVIEWS) + "\n")
-    frame.to_csv(tmp_path / "r.tsv", sep="\t", index=False)
-    frame.to_parquet(tmp_path / "r.parquet")
+    frame.write_csv(tmp_path / "r.tsv", separator="\t")
+    frame.write_parquet(tmp_path / "r.parquet")
     loaded = [load_file(tmp_path / f"r.{ext}", caps=SplitCaps(train=10), seed=4) for ext in ("jsonl", "tsv", "parquet")]
     for ds in loaded[1:]:
-        pd.testing.assert_frame_equal(ds.train, loaded[0].train)
-        pd.testing.assert_frame_equal(ds.test, loaded[0].test)
+        assert_frame_equal(ds.train, loaded[0].train)
+        assert_frame_equal(ds.test, loaded[0].test)
     assert len(loaded[0].train) == 10
 
 

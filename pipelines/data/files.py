@@ -6,11 +6,12 @@ stratified splits need every label count up front), decoded strictly (a non-UTF-
 offset and line) and parsed without evaluating anything. An optional ``split`` column (train / validation /
 test) keeps the user's own splits; otherwise rows are split with the seed, see :mod:`pipelines.data.core`.
 
-Memory: a UTF-8 CSV/TSV is checked in 1 MB blocks, then parsed by pyarrow's CSV reader into arrow-backed string
-columns, only the columns the dataset uses (peak RSS of `startpoint recommend` on a 230 MB CSV went from 17x
-to under 4x the file, see benchmarks/csv_memory.py). Files pyarrow's reader would read differently from pandas'
-(ragged rows, duplicate or empty header names, other encodings) go through pandas' parser as before, so both
-give the same frame and the same error messages.
+Memory: a UTF-8 CSV/TSV is checked in 1 MB blocks, then parsed by pyarrow's CSV reader into Arrow string
+columns, only the columns the dataset uses, handed to polars without a copy (peak RSS of `startpoint recommend`
+on a 230 MB CSV: see benchmarks/csv_memory.py). Files pyarrow's reader would read differently (ragged rows,
+duplicate or empty header names, other encodings) go through Python's `csv` module instead, which reads them
+as pandas' parser did (`text.1` for a repeated name, `Unnamed: 2` for an empty one, short rows padded, a row
+with too many fields refused with its line).
 """
 
 from __future__ import annotations
@@ -24,12 +25,12 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
-import pandas as pd
+import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from pipelines.data.core import DatasetError, LabelledDataset, SplitCaps, build_dataset
+from pipelines.data.core import DatasetError, LabelledDataset, SplitCaps, _stripped, build_dataset
 
 MAX_FILE_BYTES = 256 * 1024 * 1024
 ROW = "__source_row__"  # where a row came from (data row or JSONL line), for error messages
@@ -90,12 +91,12 @@ def _check_utf8(path: Path) -> None:
         raise
 
 
-def _read_csv_arrow(path: Path, sep: str, columns: Sequence[str] | None, optional: Sequence[str]) -> pd.DataFrame | None:
-    """The frame pandas' `read_csv(dtype=str, keep_default_na=False)` gives, read by pyarrow into arrow-backed
+def _read_csv_arrow(path: Path, sep: str, columns: Sequence[str] | None, optional: Sequence[str]) -> pl.DataFrame | None:
+    """Every cell as text (no missing-value guessing), read by pyarrow into Arrow
     strings and only `columns` plus those of `optional` the file has (every column when one of `columns` is
     missing, for the error message); None when pyarrow's
     reader might read the file differently (a header with empty or repeated names, rows with another number of
-    fields than the header): the caller then uses pandas."""
+    fields than the header): the caller then uses `_read_csv_python`."""
     try:
         with path.open(encoding="utf-8-sig", newline="") as fh:
             header = next(csv.reader(fh, delimiter=sep), [])
@@ -124,7 +125,7 @@ def _read_csv_arrow(path: Path, sep: str, columns: Sequence[str] | None, optiona
     # One chunk per column (the reader gives one per block): taking the splits' rows later then never
     # concatenates the blocks again, once per split. The blocks are freed right after.
     table = table.combine_chunks()
-    frame = table.to_pandas(self_destruct=True, split_blocks=True)
+    frame = pl.from_arrow(table, rechunk=False)
     del table
     pa.default_memory_pool().release_unused()
     return frame
@@ -194,7 +195,20 @@ def sniff(path: Path, head: bytes, kind: str | None, encoding: str = "utf-8") ->
     return None
 
 
-def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
+def _column(name: str, values: list) -> pl.Series:
+    """One JSONL field as a column: text, integers or floats when every value is one (missing ones null), else
+    the Python values themselves (mixed types, lists, objects), which the datasets layer reads one by one."""
+    kinds = {type(v) for v in values if v is not None}
+    if kinds <= {str}:
+        return pl.Series(name, values, dtype=pl.String)
+    if kinds <= {int}:
+        return pl.Series(name, values, dtype=pl.Int64)
+    if kinds <= {float}:
+        return pl.Series(name, values, dtype=pl.Float64)
+    return pl.Series(name, values, dtype=pl.Object)
+
+
+def _read_jsonl(path: Path, text: str) -> pl.DataFrame:
     records = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -207,12 +221,62 @@ def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
             raise DatasetError(f"{path}: line {number} is a JSON {type(record).__name__}, not an object with named fields")
         record[ROW] = number
         records.append(record)
-    return pd.DataFrame.from_records(records)
+    names = list(dict.fromkeys(name for record in records for name in record))
+    return pl.DataFrame([_column(name, [record.get(name) for record in records]) for name in names])
+
+
+def _unique_names(header: list[str]) -> list[str]:
+    """Column names as pandas' reader made them: an empty one is `Unnamed: <i>`, a repeat gets `.1`, `.2`, ..."""
+    names: list[str] = []
+    for i, name in enumerate(header):
+        name = name or f"Unnamed: {i}"
+        base, n = name, 0
+        while name in names:
+            n += 1
+            name = f"{base}.{n}"
+        names.append(name)
+    return names
+
+
+def _read_csv_python(path: Path, text: str, kind: str) -> pl.DataFrame:
+    """A CSV/TSV that pyarrow's reader would read differently, by Python's `csv` module: every cell as text,
+    blank lines skipped, a short row padded with empty cells, a row with too many fields refused."""
+    sep = "\t" if kind == "tsv" else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
+    try:
+        header = next((r for r in reader if r), None)
+        if header is None:
+            raise DatasetError(f"{path}: no columns found; the first line must be a header naming the columns")
+        width = len(header)
+        cells: list[list[str]] = [[] for _ in range(width)]
+        for record in reader:
+            if not record:
+                continue
+            if len(record) > width:
+                raise DatasetError(
+                    f"{path}: cannot parse as {kind.upper()}: Expected {width} fields in line {reader.line_num}, saw "
+                    f"{len(record)}; quote fields that hold the separator ({'a tab' if kind == 'tsv' else 'a comma'}) "
+                    "or a line break"
+                )
+            record += [""] * (width - len(record))
+            for column, value in zip(cells, record):
+                column.append(value)
+    except csv.Error as err:
+        raise DatasetError(
+            f"{path}: cannot parse as {kind.upper()}: {err} (line {reader.line_num}); quote fields that hold the "
+            f"separator ({'a tab' if kind == 'tsv' else 'a comma'}) or a line break"
+        ) from None
+    return pl.DataFrame([pl.Series(name, column, dtype=pl.String) for name, column in zip(_unique_names(header), cells)])
+
+
+def _with_rows(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` with the data row number of each row (the header is not counted)."""
+    return frame.with_columns(pl.int_range(1, len(frame) + 1, dtype=pl.Int64).alias(ROW))
 
 
 def read_table(
     path: str | Path, *, encoding: str = "utf-8", columns: Sequence[str] | None = None, optional: Sequence[str] = ()
-) -> pd.DataFrame:
+) -> pl.DataFrame:
     """Read a user file into a frame (strings as str); a `__source_row__` column says where each row came from.
 
     `columns` (and `optional`): a CSV/TSV that has all of `columns` is read with only those and the `optional`
@@ -244,39 +308,24 @@ def read_table(
         raise DatasetError(problem)
     if kind == "parquet":
         try:
-            frame = pq.read_table(path).to_pandas()
+            frame = pl.from_arrow(pq.read_table(path))
         except Exception as err:  # pyarrow raises several types for a damaged file
             raise DatasetError(f"{path}: cannot read as Parquet ({err}); is it really a Parquet file?") from None
-        frame[ROW] = range(1, len(frame) + 1)
-        return frame
+        return _with_rows(frame)
     if kind in ("csv", "tsv") and _is_utf8(encoding):
         _check_utf8(path)
         frame = _read_csv_arrow(path, "\t" if kind == "tsv" else ",", columns, optional)
         if frame is not None:
-            frame[ROW] = range(1, len(frame) + 1)  # data row number; the header is not counted
-            return frame
+            return _with_rows(frame)
     text = _decode(path, path.read_bytes(), encoding)
     if kind == "jsonl":
         return _read_jsonl(path, text)
-    try:
-        frame = pd.read_csv(
-            io.StringIO(text), sep="\t" if kind == "tsv" else ",", dtype=str, keep_default_na=False, na_filter=False
-        )
-    except pd.errors.EmptyDataError:
-        raise DatasetError(f"{path}: no columns found; the first line must be a header naming the columns") from None
-    except pd.errors.ParserError as err:
-        detail = " ".join(str(err).split()).removeprefix("Error tokenizing data. C error: ")
-        raise DatasetError(
-            f"{path}: cannot parse as {kind.upper()}: {detail}; quote fields that hold the separator "
-            f"({'a tab' if kind == 'tsv' else 'a comma'}) or a line break"
-        ) from None
-    frame[ROW] = range(1, len(frame) + 1)  # data row number; the header is not counted
-    return frame
+    return _with_rows(_read_csv_python(path, text, kind))
 
 
 def frame_to_raw(
-    frame: pd.DataFrame, where: str, *, text_col: str, label_col: str, text_pair_col: str | None, split_col: str | None
-) -> pd.DataFrame:
+    frame: pl.DataFrame, where: str, *, text_col: str, label_col: str, text_pair_col: str | None, split_col: str | None
+) -> pl.DataFrame:
     """Pick and rename the user's columns; a missing one is reported with the columns that do exist."""
     columns = [c for c in frame.columns if c != ROW]
     if not len(frame):
@@ -288,12 +337,14 @@ def frame_to_raw(
                 f"{where}: no {role} column {name!r}; the columns are {columns}. "
                 f"Pass --{role.replace(' ', '-')}-col <one of them>{hint}"
             )
-    raw = pd.DataFrame({"text": frame[text_col], "label": frame[label_col], "row": frame[ROW] if ROW in frame else range(1, len(frame) + 1)})
+    row = frame[ROW] if ROW in frame.columns else pl.int_range(1, len(frame) + 1, dtype=pl.Int64, eager=True)
+    raw = [frame[text_col].alias("text"), frame[label_col].alias("label"), row.alias("row")]
     if text_pair_col:
-        raw["text_pair"] = frame[text_pair_col]
+        raw.append(frame[text_pair_col].alias("text_pair"))
     if split_col and split_col in frame.columns:
-        raw["split"] = frame[split_col].map(lambda s: str(s).strip() or None)
-    return raw
+        split = _stripped(frame[split_col])
+        raw.append(pl.select(pl.when(split == "").then(None).otherwise(split)).to_series().alias("split"))
+    return pl.DataFrame(raw)
 
 
 def _separator_hint(columns: list) -> str:

