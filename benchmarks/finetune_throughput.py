@@ -30,6 +30,7 @@ Writes benchmarks/results/finetune_throughput.json (or --out).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -109,9 +110,9 @@ def _test_accuracy(model, tokenizer, ds, recipe, device, dtype) -> float:
     from pipelines.engine import batching
     from pipelines.engine.train import _predict, _score
 
-    test = batching.encode(tokenizer, ds.test["text"].tolist(), None, recipe.max_length)
+    test = batching.encode(tokenizer, [str(t) for t in ds.test["text"]], None, recipe.max_length)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    return _score("accuracy", _predict(model, test, pad_id, device, dtype), ds.test["label"].to_numpy()) / 100
+    return _score("accuracy", _predict(model, test, pad_id, device, dtype), np.asarray(ds.test["label"])) / 100
 
 
 def run_engine(model_dir, ds, recipe, seed, device):
@@ -139,7 +140,6 @@ def run_engine(model_dir, ds, recipe, seed, device):
 
 def run_trainer(model_dir, ds, recipe, seed, device, bf16: bool, grouped: bool):
     import torch
-    from datasets import Dataset
     from transformers import (DataCollatorWithPadding, PrinterCallback, Trainer, TrainingArguments,
                               default_data_collator)
 
@@ -149,9 +149,8 @@ def run_trainer(model_dir, ds, recipe, seed, device, bf16: bool, grouped: bool):
 
     tok = load_tokenizer(model_dir)
     pad = False if grouped else "max_length"
-    data = Dataset.from_pandas(ds.train[["text", "label"]].reset_index(drop=True))
-    train = data.map(lambda b: tok(b["text"], padding=pad, max_length=recipe.max_length, truncation=True),
-                     batched=True, remove_columns=["text"]).rename_column("label", "labels")
+    enc = tok([str(t) for t in ds.train["text"]], padding=pad, max_length=recipe.max_length, truncation=True)
+    train = [{**{k: v[i] for k, v in enc.items()}, "labels": int(y)} for i, y in enumerate(ds.train["label"])]
 
     n_out = len(ds.label_names)
     model = _same_model(model_dir, n_out, seed).to(device)  # on its device before the optimizer, as the engine does
@@ -182,13 +181,16 @@ def run_trainer(model_dir, ds, recipe, seed, device, bf16: bool, grouped: bool):
         return batch
 
     with tempfile.TemporaryDirectory() as out:
-        args = TrainingArguments(
+        common = dict(
             output_dir=out, per_device_train_batch_size=recipe.batch_size, num_train_epochs=recipe.epochs,
             learning_rate=recipe.lr, weight_decay=recipe.weight_decay, max_grad_norm=1.0, seed=seed,
             eval_strategy="no", save_strategy="no", logging_strategy="no", report_to="none", disable_tqdm=True,
-            train_sampling_strategy="group_by_length" if grouped else "random", dataloader_num_workers=0,
-            bf16=bf16, use_cpu=device == "cpu",
+            dataloader_num_workers=0, bf16=bf16, use_cpu=device == "cpu",
         )
+        try:  # the name of length grouping in recent transformers, then the older flag
+            args = TrainingArguments(**common, train_sampling_strategy="group_by_length" if grouped else "random")
+        except TypeError:
+            args = TrainingArguments(**common, group_by_length=grouped)
         trainer = Trainer(model=Adapter(model), args=args, train_dataset=train, data_collator=collator,
                           optimizers=(optimizer, scheduler))
         trainer.remove_callback(PrinterCallback)  # it prints the metrics dict; the table below says it all
@@ -372,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
                     train_cap=args.train, warmup_ratio=0.1, weight_decay=0.01, patience=0, eval_cap=None,
                     test_cap=args.test)
     ds = load_dataset(args.dataset, caps=SplitCaps(train=args.train, validation=1, test=args.test), seed=0)
-    ds = type(ds)(**{**ds.__dict__, "validation": ds.validation.iloc[:0]})  # no validation: same work as Trainer
+    ds = dataclasses.replace(ds, validation=ds.validation.head(0))  # no validation: the Trainer runs none either
     config = AutoConfig.from_pretrained(model_dir)
     load_start = os.getloadavg()
     print(f"{args.dataset}: {len(ds.train)} train / {len(ds.test)} test, {args.epochs} epoch(s), batch "

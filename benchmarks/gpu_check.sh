@@ -12,8 +12,10 @@ if [[ -x .venv/bin/python ]]; then
     PY=.venv/bin/python
 elif command -v python >/dev/null 2>&1; then
     PY=$(command -v python)
+elif command -v python3 >/dev/null 2>&1; then
+    PY=$(command -v python3)
 else
-    echo "gpu_check: no .venv/bin/python and no python on PATH; run 'make install' first" >&2
+    echo "gpu_check: no .venv/bin/python and no python or python3 on PATH; run 'make install' first" >&2
     exit 2
 fi
 args=("$@")
