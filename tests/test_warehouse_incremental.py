@@ -194,3 +194,15 @@ def test_a_spill_folder_is_set_inside_the_staging_folder(paths, monkeypatch):
     load_tables(url, db)
     assert seen["temp_directory"].startswith(str(load.staging_dir(db)))
     assert seen["memory_limit"] in ("286.1 MiB", "300.0 MB")
+
+
+def test_a_remote_fsspec_lake_is_read_by_duckdb_through_the_registered_filesystem(tmp_path, monkeypatch):
+    """A non-local lake (fsspec's memory filesystem here, s3fs on a cluster): DuckDB reads its files through
+    the registered filesystem, and incremental loads work the same."""
+    url, db = f"memory://whscale-{os.getpid()}-{tmp_path.name}", tmp_path / "warehouse.duckdb"
+    monkeypatch.setattr(load, "SMALL_FILE", 0)
+    run(url, "a", 1.0)
+    assert load_tables(url, db)["finetune_runs"] == 1
+    run(url, "b", 2.0)
+    counts = load_tables(url, db)
+    assert counts.modes["finetune_runs"] == "appended" and rows(db) == [("a", 1.0), ("b", 2.0)]

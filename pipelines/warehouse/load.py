@@ -364,8 +364,8 @@ SMALL_FILE = 1 << 20  # bytes: below this a file is read with Arrow (DuckDB's fi
 
 
 def _scan(con: duckdb.DuckDBPyConnection, lake_url: str, spec: TableSpec, files: dict[str, tuple[int, str]],
-          quarantined: list[lake.Quarantined], sql: str) -> None:
-    """Run ``sql``, whose ``{src}`` becomes a subquery with the schema's columns over ``files``.
+          quarantined: list[lake.Quarantined], sql: str | list[str]) -> None:
+    """Run ``sql`` (one statement or several), whose ``{src}`` becomes a subquery with the schema's columns over ``files``.
 
     Large files (compacted ones) are read by DuckDB itself, streaming (``read_parquet``, union by name: older
     files may lack newer columns); small ones (one per run) are read with Arrow, as DuckDB's cost per file is a
@@ -404,10 +404,15 @@ def _scan(con: duckdb.DuckDBPyConnection, lake_url: str, spec: TableSpec, files:
                 params = {"files": names}
             if not sources:
                 sources.append(f"SELECT {_columns(spec, set())} WHERE false")
-            con.execute(sql.format(src="(" + " UNION ALL ".join(sources) + ")"), params)
+            src = "(" + " UNION ALL ".join(sources) + ")"
+            for statement in [sql] if isinstance(sql, str) else sql:
+                if "{src}" in statement:
+                    con.execute(statement.format(src=src), params)
+                else:
+                    con.execute(statement)
             return
-        except duckdb.Error as exc:
-            if lake.disk_full(exc) or isinstance(exc, duckdb.InterruptException) or not large:
+        except (duckdb.InvalidInputException, duckdb.IOException) as exc:  # what a bad Parquet file raises
+            if lake.disk_full(exc) or not large:
                 raise
             bad = _find_corrupt(lake_url, spec, large, names, exc, quarantined)
             large = [p for p in large if p not in bad]
@@ -445,17 +450,31 @@ def _find_corrupt(lake_url: str, spec: TableSpec, files: list[str], names: list[
     raise exc
 
 
+def _newest_per_key(spec: TableSpec, columns: str, key: str) -> str:
+    """SQL keeping the newest row per key of ``{src}``. Keys are almost always unique (a rerun rewrites its own
+    file), so the window that picks the newest row runs only over the rows whose key repeats (``_dups``, found by a
+    hash aggregate over the key columns alone, which spills); a window over every wide row does not fit in memory
+    at 18M rows. NULL key parts match, as in ``PARTITION BY``."""
+    same = " AND ".join(f'd."{k}" IS NOT DISTINCT FROM s."{k}"' for k in spec.key)
+    return f"""
+        SELECT {columns} FROM {{src}} s WHERE NOT EXISTS (SELECT 1 FROM _dups d WHERE {same})
+        UNION ALL
+        SELECT {columns} FROM (SELECT * FROM {{src}} s SEMI JOIN _dups d ON {same})
+        QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY ingested_at DESC) = 1
+    """
+
+
 def _rebuild(con: duckdb.DuckDBPyConnection, lake_url: str, spec: TableSpec, files: dict[str, tuple[int, str]],
              quarantined: list[lake.Quarantined]) -> None:
     """Replace the table with the newest row per key of ``files``, sorted by key as before."""
     key = ", ".join(f'"{k}"' for k in spec.key)
     columns = ", ".join(f'"{c}"' for c in spec.schema.names if c != "ingested_at")
-    _scan(con, lake_url, spec, files, quarantined, f"""
-        CREATE OR REPLACE TABLE main."{spec.name}" AS
-        SELECT {columns} FROM {{src}}
-        QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY ingested_at DESC) = 1
-        ORDER BY {key}
-    """)
+    _scan(con, lake_url, spec, files, quarantined, [
+        f"CREATE OR REPLACE TEMP TABLE _dups AS SELECT {key} FROM {{src}} GROUP BY ALL HAVING count(*) > 1",
+        f'CREATE OR REPLACE TABLE main."{spec.name}" AS '
+        f"SELECT * FROM ({_newest_per_key(spec, columns, key)}) ORDER BY {key}",
+        "DROP TABLE _dups",
+    ])
     con.execute(f"COMMENT ON TABLE main.\"{spec.name}\" IS {_sql_text(spec.description)}")
 
 
@@ -465,11 +484,11 @@ def _append(con: duckdb.DuckDBPyConnection, lake_url: str, spec: TableSpec, file
     changed) when one is, so the caller rebuilds the table."""
     key = ", ".join(f'"{k}"' for k in spec.key)
     columns = ", ".join(f'"{c}"' for c in spec.schema.names if c != "ingested_at")
-    _scan(con, lake_url, spec, files, quarantined, f"""
-        CREATE OR REPLACE TEMP TABLE _new AS
-        SELECT {columns} FROM {{src}}
-        QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY ingested_at DESC) = 1
-    """)
+    _scan(con, lake_url, spec, files, quarantined, [
+        f"CREATE OR REPLACE TEMP TABLE _dups AS SELECT {key} FROM {{src}} GROUP BY ALL HAVING count(*) > 1",
+        f"CREATE OR REPLACE TEMP TABLE _new AS {_newest_per_key(spec, columns, key)}",
+        "DROP TABLE _dups",
+    ])
     try:
         same = " AND ".join(f'n."{k}" IS NOT DISTINCT FROM t."{k}"' for k in spec.key)
         repeated = con.execute(f'SELECT count(*) FROM _new n SEMI JOIN main."{spec.name}" t ON {same}').fetchone()[0]
