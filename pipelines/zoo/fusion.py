@@ -308,7 +308,6 @@ RANKINGS = ("auto", "warehouse", "lake")
 def local_candidates(base_model: str, models_dir: Path) -> list[str]:
     """The base and the local intermediate models made from it (model cards naming it as base; fused models are
     never members), in a stable order."""
-    from pipelines.partitions import decode_key
     from pipelines.zoo import read_model_card
 
     out = [base_model]
@@ -320,8 +319,9 @@ def local_candidates(base_model: str, models_dir: Path) -> list[str]:
                 card = read_model_card(folder)
             except ModelDirError:
                 continue
-            if card.get("base_model") == base_model and card.get("role", "intermediate") != "fused":
-                out.append(card.get("model_id") or decode_key(folder.name))
+            if (card.get("base_model") == base_model and card.get("role", "intermediate") != "fused"
+                    and isinstance(card.get("model_id"), str)):
+                out.append(card["model_id"])
     return out
 
 
