@@ -149,8 +149,8 @@ def list_file_info(lake_url: str, table: str) -> list[FileInfo]:
     out = []
     for path, info in found.items():
         if _complete(path):
-            stamp = info.get("mtime") or info.get("LastModified") or info.get("last_modified") or info.get("ETag") or ""
-            out.append(FileInfo(path, int(info.get("size") or 0), str(stamp)))
+            stamp = [info.get(k) for k in ("mtime", "LastModified", "last_modified", "created", "ETag", "etag")]
+            out.append(FileInfo(path, int(info.get("size") or 0), "|".join(str(v) for v in stamp if v)))
     return sorted(out, key=lambda f: f.path)
 
 
