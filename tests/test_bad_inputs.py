@@ -24,7 +24,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
+import polars as pl
 import pytest
 
 from product_fixture import build
@@ -39,7 +39,7 @@ def _good_rows(n: int = 30) -> list[tuple[str, str]]:
 
 
 def _csv_bytes(rows=None) -> bytes:
-    return pd.DataFrame(rows or _good_rows(), columns=["text", "label"]).to_csv(index=False).encode("utf-8")
+    return pl.DataFrame(rows or _good_rows(), schema=["text", "label"], orient="row").write_csv().encode("utf-8")
 
 
 def _zip(members: dict[str, bytes]) -> bytes:
@@ -56,16 +56,15 @@ ODS = {"mimetype": b"application/vnd.oasis.opendocument.spreadsheet", "content.x
 
 def _parquet_bytes() -> bytes:
     buf = io.BytesIO()
-    pd.DataFrame(_good_rows(), columns=["text", "label"]).to_parquet(buf)
+    pl.DataFrame(_good_rows(), schema=["text", "label"], orient="row").write_parquet(buf)
     return buf.getvalue()
 
 
 def _parquet_none_labels() -> bytes:
     buf = io.BytesIO()
     rows = _good_rows()
-    frame = pd.DataFrame(rows, columns=["text", "label"]).astype(object)
-    frame.loc[[4, 11], "label"] = None
-    frame.to_parquet(buf)
+    rows = [(text, None if i in (4, 11) else label) for i, (text, label) in enumerate(rows)]
+    pl.DataFrame(rows, schema={"text": pl.String, "label": pl.String}, orient="row").write_parquet(buf)
     return buf.getvalue()
 
 
@@ -302,14 +301,14 @@ class Outcome:
     after: dict
 
 
-# `python -m pipelines.cli ARGS` costs a second of imports (pandas, scipy, duckdb) per case. The corpus runs through
+# `python -m pipelines.cli ARGS` costs a second of imports (polars, scipy, duckdb) per case. The corpus runs through
 # a zygote instead: one interpreter imports them once, then forks one child per case, which runs the module as
 # `__main__` with the case's argv, environment, working directory and its own stdout/stderr files, and exits as the
 # interpreter would (an uncaught exception prints its traceback and exits 1). FRESH cases also run in a fresh
 # interpreter, to show both paths agree.
 _ZYGOTE = r"""
 import json, os, runpy, sys, traceback
-import duckdb, pandas, pipelines.cli, pipelines.data, pipelines.recommend, pipelines.site, pipelines.modelcard
+import duckdb, polars, pipelines.cli, pipelines.data, pipelines.recommend, pipelines.site, pipelines.modelcard
 jobs, workers = json.load(sys.stdin)
 running, results = {}, {}
 def reap():

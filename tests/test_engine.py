@@ -5,7 +5,7 @@ import re
 import shutil
 
 import numpy as np
-import pandas as pd
+import polars as pl
 import pytest
 
 from pipelines.data import LabelledDataset
@@ -18,7 +18,7 @@ GOOD = ["great", "lovely", "excellent", "wonderful", "tasty", "superb"]
 BAD = ["awful", "terrible", "bland", "horrible", "stale", "disgusting"]
 
 
-def reviews(n: int, labels=(0, 1), seed: int = 0) -> pd.DataFrame:
+def reviews(n: int, labels=(0, 1), seed: int = 0) -> pl.DataFrame:
     """Short reviews whose sentiment word decides the label (0 = negative, 1 = positive)."""
     rng = np.random.default_rng(seed)
     rows = []
@@ -27,12 +27,12 @@ def reviews(n: int, labels=(0, 1), seed: int = 0) -> pd.DataFrame:
         word = rng.choice(BAD if label == 0 else GOOD)
         rows.append({"text": f"the soup was {word} and the bread {rng.choice(['too', 'also', 'quite'])} {word}",
                      "text_pair": None, "label": int(label)})
-    return pd.DataFrame(rows)
+    return pl.DataFrame(rows, schema={"text": pl.String, "text_pair": pl.String, "label": pl.Int64})
 
 
 def dataset(train, test, validation=None, names=("negative", "positive")) -> LabelledDataset:
     return LabelledDataset(dataset_id="toy_reviews", source="test", label_names=list(names), train=train,
-                           validation=validation if validation is not None else test.iloc[:0], test=test)
+                           validation=validation if validation is not None else test.head(0), test=test)
 
 
 def test_recipe_hash_is_stable_and_sensitive():
@@ -106,7 +106,7 @@ def test_finetune_learns_a_toy_task_and_reports_speed(tmp_path, base_dir):
         (lambda: dataset(reviews(16, labels=(1,)), reviews(8)), "single class"),
         (lambda: dataset(reviews(16), reviews(9, labels=(0, 1, 2)), names=("neg", "pos", "mixed")),
          r"test labels \['mixed'\] never occur"),
-        (lambda: dataset(reviews(16).drop(columns="label"), reviews(8)), "no 'label' column"),
+        (lambda: dataset(reviews(16).drop("label"), reviews(8)), "no 'label' column"),
     ],
     ids=["empty", "one-class", "unseen-test-label", "missing-label-column"],
 )

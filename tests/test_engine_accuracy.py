@@ -14,7 +14,7 @@ def test_fine_foods_1000_examples_reaches_80_percent(tmp_path):
     recipe = Recipe(train_cap=1000, max_length=96, epochs=1, batch_size=32, eval_cap=200, test_cap=500)
     ds = load_dataset("fine_foods", caps=SplitCaps(train=1000, validation=200, test=500), seed=0)
     assert len(ds.train) == 1000
-    majority = ds.test["label"].value_counts(normalize=True).max()
+    majority = ds.test["label"].value_counts(normalize=True)["proportion"].max()
     result = finetune(resolve(DEFAULT_BASE), ds, recipe, seed=0, log=print, cache_dir=tmp_path)
     assert result.status == "ok", result.error
     assert result.score >= 80.0, f"accuracy {result.score:.1f}% (majority share {majority:.2f})"
@@ -28,7 +28,7 @@ def test_every_default_grid_target_beats_its_majority_share(target, tmp_path):
     recipe = DEFAULT_GRID.recipe_for(target)
     assert recipe == target_recipe(target)
     ds = load_dataset(target, caps=recipe.split_caps)
-    majority = 100 * ds.test["label"].value_counts(normalize=True).max()
+    majority = 100 * ds.test["label"].value_counts(normalize=True)["proportion"].max()
     result = finetune(resolve(DEFAULT_BASE), ds, recipe, seed=0, log=print, cache_dir=tmp_path)
     assert result.status == "ok", result.error
     assert result.score > majority + 3, f"{target}: {result.score:.1f}% vs majority {majority:.1f}%"

@@ -10,7 +10,7 @@ import shutil
 
 import dagster as dg
 import numpy as np
-import pandas as pd
+import polars as pl
 import pytest
 
 from pipelines import lake
@@ -135,11 +135,11 @@ def broken(base, tmp_path, make, name="broken-model"):
     return folder, file, reason
 
 
-def reviews(n: int, seed: int = 0) -> pd.DataFrame:
+def reviews(n: int, seed: int = 0) -> pl.DataFrame:
     rng = np.random.default_rng(seed)
     good, bad = ["great", "lovely", "tasty"], ["awful", "bland", "stale"]
-    return pd.DataFrame([{"text": f"the soup was {rng.choice(good if i % 2 else bad)} tonight", "text_pair": None,
-                          "label": i % 2} for i in range(n)])
+    return pl.DataFrame([{"text": f"the soup was {rng.choice(good if i % 2 else bad)} tonight", "text_pair": None,
+                          "label": i % 2} for i in range(n)], schema={"text": pl.String, "text_pair": pl.String, "label": pl.Int64})
 
 
 def toy_dataset() -> LabelledDataset:
@@ -210,8 +210,7 @@ def test_the_finetune_asset_writes_failed_rows_for_a_broken_model(base_dir, tmp_
     folder, file, reason = broken(base_dir, home / "models", make, name=encode_key(model_id))
     (folder / "startpoint.json").write_text(json.dumps({"architecture": ARCH, "base_model": DEFAULT_BASE}))
     target = tmp_path / "reviews.csv"
-    reviews(60).assign(label=lambda f: f["label"].map({0: "negative", 1: "positive"}))[["text", "label"]].to_csv(
-        target, index=False)
+    reviews(60).select("text", pl.col("label").replace_strict({0: "negative", 1: "positive"})).write_csv(target)
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("base_models", [encode_key(model_id)])
     instance.add_dynamic_partitions("targets", [encode_key(str(target))])

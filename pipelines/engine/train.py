@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+import polars as pl
 
 from pipelines.engine import batching
 from pipelines.engine.device import autocast, autocast_dtype, configure_threads, pick_device
@@ -55,7 +55,7 @@ class FinetuneResult:
         return asdict(self)
 
 
-def _column(frame: pd.DataFrame, name: str, split: str, dataset_id: str) -> pd.Series:
+def _column(frame: pl.DataFrame, name: str, split: str, dataset_id: str) -> pl.Series:
     if name not in frame.columns:
         raise FinetuneError(
             f"{dataset_id}: the {split} split has no {name!r} column (columns: {list(frame.columns)}); "
@@ -64,18 +64,23 @@ def _column(frame: pd.DataFrame, name: str, split: str, dataset_id: str) -> pd.S
     return frame[name]
 
 
-def _texts(frame: pd.DataFrame, split: str, dataset_id: str) -> tuple[list[str], list[str] | None]:
+def _missing(values: pl.Series) -> pl.Series:
+    """Null cells, and NaN ones in a float column."""
+    return values.is_null() | values.is_nan() if values.dtype.is_float() else values.is_null()
+
+
+def _texts(frame: pl.DataFrame, split: str, dataset_id: str) -> tuple[list[str], list[str] | None]:
     text = _column(frame, "text", split, dataset_id)
-    bad = text.map(lambda t: not isinstance(t, str))
+    bad = _missing(text) if text.dtype == pl.String else pl.Series([not isinstance(t, str) for t in text.to_list()])
     if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise FinetuneError(f"{dataset_id}: {split} row {row} has no text ({text.iloc[row]!r})")
+        row = int(bad.arg_true()[0])
+        raise FinetuneError(f"{dataset_id}: {split} row {row} has no text ({text[row]!r})")
     pairs = frame["text_pair"] if "text_pair" in frame.columns else None
-    if pairs is not None and pairs.isna().all():
+    if pairs is not None and pairs.is_null().all():
         pairs = None
     if pairs is not None:
-        pairs = pairs.fillna("").astype(str).tolist()
-    return text.tolist(), pairs
+        pairs = pairs.cast(pl.String).fill_null("").to_list()
+    return text.to_list(), pairs
 
 
 def _check_labels(dataset, metric: str) -> int:
@@ -86,24 +91,24 @@ def _check_labels(dataset, metric: str) -> int:
         if frame is None or len(frame) == 0:
             raise FinetuneError(f"{did}: the {split} split is empty; check the dataset's source and caps")
         labels = _column(frame, "label", split, did)
-        if labels.isna().any():
-            row = int(np.flatnonzero(labels.isna().to_numpy())[0])
+        if _missing(labels).any():
+            row = int(_missing(labels).arg_true()[0])
             raise FinetuneError(f"{did}: {split} row {row} has no label")
     if metric == "spearman":
         return 1
     if metric != "accuracy":
         raise FinetuneError(f"{did}: metric {metric!r} is not supported (accuracy for classes, spearman for scores)")
-    train_labels = set(dataset.train["label"].astype(int))
+    train_labels = set(dataset.train["label"].cast(pl.Int64).to_list())
     if len(train_labels) < 2:
         raise FinetuneError(
             f"{did}: the train split has a single class ({sorted(train_labels)}); a classifier needs at least two"
         )
-    unseen = sorted(set(dataset.test["label"].astype(int)) - train_labels)
+    unseen = sorted(set(dataset.test["label"].cast(pl.Int64).to_list()) - train_labels)
     if unseen:
         names = getattr(dataset, "label_names", None) or []
         shown = [names[i] if 0 <= i < len(names) else i for i in unseen]
         raise FinetuneError(f"{did}: test labels {shown} never occur in the train split; re-split the data")
-    n = max(len(getattr(dataset, "label_names", None) or []), max(train_labels | set(dataset.test["label"])) + 1)
+    n = max(len(getattr(dataset, "label_names", None) or []), max(train_labels | set(dataset.test["label"].cast(pl.Int64).to_list())) + 1)
     if min(train_labels) < 0:
         raise FinetuneError(f"{did}: labels must be integers ≥ 0, found {min(train_labels)}")
     return int(n)
@@ -166,11 +171,12 @@ def _schedule(optimizer, total_steps: int, warmup_ratio: float):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def _cap(frame: pd.DataFrame, cap: int | None) -> pd.DataFrame:
-    # The same subset for every seed (seeds vary initialisation and order, not the data).
+def _cap(frame: pl.DataFrame, cap: int | None) -> pl.DataFrame:
+    # The same subset for every seed (seeds vary initialisation and order, not the data): `cap` rows drawn
+    # without replacement by RandomState(0), kept in frame order (the rows every recorded score was trained on).
     if cap is None or len(frame) <= cap:
         return frame
-    return frame.sample(n=cap, random_state=0).sort_index()
+    return frame[np.sort(np.random.RandomState(0).choice(len(frame), cap, replace=False))]
 
 
 def _seed_everything(seed: int) -> np.random.Generator:

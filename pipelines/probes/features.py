@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 
 FEATURES_VERSION = 2  # bump when the featurisation code changes meaning (2: max_length is per text)
 
@@ -68,17 +69,17 @@ def load_for_features(model_dir: Path, device: str | None = None) -> tuple:
     return load_tokenizer(model_dir), load_encoder(model_dir).to(device).eval(), device
 
 
-def encode(model_dir: Path, frame, settings: FeatureSettings, device: str | None = None) -> np.ndarray:
+def encode(model_dir: Path, frame: pl.DataFrame, settings: FeatureSettings, device: str | None = None) -> np.ndarray:
     """Mean-pooled features (n, hidden) of a frame with `text` and optional `text_pair` columns."""
     return encode_loaded(*load_for_features(model_dir, device), frame, settings)
 
 
-def encode_loaded(tokenizer, model, device: str, frame, settings: FeatureSettings) -> np.ndarray:
+def encode_loaded(tokenizer, model, device: str, frame: pl.DataFrame, settings: FeatureSettings) -> np.ndarray:
     """`encode` with the model already loaded: the encoder pass alone."""
     import torch
 
-    texts = frame["text"].tolist()
-    pairs = frame["text_pair"].tolist() if "text_pair" in frame and frame["text_pair"].notna().any() else None
+    texts = frame["text"].to_list()
+    pairs = frame["text_pair"].to_list() if "text_pair" in frame.columns and frame["text_pair"].is_not_null().any() else None
     # Sorting by length keeps padding (and CPU time) low; rows are put back in order afterwards.
     order = np.argsort([len(t) for t in texts], kind="stable")
     max_length = settings.max_length * (2 if pairs else 1)
