@@ -94,9 +94,9 @@ def _object_store(fs: fsspec.AbstractFileSystem) -> bool:
     return bool(_OBJECT_STORES.intersection(protocols))
 
 
-def _put_whole(fs: fsspec.AbstractFileSystem, final: str, arrow: pa.Table) -> str:
+def _put_whole(fs: fsspec.AbstractFileSystem, final: str, arrow: pa.Table, **parquet_options: Any) -> str:
     sink = pa.BufferOutputStream()
-    pq.write_table(arrow, sink)
+    pq.write_table(arrow, sink, **parquet_options)
     fs.pipe_file(final, sink.getvalue().to_pybytes())
     return final
 
@@ -341,6 +341,8 @@ def write_compacted(lake_url: str, table: str, origin: str, data: pa.Table, row_
     fs, root = _fs(lake_url)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
     final = posixpath.join(root, table, origin, COMPACTED, f"{stamp}-{uuid.uuid4().hex[:8]}.parquet")
+    if _object_store(fs):  # one PUT, as in `write`
+        return _put_whole(fs, final, arrow, row_group_size=row_group_size)
     fs.makedirs(posixpath.dirname(final), exist_ok=True)
     tmp = posixpath.join(posixpath.dirname(final), f".{posixpath.basename(final)}.tmp")
     try:

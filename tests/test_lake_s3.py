@@ -88,3 +88,19 @@ def test_a_rewrite_replaces_the_object_whole(s3_lake):
     assert _keys(client) == ["lake/hub_models/local/org--m.parquet"]
     with fsspec.open(f"{url}/hub_models/local/org--m.parquet", "rb") as fh:
         assert pq.read_table(fh).column("architecture").to_pylist() == ["b"]
+
+
+def test_compaction_on_s3_leaves_only_whole_objects(s3_lake, monkeypatch):
+    """Compaction writes its merged file with one PUT too, then removes the sources: no temporary object."""
+    url, client = s3_lake
+    for i in range(3):
+        lake.write(url, "hub_models", f"local/org--m{i}", [_row(f"org/m{i}")])
+    fs = fsspec.filesystem("s3")
+    calls = []
+    monkeypatch.setattr(fs, "mv", lambda *a, **k: calls.append("mv"))
+    result = lake.compact(url, "hub_models", "local")
+    assert calls == [] and result.sources == 3 and len(result.written) == 1
+    keys = _keys(client)
+    assert len(keys) == 1 and keys[0].startswith("lake/hub_models/local/_compacted/") and keys[0].endswith(".parquet")
+    fs.invalidate_cache()
+    assert sorted(lake.read(url, "hub_models").column("model_id").to_pylist()) == ["org/m0", "org/m1", "org/m2"]
