@@ -71,7 +71,9 @@ def sql_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse
     with staged(warehouse.path, log=context.log, require_live=True) as staging:
         os.environ["STARTPOINT_WAREHOUSE"] = str(staging)  # dbt's profile reads it
         try:
-            # One artifact folder per home, reused run after run (the pool runs one dbt at a time per warehouse).
+            # One artifact folder per home, reused run after run (the pool runs one dbt at a time per warehouse);
+            # it keeps the latest run's dbt.log only (the Dagster run holds every run's dbt output).
+            (run_target_path() / "dbt.log").unlink(missing_ok=True)
             invocation = dbt.cli(["build"], context=context, raise_on_error=False, target_path=run_target_path())
             events = list(invocation.stream())
         finally:

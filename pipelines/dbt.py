@@ -7,8 +7,8 @@ writes `sql/target/manifest.json` before anything imports the code location (`ma
 never runs dbt.
 
 Each dbt invocation made by Dagster writes its artifacts and log to one folder per home, `$STARTPOINT_HOME/dbt`,
-reused by the next run (dbt overwrites them and rolls dbt.log over at 10 MB), so `sql/target` holds only the manifest
-and repeated runs add nothing to the repository checkout.
+reused by the next run (dbt overwrites its artifacts; the previous dbt.log is removed first), so the folder holds
+the latest run only, `sql/target` holds only the manifest, and repeated runs add nothing to the checkout.
 """
 
 from __future__ import annotations

@@ -100,14 +100,28 @@ def test_declared_dbt_columns_are_the_warehouse_columns(built):
         con.close()
 
 
-def test_dbt_artifacts_stay_out_of_the_checkout(built):
-    """Each Dagster dbt run writes to $STARTPOINT_HOME/dbt, reused run after run; sql/target gains nothing."""
+def _size(folder) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def test_dbt_artifacts_stay_out_of_the_checkout_and_do_not_grow(built):
+    """Each Dagster dbt run writes to $STARTPOINT_HOME/dbt, reused run after run: a second run leaves the folder
+    the size of one run's artifacts, and sql/target gains nothing."""
+    from assets.sql_models import sql_models
+    from pipelines.dbt import dbt_resource
+    from pipelines.resources import WarehouseResource
     from pipelines.settings import SQL_DIR
 
     home, _, before = built
+    assert (home / "dbt" / "run_results.json").is_file()
+    first = _size(home / "dbt")
+    again = dg.materialize([sql_models], instance=dg.DagsterInstance.ephemeral(), resources={
+        "dbt": dbt_resource(), "warehouse": WarehouseResource(path=str(home / "warehouse.duckdb"))})
+    assert again.success
+    second = _size(home / "dbt")
+    assert second <= first * 1.1, (first, second)
     after = set((SQL_DIR / "target").iterdir()) if (SQL_DIR / "target").is_dir() else set()
     assert not {p for p in after - before if p.name.startswith("sql_models-")}
-    assert (home / "dbt" / "run_results.json").is_file()
 
 
 def test_register_rebuilds_partitions_and_history_from_the_lake(tmp_path):
