@@ -124,7 +124,8 @@ def test_a_model_with_remote_code_is_refused_before_loading(home):
 def test_zoo_skips_folders_still_being_written(home):
     make_intermediate(home / "models", "local/half-written")
     (home / "models" / encode_key("local/half-written")).rename(home / "models" / ".local--half-written.123.tmp")
-    assert {c.model_id for c in zoo_models(home / "models")} == {PRETRAINED, INTERMEDIATE}
+    found = {c.model_id for c in zoo_models(home / "models") if c.architecture == "all-MiniLM-L6-v2"}
+    assert found == {PRETRAINED, INTERMEDIATE}  # (the packaged MiniLM-L3 is listed too, under its own architecture)
 
 
 def test_the_grid_probes_each_of_its_models(home):
