@@ -57,7 +57,9 @@ class _Translator(DagsterDbtTranslator):
 
 @dbt_assets(
     manifest=manifest_path(),
-    dagster_dbt_translator=_Translator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
+    # dbt tests are asset checks, those on the sources (keys, relationships) on the warehouse tables they test.
+    dagster_dbt_translator=_Translator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True,
+                                                                             enable_source_tests_as_checks=True)),
     pool=POOL,
 )
 def sql_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
