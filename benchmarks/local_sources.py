@@ -57,6 +57,13 @@ def wilson(correct: float, n: int, z: float = 1.96) -> tuple[float, float]:
     return (round(100 * (centre - half), 2), round(100 * (centre + half), 2))
 
 
+def majority_share(labels) -> float:
+    from collections import Counter
+
+    values = list(labels)
+    return max(Counter(values).values()) / len(values)
+
+
 def from_model_card(base: str, source: str, label: str, recipe, models_dir: Path) -> dict | None:
     """The same run read from an intermediate model the grid already made with this very recipe (its model card
     holds the source test score), instead of training it again; None when there is none."""
@@ -72,7 +79,7 @@ def from_model_card(base: str, source: str, label: str, recipe, models_dir: Path
         "base_model": base, "source": source, "recipe_label": label, "recipe": json.loads(recipe.to_json()),
         "recipe_hash": recipe.recipe_hash, "n_train": len(ds.train), "n_test": n, "epochs_run": None,
         "test_score": round(score, 2), "test_interval": wilson(score / 100 * n, n),
-        "test_majority_share": round(100 * float(ds.test["label"].value_counts().max() / n), 2),
+        "test_majority_share": round(100 * majority_share(ds.test["label"]), 2),
         "best_validation": None, "validation_scores": [], "train_seconds": None, "wall_seconds": None,
         "from_model_card": str(local_model_dir(intermediate_id(source, base), models_dir)),
     }
@@ -84,7 +91,7 @@ def run_one(base: str, source: str, label: str, recipe, cache_dir: Path) -> dict
     from pipelines.zoo import resolve
 
     ds = load_dataset(source, caps=recipe.split_caps, seed=0)
-    majority = float(ds.test["label"].value_counts().max() / len(ds.test))
+    majority = majority_share(ds.test["label"])
     start = time.perf_counter()
     result = finetune(resolve(base), ds, recipe, seed=0, log=lambda m: print(f"  {m}", file=sys.stderr, flush=True),
                       cache_dir=cache_dir)
@@ -103,7 +110,9 @@ def run_one(base: str, source: str, label: str, recipe, cache_dir: Path) -> dict
 
 
 def choose(runs: list[dict], labels: list[str]) -> dict:
-    """The cheapest candidate meeting the rule for every (base, source), with each check's margins."""
+    """The cheapest candidate meeting the rule for every (base, source), with each check's margins. A measured
+    failure (too close to the majority share, or too far below the reference) is final; a pair whose candidate or
+    reference run is missing leaves the verdict open (None)."""
     by = {(r["base_model"], r["source"], r["recipe_label"]): r for r in runs}
     pairs = sorted({(r["base_model"], r["source"]) for r in runs})
     reference = labels[-1]
@@ -115,17 +124,19 @@ def choose(runs: list[dict], labels: list[str]) -> dict:
             if r is None or ref is None:
                 missing.append({"base_model": base, "source": source,
                                 "not_measured": [x for x, v in ((label, r), (reference, ref)) if v is None]})
+            if r is None:
                 continue
             above = r["test_score"] - r["test_majority_share"]
-            below = ref["test_score"] - r["test_score"]
+            below = None if ref is None else ref["test_score"] - r["test_score"]
+            failed = above < MIN_ABOVE_MAJORITY or (below is not None and below > MAX_BELOW_REFERENCE)
             checks.append({"base_model": base, "source": source, "above_majority": round(above, 2),
-                           "below_reference": round(below, 2),
-                           "ok": above >= MIN_ABOVE_MAJORITY and below <= MAX_BELOW_REFERENCE})
-        # A recipe meets the rule only when every (base, source) was measured and passed; a failed check is final.
-        meets = None if missing and all(c["ok"] for c in checks) else (not missing and all(c["ok"] for c in checks))
+                           "below_reference": None if below is None else round(below, 2),
+                           "ok": False if failed else (None if below is None else True)})
+        oks = [c["ok"] for c in checks]
+        meets = False if False in oks else (None if missing or None in oks else True)
         verdicts.append({"recipe_label": label, "meets_rule": meets, "checks": checks, "missing": missing})
     chosen = None
-    for v in verdicts:  # cheapest first; an unmeasured cheaper recipe leaves the choice open
+    for v in verdicts:  # cheapest first; an undecided cheaper recipe leaves the choice open
         if v["meets_rule"] is None:
             break
         if v["meets_rule"]:
@@ -147,6 +158,9 @@ def intertraining_gains(home: Path, architectures: list[str]) -> dict:
             f"""select architecture, model_id, n_targets, mean_gain, ci_low, ci_high, win_rate, rank
                 from base_model_effects where architecture in ({marks}) order by architecture, model_id""",
             architectures).fetchall()
+        reliability = dict(con.execute(
+            f"select architecture, reliability from ranking_reliability where architecture in ({marks})",
+            architectures).fetchall())
         cells = con.execute(
             f"""select architecture, model_id, dataset_id, n_seeds, score_mean, baseline_robust, gain, gain_se
                 from gains where architecture in ({marks}) order by architecture, model_id, dataset_id""",
@@ -155,6 +169,7 @@ def intertraining_gains(home: Path, architectures: list[str]) -> dict:
         con.close()
     r = lambda v: None if v is None else round(float(v), 2)  # noqa: E731
     return {
+        "reliability": {a: r(v) for a, v in reliability.items()},
         "models": [{"architecture": a, "model_id": m, "n_targets": n, "mean_gain": r(g), "ci_low": r(lo),
                     "ci_high": r(hi), "win_rate": r(w), "rank": rank} for a, m, n, g, lo, hi, w, rank in models],
         "cells": [{"architecture": a, "model_id": m, "target": d, "n_seeds": n, "score": r(sc), "baseline": r(b),
@@ -179,6 +194,50 @@ def sources_markdown(results: dict) -> str:
         lines.append(f"| {r['base_model'].split('/')[-1]} | {r['source']} | {r['recipe_label']} | {r['n_train']} | "
                      f"{r['test_score']:.1f} ({lo:.1f}-{hi:.1f}) | {r['test_majority_share']:.1f} |")
     return "\n".join(lines)
+
+
+def status_markdown(results: dict) -> str:
+    """One line per candidate recipe: which (base, source) pass the 10-point bar, which are near the reference,
+    what is not measured, and the verdict (quoted by docs/local_grid.md, generated, never typed)."""
+    lines = []
+    for v in results["verdicts"]:
+        above = [c for c in v["checks"] if c["above_majority"] >= results["rule"]["min_test_above_majority"]]
+        low = [c for c in v["checks"] if c["above_majority"] < results["rule"]["min_test_above_majority"]]
+        far = [c for c in v["checks"]
+               if c["below_reference"] is not None and c["below_reference"] > results["rule"]["max_test_below_reference"]]
+        name = lambda c: f"{c['base_model'].split('/')[-1]} on {c['source']}"  # noqa: E731
+        verdict = {True: "meets the rule", False: "does not meet the rule", None: "not decided (runs missing)"}
+        parts = [f"- `{v['recipe_label']}` {verdict[v['meets_rule']]}: {len(above)} of {len(v['checks'])} measured "
+                 "intermediate models are 10+ points above their majority share"]
+        if low:
+            parts.append("; below that: " + ", ".join(f"{name(c)} ({c['above_majority']:+.1f})" for c in low))
+        if far:
+            parts.append("; more than 5 points below the reference: "
+                         + ", ".join(f"{name(c)} ({c['below_reference']:.1f})" for c in far))
+        if v["missing"]:
+            parts.append("; not measured: " + ", ".join(f"{m['base_model'].split('/')[-1]} on {m['source']} "
+                                                        f"({' and '.join(m['not_measured'])})" for m in v["missing"]))
+        lines.append("".join(parts) + ".")
+    chosen = results["chosen"]
+    grid = next((r["recipe_label"] for r in results["runs"] if r["recipe"] == results["source_recipe"]), "unmeasured")
+    if chosen:
+        lines.append(f"- Chosen: `{chosen}`.")
+    elif results["complete"]:
+        lines.append(f"- Chosen: none; no candidate meets the rule on every base and source. The grid's source "
+                     f"recipe is `{grid}`.")
+    else:
+        lines.append(f"- Chosen: not decided (runs missing). The grid's source recipe is `{grid}`.")
+    return "\n".join(lines)
+
+
+def gains_summary(results: dict) -> str:
+    """Per architecture: how many local models help, hurt or show no clear effect (95% interval across targets)."""
+    out = []
+    for arch in sorted({m["architecture"] for m in results["intertraining"]["models"]}):
+        verdicts = [verdict(m) for m in results["intertraining"]["models"] if m["architecture"] == arch]
+        counts = ", ".join(f"{verdicts.count(v)} {v}" for v in ("helps", "hurts", "no clear effect") if v in verdicts)
+        out.append(f"- {arch}: {len(verdicts)} local models: {counts}.")
+    return "\n".join(out)
 
 
 def gains_markdown(results: dict) -> str:
