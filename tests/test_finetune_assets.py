@@ -5,7 +5,7 @@ import os
 import dagster as dg
 import duckdb
 import numpy as np
-import pandas as pd
+import polars as pl
 import pytest
 
 from assets.finetune import finetune_runs
@@ -25,7 +25,7 @@ def write_reviews(path, n, labels=("negative", "positive")):
     words = {"negative": ["awful", "bland", "stale"], "positive": ["great", "tasty", "lovely"]}
     rows = [{"text": f"the meal was {rng.choice(words[labels[i % len(labels)]])} tonight number {i}",
              "label": labels[i % len(labels)]} for i in range(n)]
-    pd.DataFrame(rows).to_csv(path, index=False)
+    pl.DataFrame(rows).write_csv(path)
     return str(path)
 
 
