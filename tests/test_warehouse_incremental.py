@@ -206,3 +206,16 @@ def test_a_remote_fsspec_lake_is_read_by_duckdb_through_the_registered_filesyste
     run(url, "b", 2.0)
     counts = load_tables(url, db)
     assert counts.modes["finetune_runs"] == "appended" and rows(db) == [("a", 1.0), ("b", 2.0)]
+
+
+def test_tables_past_the_sort_limit_hold_the_same_rows_unsorted(paths, tmp_path, monkeypatch):
+    url, db = paths
+    for i in (3, 1, 2, 0):
+        run(url, f"r{i}", 60.0 + i)
+    run(url, "r1", 99.0, rel="local/r1/t/newer", stamp="2030-01-01T00:00:00+00:00")
+    load_tables(url, db)
+    monkeypatch.setattr(load, "SORT_ROWS", 0)
+    unsorted = tmp_path / "unsorted.duckdb"
+    load_tables(url, unsorted)
+    assert rows(unsorted) == rows(db) == [("r0", 60.0), ("r1", 99.0), ("r2", 62.0), ("r3", 63.0)]
+    assert rows(db, "select run_id from finetune_runs") == [("r0",), ("r1",), ("r2",), ("r3",)]  # sorted by key

@@ -450,6 +450,9 @@ def _find_corrupt(lake_url: str, spec: TableSpec, files: list[str], names: list[
     raise exc
 
 
+SORT_ROWS = 1_000_000
+
+
 def _newest_per_key(spec: TableSpec, columns: str, key: str) -> str:
     """SQL keeping the newest row per key of ``{src}``. Keys are almost always unique (a rerun rewrites its own
     file), so the window that picks the newest row runs only over the rows whose key repeats (``_dups``, found by a
@@ -466,15 +469,18 @@ def _newest_per_key(spec: TableSpec, columns: str, key: str) -> str:
 
 def _rebuild(con: duckdb.DuckDBPyConnection, lake_url: str, spec: TableSpec, files: dict[str, tuple[int, str]],
              quarantined: list[lake.Quarantined]) -> None:
-    """Replace the table with the newest row per key of ``files``, sorted by key as before."""
+    """Replace the table with the newest row per key of ``files`` (sorted by key up to ``SORT_ROWS`` rows)."""
     key = ", ".join(f'"{k}"' for k in spec.key)
     columns = ", ".join(f'"{c}"' for c in spec.schema.names if c != "ingested_at")
     _scan(con, lake_url, spec, files, quarantined, [
         f"CREATE OR REPLACE TEMP TABLE _dups AS SELECT {key} FROM {{src}} GROUP BY ALL HAVING count(*) > 1",
-        f'CREATE OR REPLACE TABLE main."{spec.name}" AS '
-        f"SELECT * FROM ({_newest_per_key(spec, columns, key)}) ORDER BY {key}",
+        f'CREATE OR REPLACE TABLE main."{spec.name}" AS {_newest_per_key(spec, columns, key)}',
         "DROP TABLE _dups",
     ])
+    # Sorted by key as the old loader left every table, up to SORT_ROWS rows; a sort of 18M wide rows ran out of
+    # memory at the 4GB limit, and nothing downstream depends on the physical order.
+    if con.execute(f'SELECT count(*) FROM main."{spec.name}"').fetchone()[0] <= SORT_ROWS:
+        con.execute(f'CREATE OR REPLACE TABLE main."{spec.name}" AS SELECT * FROM main."{spec.name}" ORDER BY {key}')
     con.execute(f"COMMENT ON TABLE main.\"{spec.name}\" IS {_sql_text(spec.description)}")
 
 
