@@ -88,7 +88,8 @@ target_cols as (select a, tj, list(x order by mi) as xc from cells group by all)
 -- per drawn model (weight u): R_m = sum_t w x, and the same w-weighted sums of x^2, of the noise variances and of
 -- the cells whose noise variance is known
 by_model as (
-    select a, b, sum(u * r) as s, sum(u * q) as q, sum(u * r * r) as sum_u_r2, sum(u * v) / sum(u * n) as noise
+    -- no drawn cell with a known seed noise: NULL, not 0/0 = NaN, which would poison the quantiles
+    select a, b, sum(u * r) as s, sum(u * q) as q, sum(u * r * r) as sum_u_r2, sum(u * v) / nullif(sum(u * n), 0) as noise
     from (
         select r.a, u.b, u.uv[r.mi + 1] as u,
                list_dot_product(r.xr, w.wv) as r, list_dot_product(r.x2r, w.wv) as q,
