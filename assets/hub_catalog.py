@@ -13,7 +13,7 @@ from pipelines import lake as lake_files
 from pipelines.hub.architectures import ARCHITECTURES
 from pipelines.hub.catalog import build_catalog
 from pipelines.hub.policy import DEFAULT_MAX_DOWNLOAD_BYTES, SafetyPolicy
-from pipelines.hub.runtime import hub_access
+from pipelines.hub.runtime import hub_access, hub_offline
 from pipelines.resources import HomeResource, LakeResource
 
 hub_architectures_partitions = dg.StaticPartitionsDefinition(sorted(ARCHITECTURES))
@@ -27,6 +27,11 @@ class HubCatalogConfig(dg.Config):
     filter_by: str = Field("base_model", description="'base_model' (base_model:<id> tag) or 'model_type' (model-type tag)")
     limit: int | None = Field(None, description="Most models to list (None: all)")
     recording: str | None = Field(None, description="Replay a recorded catalog folder instead of the live Hub")
+    offline: str = Field(
+        "error",
+        description="With the Hub offline (HF_HUB_OFFLINE) and no recording: 'error', or 'keep' the previous catalog "
+        "as it is (none yet: an empty one), said so in the metadata; `make run` keeps, offline by design",
+    )
 
 
 def catalog_policy(config: HubCatalogConfig) -> SafetyPolicy:
@@ -60,6 +65,17 @@ def hub_models_lake(
     previous = lake_files.read(lake.url, "hub_models", relpath + ".parquet").to_pylist() if lake_files.exists(
         lake.url, "hub_models", relpath
     ) else []
+    if config.offline not in ("error", "keep"):
+        raise dg.Failure(f"offline must be 'error' or 'keep', got {config.offline!r}")
+    if config.offline == "keep" and hub_offline(config.recording):
+        # Nothing is fetched and nothing stored changes: the previous catalog stays (rows, ingestion times).
+        path = relpath if previous else lake_files.write(lake.url, "hub_models", relpath, [])
+        context.log.info(f"{arch.name}: the Hub is offline; kept the previous catalog ({len(previous)} rows)")
+        return dg.MaterializeResult(metadata={
+            "dagster/row_count": len(previous),
+            "source": f"offline: the Hub was not contacted (HF_HUB_OFFLINE); kept the previous catalog, {len(previous)} rows",
+            "path": path,
+        })
     with hub_access(config.recording) as where:
         rows = build_catalog(
             arch,

@@ -144,3 +144,32 @@ def test_offline_without_a_recording_says_what_to_do(monkeypatch):
     with pytest.raises(RuntimeError, match="STARTPOINT_HUB_RECORDING"):
         with hub_access():
             pass
+
+
+def test_offline_keep_materializes_the_catalog_without_the_hub_and_changes_nothing_stored(recording, tmp_path,
+                                                                                          monkeypatch):
+    """`make run` is offline by design: `offline: keep` records the catalog as it stands (empty the first time), and
+    a catalog fetched earlier is kept byte for byte, rows and ingestion times alike."""
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("STARTPOINT_HUB_RECORDING", raising=False)
+    lake_url = str(tmp_path / "lake")
+    resources = {"lake": LakeResource(url=lake_url), "home": HomeResource(path=str(tmp_path / "home"))}
+
+    def materialize(partition: str, config: dict):
+        return dg.materialize([hub_models_lake], partition_key=partition, resources=resources,
+                              run_config={"ops": {"lake__hub_models": {"config": config}}},
+                              instance=dg.DagsterInstance.ephemeral())
+
+    assert materialize("bert-base-uncased", {"recording": str(recording)}).success  # an earlier online catalog
+    fetched = lake_files.read(lake_url, "hub_models", "hub/bert-base-uncased.parquet")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    for partition, rows in (("bert-base-uncased", 12), ("roberta-base", 0)):
+        result = materialize(partition, {"offline": "keep"})
+        meta = result.asset_materializations_for_node("lake__hub_models")[0].metadata
+        assert meta["dagster/row_count"].value == rows
+        assert meta["source"].value.startswith("offline: the Hub was not contacted")
+    assert lake_files.read(lake_url, "hub_models", "hub/bert-base-uncased.parquet").equals(fetched)
+    assert lake_files.read(lake_url, "hub_models", "hub/roberta-base.parquet").num_rows == 0
+    with pytest.raises(Exception, match="STARTPOINT_HUB_RECORDING"):
+        materialize("roberta-base", {})  # the default still refuses to pretend

@@ -7,6 +7,13 @@ import os
 from collections.abc import Iterator
 
 
+def hub_offline(recording: str | None = None) -> bool:
+    """True when the Hub cannot be reached and no recording stands in for it."""
+    from huggingface_hub import constants
+
+    return not (recording or os.environ.get("STARTPOINT_HUB_RECORDING")) and bool(constants.is_offline_mode())
+
+
 @contextlib.contextmanager
 def hub_access(recording: str | None = None) -> Iterator[str]:
     """Yields 'live' or 'recording:<dir>'; offline without a recording is an error that says what to do."""
