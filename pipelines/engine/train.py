@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -219,17 +220,20 @@ def finetune(
     save_to: Path | None = None,
     model_card: dict | None = None,
     allow_pickle: bool = False,
+    on_examples: Callable[[int], None] | None = None,
 ) -> FinetuneResult:
     """Finetune the encoder in `model_dir` on `dataset` (a LabelledDataset) and score it on its test split.
 
     `save_to`: also save the finetuned encoder and tokenizer there (how intermediate models are made).
+    `on_examples(n)`: called after each training step with its batch size (a progress display's live rate).
     """
     recipe = recipe or Recipe()
     log = log or _log.info
     metric = getattr(dataset, "metric", "accuracy") or "accuracy"
     result = FinetuneResult(status="failed", dataset_id=dataset.dataset_id, metric=metric, seed=seed)
     try:
-        _train(model_dir, dataset, recipe, seed, device, log, cache_dir, save_to, model_card, allow_pickle, result)
+        _train(_Run(Path(model_dir), dataset, recipe, seed, log, cache_dir, device, save_to, model_card, allow_pickle,
+                    on_examples), result)
         result.status = "ok"
     except (FinetuneError, ModelDirError) as exc:
         result.status, result.score, result.error = "failed", None, str(exc)
@@ -249,53 +253,114 @@ def _check_token_ids(model_dir, encoder, encoded) -> None:
         )
 
 
-def _train(model_dir, dataset, recipe, seed, device, log, cache_dir, save_to, model_card, allow_pickle, result):
+@dataclass
+class _Prepared:
+    """Everything a run trains and scores with, built once by :func:`_prepare`."""
+
+    model: Any
+    tokenizer: Any
+    device: str
+    dtype: Any
+    pad_id: int
+    n_out: int
+    train_enc: Any
+    train_y: Any
+    test_enc: Any
+    val_enc: Any
+    val_y: np.ndarray | None
+    rng: np.random.Generator
+
+
+@dataclass
+class _Run:
+    """The options of one run, passed whole instead of one argument each."""
+
+    model_dir: Path
+    dataset: Any
+    recipe: Recipe
+    seed: int
+    log: Callable[[str], None]
+    cache_dir: Path | None = None
+    device: str | None = None
+    save_to: Path | None = None
+    model_card: dict | None = None
+    allow_pickle: bool = False
+    on_examples: Callable[[int], None] | None = None
+
+
+def _train(run: _Run, result: FinetuneResult) -> None:
+    """Prepare, train, score on the test split, and save when asked."""
+    prep = _prepare(run, result)
+    seen, train_seconds = _train_epochs(run, prep, result)
+    result.train_seconds = round(train_seconds, 3)
+    result.examples_per_second = round(seen / train_seconds, 2) if train_seconds > 0 else None
+    test_y = run.dataset.test["label"].to_numpy()
+    result.score = _score(result.metric, _predict(prep.model, prep.test_enc, prep.pad_id, prep.device, prep.dtype), test_y)
+    run.log(f"{run.dataset.dataset_id}: test {result.metric} {result.score:.2f} after {train_seconds:.1f} s "
+            f"({result.examples_per_second} examples/s)")
+    if run.save_to is not None:
+        save_encoder(prep.model, prep.tokenizer, Path(run.save_to), {**(run.model_card or {}), "test_score": result.score})
+
+
+def _prepare(run: _Run, result: FinetuneResult) -> _Prepared:
+    """Check the labels and the model folder, tokenize the capped splits, load the encoder under a new head."""
     import torch
 
     from pipelines.engine.model import EncoderClassifier
     from pipelines.zoo.loading import load_encoder, load_tokenizer
 
-    did = dataset.dataset_id
+    dataset, recipe, did = run.dataset, run.recipe, run.dataset.dataset_id
     n_out = _check_labels(dataset, result.metric)
-    check_model_dir(model_dir, allow_pickle=allow_pickle)
-    device = pick_device(device)
+    check_model_dir(run.model_dir, allow_pickle=run.allow_pickle)
+    device = pick_device(run.device)
     result.device = device
     if device == "cpu":
         configure_threads()
-    dtype = autocast_dtype(device)
 
     train = _cap(dataset.train, recipe.train_cap)
     validation = dataset.validation if dataset.validation is not None and len(dataset.validation) else None
     if validation is not None:
         validation = _cap(validation, recipe.eval_cap)
-    tokenizer = load_tokenizer(model_dir)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    tokenizer = load_tokenizer(run.model_dir)
 
     def enc(frame, split):
         texts, pairs = _texts(frame, split, did)
-        return batching.encode(tokenizer, texts, pairs, recipe.max_length, cache_dir=cache_dir, dataset_id=f"{did}.{split}")
+        return batching.encode(tokenizer, texts, pairs, recipe.max_length, cache_dir=run.cache_dir,
+                               dataset_id=f"{did}.{split}")
 
     train_enc, test_enc = enc(train, "train"), enc(dataset.test, "test")
     val_enc = enc(validation, "validation") if validation is not None else None
     label_dtype = torch.float32 if n_out == 1 else torch.long
-    train_y = torch.tensor(train["label"].to_numpy(), dtype=label_dtype)
     result.n_train, result.n_test = len(train), len(dataset.test)
+    rng = _seed_everything(run.seed)
+    encoder = load_encoder(run.model_dir, allow_pickle=run.allow_pickle)
+    _check_token_ids(run.model_dir, encoder, [train_enc, test_enc, val_enc])
+    return _Prepared(
+        model=EncoderClassifier(encoder, n_out).to(device), tokenizer=tokenizer, device=device,
+        dtype=autocast_dtype(device), pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
+        n_out=n_out, train_enc=train_enc, train_y=torch.tensor(train["label"].to_numpy(), dtype=label_dtype),
+        test_enc=test_enc, val_enc=val_enc, val_y=validation["label"].to_numpy() if validation is not None else None,
+        rng=rng,
+    )
 
-    rng = _seed_everything(seed)
-    encoder = load_encoder(model_dir, allow_pickle=allow_pickle)
-    _check_token_ids(model_dir, encoder, [train_enc, test_enc, val_enc])
-    model = EncoderClassifier(encoder, n_out).to(device)
+
+def _train_epochs(run: _Run, prep: _Prepared, result: FinetuneResult) -> tuple[int, float]:
+    """The training loop: length-grouped batches, a validation check per epoch where it can pay, early stopping,
+    the best epoch's weights restored. Returns (examples seen, training seconds)."""
+    import torch
+
+    recipe, did, log = run.recipe, run.dataset.dataset_id, run.log
+    model, device, dtype, n_out = prep.model, prep.device, prep.dtype, prep.n_out
     optimizer = _optimizer(model, recipe)
-    steps_per_epoch = math.ceil(len(train) / recipe.batch_size)
-    total_steps = steps_per_epoch * recipe.epochs
+    total_steps = math.ceil(len(prep.train_y) / recipe.batch_size) * recipe.epochs
     scheduler = _schedule(optimizer, total_steps, recipe.warmup_ratio)
     loss_fn = torch.nn.MSELoss() if n_out == 1 else torch.nn.CrossEntropyLoss()
-    lengths = train_enc.lengths
+    lengths = prep.train_enc.lengths
 
     best_score, best_state, since_best = -math.inf, None, 0
     seen, step, train_seconds = 0, 0, 0.0
     last_report = time.perf_counter()
-    log(f"finetuning on {did}: {len(train)} train examples, {total_steps} steps, device {device}, "
+    log(f"finetuning on {did}: {len(prep.train_y)} train examples, {total_steps} steps, device {device}, "
         f"autocast {dtype or 'off'}, recipe {recipe.recipe_hash}")
     bad_step = torch.tensor(-1, device=device)
     bad_loss = torch.tensor(0.0, device=device)
@@ -303,11 +368,11 @@ def _train(model_dir, dataset, recipe, seed, device, log, cache_dir, save_to, mo
         model.train()
         started = time.perf_counter()
         for idx, batch in batching.iterate(
-            train_enc, batching.length_grouped_batches(lengths, recipe.batch_size, rng), pad_id, device
+            prep.train_enc, batching.length_grouped_batches(lengths, recipe.batch_size, prep.rng), prep.pad_id, device
         ):
             with autocast(device, dtype):
                 logits = model(**batch)
-            y = train_y[idx].to(device)
+            y = prep.train_y[idx].to(device)
             loss = loss_fn(logits.float().squeeze(-1) if n_out == 1 else logits.float(), y)
             # The first non-finite loss is noted on the device and read once per epoch: a per-step check would
             # make the host wait for the accelerator at every step.
@@ -322,6 +387,8 @@ def _train(model_dir, dataset, recipe, seed, device, log, cache_dir, save_to, mo
             step += 1
             seen += len(idx)
             result.train_tokens += int(lengths[idx].sum())
+            if run.on_examples is not None:
+                run.on_examples(len(idx))
             now = time.perf_counter()
             if now - last_report >= PROGRESS_EVERY_SECONDS:
                 elapsed = train_seconds + now - started
@@ -338,10 +405,9 @@ def _train(model_dir, dataset, recipe, seed, device, log, cache_dir, save_to, mo
         train_seconds += time.perf_counter() - started
         result.epochs_run = epoch + 1
         last = epoch + 1 == recipe.epochs
-        if val_enc is None or (last and best_state is None and not result.validation_scores):
+        if prep.val_enc is None or (last and best_state is None and not result.validation_scores):
             continue  # a validation check only pays when an earlier epoch's weights could be restored
-        val_y = validation["label"].to_numpy()
-        val_score = _score(result.metric, _predict(model, val_enc, pad_id, device, dtype), val_y)
+        val_score = _score(result.metric, _predict(model, prep.val_enc, prep.pad_id, device, dtype), prep.val_y)
         result.validation_scores.append(round(val_score, 3))
         log(f"{did} epoch {epoch + 1}: validation {result.metric} {val_score:.2f}")
         if val_score > best_score:
@@ -357,11 +423,4 @@ def _train(model_dir, dataset, recipe, seed, device, log, cache_dir, save_to, mo
                 break
     if best_state is not None and result.validation_scores and result.validation_scores[-1] < best_score:
         model.load_state_dict(best_state)
-
-    result.train_seconds = round(train_seconds, 3)
-    result.examples_per_second = round(seen / train_seconds, 2) if train_seconds > 0 else None
-    result.score = _score(result.metric, _predict(model, test_enc, pad_id, device, dtype), dataset.test["label"].to_numpy())
-    log(f"{did}: test {result.metric} {result.score:.2f} after {train_seconds:.1f} s "
-        f"({result.examples_per_second} examples/s)")
-    if save_to is not None:
-        save_encoder(model, tokenizer, Path(save_to), {**(model_card or {}), "test_score": result.score})
+    return seen, train_seconds

@@ -56,7 +56,8 @@ def run_on_target(options, settings: Settings, target: UserTarget, evidence: Evi
             result = FinetuneResult(status="failed", dataset_id=target.dataset_id, metric=ds.metric, seed=seed,
                                     error=str(exc))
         else:
-            result = finetune(folder, ds, recipe, seed, log=lambda m: None, cache_dir=settings.cache_dir)
+            result = finetune(folder, ds, recipe, seed, log=lambda m: None, cache_dir=settings.cache_dir,
+                              on_examples=progress.examples if progress is not None else None)
         row = run_row(model_id, evidence.architecture, recipe, result, origin="user")
         written.append(lake.write(settings.lake_url, "finetune_runs",
                                   run_relpath(model_id, target.dataset_id, recipe, seed, origin="user"), [row]))
