@@ -124,7 +124,7 @@ def test_leaderboard_ranks_unflagged_models_and_keeps_flagged_ones_with_a_reason
     lb = mats["leaderboard"].materialization.metadata
     assert "preview" in lb and "roberta-base" in lb["preview"].value
     assert "preview" in mats["variance_decomposition"].materialization.metadata
-    assert mats["finetune_runs"].materialization.metadata["dagster/row_count"].value > 0
+    assert mats["finetune_runs_table"].materialization.metadata["dagster/row_count"].value > 0
 
 
 def test_variance_decomposition_sums_to_one(built):
