@@ -338,6 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--contenders", default=",".join(CONTENDERS))
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast for every contender (GPU mode)")
+    parser.add_argument("--warmup", type=int, default=0, metavar="N",
+                        help="before round 0, run every contender once on N training examples, untimed (on a GPU "
+                             "the first run in a process otherwise pays for CUDA/cuBLAS start-up)")
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--write-docs", action="store_true",
                         help="only render the results file (--out) into docs/engine.md, then exit")
@@ -352,12 +355,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--contenders: unknown {unknown} or no engine; choose from {', '.join(CONTENDERS)}", file=sys.stderr)
         return 2
 
-    import datasets
     import torch
     import transformers
     from transformers import AutoConfig
 
-    datasets.disable_progress_bars()
+    try:  # Hugging Face datasets is only used for hf: sources; a GPU machine may not have it
+        import datasets
+    except ImportError:
+        pass
+    else:
+        datasets.disable_progress_bars()
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
 
@@ -381,6 +388,16 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.batch_size}, max_length {args.max_length}, {model_id} on {device} ({threads} thread(s)), "
           f"{'bf16 autocast' if args.bf16 else 'fp32'}; load average {load_start[0]:.2f}", flush=True)
 
+    if args.warmup:
+        warm = dataclasses.replace(ds, train=ds.train.head(args.warmup), test=ds.test.head(32))
+        t = time.perf_counter()
+        for name in names:
+            if name == "engine":
+                run_engine(model_dir, warm, recipe, 0, device)
+            else:
+                run_trainer(model_dir, warm, recipe, 0, device, args.bf16, name == "trainer_grouped")
+        print(f"warm-up: every contender once on {len(warm.train)} examples, untimed "
+              f"({time.perf_counter() - t:.1f} s)", flush=True)
     runs: dict[str, list[dict]] = {n: [] for n in names}
     peaks = []
     for rnd in range(args.rounds):
@@ -419,6 +436,7 @@ def _results(args, model_id, ds, device, recipe, threads, load_start, peaks, run
     return {
         "dataset": args.dataset, "model": model_id, "n_train": len(ds.train), "n_test": len(ds.test),
         "epochs": args.epochs, "rounds": len(peaks), "rounds_asked": args.rounds, "device": device,
+        "warmup_examples": args.warmup,
         "bf16": args.bf16, "recipe": json.loads(recipe.to_json()), "threads": threads,
         "machine": {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
                     "gpu": torch.cuda.get_device_name(0) if device.startswith("cuda") else None,

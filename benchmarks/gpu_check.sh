@@ -6,6 +6,9 @@
 # Without a GPU it runs on CPU at tiny sizes and the file says no GPU was found.
 #
 #   benchmarks/gpu_check.sh [--quick] [--out FILE]       (GPU_CHECK_QUICK=1 is the same as --quick)
+#   benchmarks/gpu_check.sh --pack DIR [--out FILE]      (a GPU machine without this project's packages: DIR from
+#                                                         benchmarks/gpu_check_pack.py; encoders built from config)
+#   benchmarks/gpu_check.sh --write-docs                 (render the results file into docs/engine.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ -x .venv/bin/python ]]; then
