@@ -164,24 +164,6 @@ def test_default_grid_pairs_every_model_with_every_target_except_its_own_source(
         Grid(name="t3", sources=(), targets=(), seeds=(), base_models=(bases[0], bases[0]))
 
 
-def test_grid_jobs_run_their_grid_and_fail_when_a_partition_fails(monkeypatch):
-    import dagster as dg
-
-    from pipelines.engine import grid as grid_module
-
-    seen = []
-
-    def fake_run_grid(grid, instance=None, log=print):
-        seen.append(grid.name)
-        return {"ok": 3, "failed": 1 if grid.name == "full" else 0}
-
-    monkeypatch.setattr(grid_module, "run_grid", fake_run_grid)
-    assert grid_module.default_grid_job.execute_in_process(instance=dg.DagsterInstance.ephemeral()).success
-    failed = grid_module.full_grid_job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
-    assert not failed.success
-    assert seen == ["default", "full"]
-
-
 def test_a_model_folder_with_its_own_code_is_refused(tmp_path):
     """The load-time check applies the catalog's remote-code rule (pipelines.hub.policy)."""
     import json

@@ -197,3 +197,16 @@ def test_a_selected_hub_model_is_installed_by_its_run_and_a_refused_one_fails_wi
     assert install_hub_candidate(DEFAULT_BASE, lake_url, models, home / "cache") is None
     assert install_hub_candidate("someone/not-in-catalog", lake_url, models, home / "cache") is None
     assert not models.exists()
+
+
+def test_no_code_outside_the_launcher_materializes_assets_or_runs_jobs_itself():
+    """No orchestrator inside the orchestrator: only `pipelines/launch.py` executes runs (the single-machine path,
+    through the named jobs); no op or helper calls `materialize` on assets."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    calls = re.compile(r"\b(?:dg\.)?materialize\(|\.execute_in_process\(")
+    found = [(str(p.relative_to(root)), line.strip()) for folder in ("pipelines", "assets")
+             for p in sorted((root / folder).rglob("*.py")) for line in p.read_text().splitlines() if calls.search(line)]
+    assert [path for path, _ in found] == ["pipelines/launch.py"], found  # one call: execute_stages
