@@ -33,7 +33,7 @@ MANIFEST := sql/target/manifest.json
 manifest: $(MANIFEST)
 
 $(MANIFEST): $(VENV)/.installed $(shell find sql -path sql/target -prune -o -path sql/logs -prune -o -type f \( -name '*.sql' -o -name '*.yml' \) -print)
-	$(BIN)/dagster-dbt project prepare-and-package --file pipelines/dbt.py
+	$(BIN)/dagster-dbt project prepare-and-package --file assets/dbt.py
 
 dagster-home:
 	mkdir -p $(DAGSTER_HOME)
@@ -45,6 +45,7 @@ run: install manifest dagster-home
 	$(BIN)/startpoint leaderboard
 
 test: install manifest dagster-home
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 # The assets on a real cluster on one machine (PostgreSQL, Redis, two Celery workers, an S3 lake on moto), a worker

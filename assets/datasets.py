@@ -7,10 +7,16 @@ each target really has; the engine applies its own caps when it trains.
 import dagster as dg
 from pydantic import Field
 
-from pipelines import lake as lake_files
-from pipelines.data import OFFLINE_SUITE, DatasetError, SplitCaps, dataset_stats, load_offline
-from pipelines.warehouse.schema import datasets_path
-from pipelines.resources import LakeResource
+from assets.resources import LakeResource
+from startpoint import lake as lake_files
+from startpoint.data import (
+    OFFLINE_SUITE,
+    DatasetError,
+    SplitCaps,
+    dataset_stats,
+    load_offline,
+)
+from startpoint.schema import datasets_path
 
 
 class DatasetsConfig(dg.Config):
@@ -22,7 +28,7 @@ class DatasetsConfig(dg.Config):
 
 
 def _markdown(rows: list[dict]) -> str:
-    from pipelines.tables import markdown_table
+    from startpoint.tables import markdown_table
 
     return markdown_table(
         ["dataset", "task group", "source", "train", "validation", "test", "labels", "majority", "median words"],

@@ -10,14 +10,15 @@ write only the lake and the models folder, never DuckDB, so any number may run a
 
 import dagster as dg
 
-from pipelines import lake as lake_files
-from pipelines.partitions import decode_key, finetune_partitions
-from pipelines.resources import HomeResource, LakeResource
+from assets.partitions import finetune_partitions
+from assets.resources import HomeResource, LakeResource
+from startpoint import lake as lake_files
+from startpoint.keys import decode_key
 
 
 class FinetuneConfig(dg.Config):
     seeds: list[int] = [0, 1]
-    recipe: str = ""  # Recipe JSON; empty: pipelines.engine.grid.target_recipe(target)
+    recipe: str = ""  # Recipe JSON; empty: startpoint.grid.target_recipe(target)
     retry_failed: bool = False  # also rerun seeds whose recorded run failed (e.g. after fixing the data)
 
 
@@ -46,14 +47,19 @@ def _recorded_row(lake_url: str, relpath: str) -> dict | None:
 def finetune_runs(
     context: dg.AssetExecutionContext, config: FinetuneConfig, lake: LakeResource, home: HomeResource
 ) -> dg.MaterializeResult:
-    from pipelines.data import DatasetError, load_dataset
-    from pipelines.engine import FinetuneResult, Recipe, finetune
-    from pipelines.engine.grid import target_recipe
-    from pipelines.engine.records import run_relpath, run_row
-    from pipelines.probes.candidates import install_hub_candidate
-    from pipelines.zoo import PRETRAINED, ModelDirError, architecture_of, check_model_dir, resolve
-
     from assets.intermediate_models import write_pretrained_row
+    from startpoint.data import DatasetError, load_dataset
+    from startpoint.engine import FinetuneResult, Recipe, finetune
+    from startpoint.engine.records import run_relpath, run_row
+    from startpoint.grid import target_recipe
+    from startpoint.probes.candidates import install_hub_candidate
+    from startpoint.zoo import (
+        PRETRAINED,
+        ModelDirError,
+        architecture_of,
+        check_model_dir,
+        resolve,
+    )
 
     keys = context.partition_key.keys_by_dimension
     model_id, target = decode_key(keys["model"]), decode_key(keys["target"])

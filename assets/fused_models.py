@@ -5,7 +5,7 @@ the base and its local intermediate models, ranked by the warehouse leaderboard 
 else by mean gain over the base in the lake's finetuning runs (config `ranking`); the choice is in the metadata.
 The result is saved under `$STARTPOINT_HOME/models/<encoded fused id>` (safetensors + tokenizer + startpoint.json
 with members, weights, method, scale) and written to `hub_models` with role `fused` and its members. Domain logic:
-`pipelines.zoo.fusion`; docs/fusion.md.
+`startpoint.zoo.fusion`; docs/fusion.md.
 
 Data flow: the ranking is read as an input (lake files or the warehouse file), not as an upstream asset. A fused
 model chosen from this round's runs is finetuned in `lake/finetune_runs` and ranked by the next warehouse build:
@@ -15,13 +15,13 @@ a second round, not a cycle in the asset graph (the only declared dependency is 
 
 import dagster as dg
 
-from pipelines import lake as lake_files
-from pipelines.partitions import decode_key
-from pipelines.resources import HomeResource, LakeResource
+from assets.resources import HomeResource, LakeResource
+from startpoint import lake as lake_files
+from startpoint.keys import decode_key
 
 # Pretrained bases that fused models are made from (keys from encode_key); `startpoint run-grid` adds its bases.
 pretrained_bases_partitions = dg.DynamicPartitionsDefinition(name="pretrained_bases")
-RECIPES = ("top2-avg", "top3-avg", "top5-avg", "top2-ta0.5")  # = pipelines.zoo.fusion.RECIPE_KEYS
+RECIPES = ("top2-avg", "top3-avg", "top5-avg", "top2-ta0.5")  # = startpoint.zoo.fusion.RECIPE_KEYS
 fused_partitions = dg.MultiPartitionsDefinition(
     {"base": pretrained_bases_partitions, "recipe": dg.StaticPartitionsDefinition(list(RECIPES))}
 )
@@ -44,12 +44,11 @@ class FusedModelConfig(dg.Config):
 def fused_models(
     context: dg.AssetExecutionContext, config: FusedModelConfig, lake: LakeResource, home: HomeResource
 ) -> dg.MaterializeResult:
-    from pipelines.engine.records import model_relpath, model_row
-    from pipelines.settings import get_settings
-    from pipelines.zoo import PRETRAINED
-    from pipelines.zoo.fusion import FusionError, FusionRecipe, make_fused_model
-
     from assets.intermediate_models import write_pretrained_row
+    from startpoint.engine.records import model_relpath, model_row
+    from startpoint.settings import get_settings
+    from startpoint.zoo import PRETRAINED
+    from startpoint.zoo.fusion import FusionError, FusionRecipe, make_fused_model
 
     keys = context.partition_key.keys_by_dimension
     base, recipe_key = decode_key(keys["base"]), keys["recipe"]

@@ -9,12 +9,12 @@ Hub no longer lists as status 'gone'. The refused models and their reasons are i
 import dagster as dg
 from pydantic import Field
 
-from pipelines import lake as lake_files
-from pipelines.hub.architectures import ARCHITECTURES
-from pipelines.hub.catalog import build_catalog
-from pipelines.hub.policy import DEFAULT_MAX_DOWNLOAD_BYTES, SafetyPolicy
-from pipelines.hub.runtime import hub_access, hub_offline
-from pipelines.resources import HomeResource, LakeResource
+from assets.resources import HomeResource, LakeResource
+from startpoint import lake as lake_files
+from startpoint.hub.architectures import ARCHITECTURES
+from startpoint.hub.catalog import build_catalog
+from startpoint.hub.policy import DEFAULT_MAX_DOWNLOAD_BYTES, SafetyPolicy
+from startpoint.hub.runtime import hub_access, hub_offline
 
 hub_architectures_partitions = dg.StaticPartitionsDefinition(sorted(ARCHITECTURES))
 
@@ -43,7 +43,7 @@ def catalog_policy(config: HubCatalogConfig) -> SafetyPolicy:
 
 
 def _refusals_markdown(rows: list[dict]) -> str:
-    from pipelines.tables import markdown_table
+    from startpoint.tables import markdown_table
 
     refused = [(r["model_id"], r["status"], r["refusal_reason"] or "") for r in rows if r["status"] != "accepted"]
     return markdown_table(["model", "status", "reason"], refused) if refused else "every listed model was accepted"

@@ -10,20 +10,21 @@ to the lake. A model already saved with the same recipe is not trained again.
 
 import dagster as dg
 
-from pipelines import lake as lake_files
-from pipelines.partitions import parse_source_key, sources_partitions
-from pipelines.resources import HomeResource, LakeResource
+from assets.partitions import sources_partitions
+from assets.resources import HomeResource, LakeResource
+from startpoint import lake as lake_files
+from startpoint.keys import parse_source_key
 
 
 class IntermediateModelConfig(dg.Config):
     base_model: str = ""  # empty: the partition key's base (or all-MiniLM-L6-v2 for a key with the source alone)
-    recipe: str = ""  # Recipe JSON; empty: SOURCE_RECIPE of pipelines.engine.grid
+    recipe: str = ""  # Recipe JSON; empty: SOURCE_RECIPE of startpoint.grid
     seed: int = 0
 
 
 def write_pretrained_row(lake_url: str, model_id: str) -> None:
-    from pipelines.engine.records import model_relpath, model_row
-    from pipelines.zoo import PRETRAINED
+    from startpoint.engine.records import model_relpath, model_row
+    from startpoint.zoo import PRETRAINED
 
     entry = PRETRAINED[model_id]
     row = model_row(model_id, entry.architecture, entry.locate(), role="pretrained", base_model=None,
@@ -41,11 +42,18 @@ def write_pretrained_row(lake_url: str, model_id: str) -> None:
 def intermediate_models(
     context: dg.AssetExecutionContext, config: IntermediateModelConfig, lake: LakeResource, home: HomeResource
 ) -> dg.MaterializeResult:
-    from pipelines.data import load_dataset
-    from pipelines.engine import Recipe, finetune
-    from pipelines.engine.grid import SOURCE_RECIPE
-    from pipelines.engine.records import model_relpath, model_row
-    from pipelines.zoo import DEFAULT_BASE, PRETRAINED, intermediate_id, local_model_dir, read_model_card, resolve
+    from startpoint.data import load_dataset
+    from startpoint.engine import Recipe, finetune
+    from startpoint.engine.records import model_relpath, model_row
+    from startpoint.grid import SOURCE_RECIPE
+    from startpoint.zoo import (
+        DEFAULT_BASE,
+        PRETRAINED,
+        intermediate_id,
+        local_model_dir,
+        read_model_card,
+        resolve,
+    )
 
     try:
         base_model, source = parse_source_key(context.partition_key, config.base_model or DEFAULT_BASE)

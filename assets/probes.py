@@ -8,14 +8,15 @@ Partitioned by model (the shared `base_models` dynamic partitions, keys from `en
 import dagster as dg
 from pydantic import Field
 
-from pipelines import lake as lake_files
-from pipelines.hub.architectures import ARCHITECTURES
-from pipelines.hub.policy import SafetyPolicy
-from pipelines.partitions import base_models_partitions, decode_key
-from pipelines.probes.candidates import hub_row, probe_relpath
-from pipelines.probes.features import FeatureSettings
-from pipelines.probes.run import ProbeCaps, default_proxy, probe_model
-from pipelines.resources import HomeResource, LakeResource
+from assets.partitions import base_models_partitions
+from assets.resources import HomeResource, LakeResource
+from startpoint import lake as lake_files
+from startpoint.hub.architectures import ARCHITECTURES
+from startpoint.hub.policy import SafetyPolicy
+from startpoint.keys import decode_key
+from startpoint.probes.candidates import hub_row, probe_relpath
+from startpoint.probes.features import FeatureSettings
+from startpoint.probes.run import ProbeCaps, default_proxy, probe_model
 
 
 class ProbeConfig(dg.Config):
@@ -27,7 +28,7 @@ class ProbeConfig(dg.Config):
 
 def _model_dir(model_id: str, home: HomeResource, lake_url: str, policy: SafetyPolicy):
     """(architecture, folder): a zoo model from disk, or an accepted Hub model downloaded now."""
-    from pipelines.zoo import PRETRAINED, architecture_of, local_model_dir, resolve
+    from startpoint.zoo import PRETRAINED, architecture_of, local_model_dir, resolve
 
     if model_id in PRETRAINED or local_model_dir(model_id, home.models_dir).is_dir():
         return architecture_of(model_id, home.models_dir), resolve(model_id, home.models_dir)
@@ -39,8 +40,8 @@ def _model_dir(model_id: str, home: HomeResource, lake_url: str, policy: SafetyP
         )
     if row["status"] != "accepted" and model_id not in policy.allow_pickle:
         raise dg.Failure(f"model {model_id!r} is {row['status']} in the Hub catalog: {row['refusal_reason']}")
-    from pipelines.hub.download import fetch_model
-    from pipelines.hub.runtime import hub_access
+    from startpoint.hub.download import fetch_model
+    from startpoint.hub.runtime import hub_access
 
     with hub_access():
         folder = fetch_model(

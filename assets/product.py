@@ -9,9 +9,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipelines.resources import HomeResource, WarehouseResource
-from pipelines.tables import markdown_table, markdown_text
-from pipelines.warehouse.load import POOL
+from assets.resources import HomeResource, WarehouseResource
+from startpoint.tables import markdown_table, markdown_text
+from startpoint.warehouse.load import POOL
 
 # dbt models the site reads (their asset keys are the model names).
 SITE_INPUTS = [dg.AssetKey([name]) for name in ("leaderboard", "gains", "target_effects", "variance_decomposition")]
@@ -21,7 +21,7 @@ PLOT_TOP = 10
 
 def ranked_bars_markdown(warehouse_path: str, top: int = PLOT_TOP) -> str:
     """A text bar chart of the top models' posterior gain (what ranks them) per architecture, readable in the UI."""
-    from pipelines.warehouse.load import connect
+    from startpoint.warehouse.load import connect
 
     con = connect(warehouse_path, read_only=True)
     try:
@@ -70,7 +70,7 @@ def _best_table(best: dict[str, dict]) -> str:
     description="Static leaderboard site (index, architectures, models, targets; inline SVG, works offline).",
 )
 def leaderboard_site(context: dg.AssetExecutionContext, warehouse: WarehouseResource, home: HomeResource) -> dg.MaterializeResult:
-    from pipelines.site import build_site
+    from startpoint.site import build_site
 
     out = Path(home.path) / "artifacts" / "site"
     summary = build_site(warehouse.path, out, progress=context.log.info)
@@ -94,7 +94,7 @@ def leaderboard_site(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     description="Model-card sections and Hugging Face model-index YAML for the top models of each architecture.",
 )
 def model_cards(context: dg.AssetExecutionContext, warehouse: WarehouseResource, home: HomeResource) -> dg.MaterializeResult:
-    from pipelines.modelcard import export_model_cards
+    from startpoint.modelcard import export_model_cards
 
     summary = export_model_cards(warehouse.path, Path(home.path) / "artifacts" / "model_cards", top=3)
     for card in summary.cards:

@@ -7,9 +7,9 @@ table or in `rejected_rows`, and the counts are in the asset metadata.
 
 import dagster as dg
 
-from pipelines.published.importer import counts_markdown, counts_table, import_folder
-from pipelines.resources import LakeResource
-from pipelines.settings import get_settings
+from assets.resources import LakeResource
+from startpoint.published.importer import counts_markdown, counts_table, import_folder
+from startpoint.settings import get_settings
 
 
 @dg.asset(key_prefix="lake", group_name="published", kinds={"parquet"})

@@ -6,13 +6,18 @@ from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    dbt_assets,
+)
 
-from pipelines.dbt import manifest_is_stale, manifest_path, run_target_path
-from pipelines.previews import preview_metadata
-from pipelines.resources import WarehouseResource
-from pipelines.settings import SQL_DIR
-from pipelines.warehouse.load import POOL, staged
+from assets.dbt import manifest_is_stale, manifest_path, run_target_path
+from assets.previews import preview_metadata
+from assets.resources import WarehouseResource
+from startpoint.settings import SQL_DIR
+from startpoint.warehouse.load import POOL, staged
 
 _stale = manifest_is_stale()
 if _stale:
@@ -26,7 +31,7 @@ def leaderboard_metadata(warehouse: WarehouseResource, top: int = 10) -> dict[st
     """Per architecture: its top models as a typed table (the order column, posterior gain, with its 95% interval)
     and the numbers the Plots tab charts over materializations: ranked models, rank 1's posterior gain with its
     interval, the ranking's reliability, the base and target variance shares with their intervals."""
-    from pipelines.warehouse.summary import TOP_COLUMNS, summaries, top_rows
+    from startpoint.warehouse.summary import TOP_COLUMNS, summaries, top_rows
 
     schema = dg.TableSchema(columns=[dg.TableColumn(n, type=t, description=d) for n, t, d in TOP_COLUMNS])
     con = warehouse.connect(read_only=True)

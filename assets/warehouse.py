@@ -8,10 +8,10 @@ Where a table's rows come from (one hop): the lake assets listed in `LAKE_WRITER
 
 import dagster as dg
 
-from pipelines.resources import LakeResource, WarehouseResource
-from pipelines.warehouse.columns import column_docs
-from pipelines.warehouse.load import POOL, load_tables
-from pipelines.warehouse.schema import TABLES
+from assets.resources import LakeResource, WarehouseResource
+from startpoint.schema import TABLES
+from startpoint.warehouse.columns import column_docs
+from startpoint.warehouse.load import POOL, load_tables
 
 
 def table_key(name: str) -> dg.AssetKey:

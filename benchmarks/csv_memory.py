@@ -2,7 +2,7 @@
 
 Generates a CSV of realistic short labelled texts (~230 MB by default: review-like sentences of 4-45 words, 3
 skewed classes, some fields quoted because they hold commas, a few non-ASCII characters) in a temporary folder,
-then loads it through the real path, `pipelines.recommend.target.load_target` (file checks, CSV parsing, cleaning,
+then loads it through the real path, `startpoint.recommend.target.load_target` (file checks, CSV parsing, cleaning,
 splits, the `datasets` row), in a fresh subprocess per round, and reads that process's peak RSS
 (`resource.getrusage(RUSAGE_SELF).ru_maxrss` at exit; the imports alone are measured too).
 
@@ -39,7 +39,7 @@ BEFORE_REF = "834dde5955a8fc17f6ba91e4cd735074bd137fe7"  # pandas read_csv on th
 CHILD = r"""
 import hashlib, json, resource, sys, time
 sys.path.insert(0, sys.argv[1])
-import pipelines.recommend.target as target
+import startpoint.recommend.target as target
 assert target.__file__.startswith(sys.argv[1]), target.__file__
 imports = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 start = time.perf_counter()

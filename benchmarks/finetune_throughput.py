@@ -6,7 +6,7 @@ AdamW parameter groups (no decay on biases and LayerNorm, head at `head_lr_multi
 warm-up/decay schedule, gradient clipping at 1.0, the same data, batch size, max length and epochs. Test accuracy
 is computed by the same function for all. What differs is only how each feeds and drives the training:
 
-  engine           `pipelines.engine.finetune` (cached tokens, length-grouped batches, dynamic padding);
+  engine           `startpoint.engine.finetune` (cached tokens, length-grouped batches, dynamic padding);
   trainer_grouped  transformers `Trainer` at its best: dynamic padding (`DataCollatorWithPadding`) and
                    `group_by_length`;
   trainer_default  `Trainer` as the text-classification example runs it: every example padded to max_length,
@@ -98,17 +98,17 @@ def batch_flops(config, batches: list[tuple[int, list[int]]]) -> tuple[float, fl
 
 def _same_model(model_dir, n_out: int, seed: int):
     """The engine's network, built the way `finetune` builds it (seed first, so the head starts identical)."""
-    from pipelines.engine.model import EncoderClassifier
-    from pipelines.engine.train import _seed_everything
-    from pipelines.zoo.loading import load_encoder
+    from startpoint.engine.model import EncoderClassifier
+    from startpoint.engine.train import _seed_everything
+    from startpoint.zoo.loading import load_encoder
 
     _seed_everything(seed)
     return EncoderClassifier(load_encoder(model_dir), n_out)
 
 
 def _test_accuracy(model, tokenizer, ds, recipe, device, dtype) -> float:
-    from pipelines.engine import batching
-    from pipelines.engine.train import _predict, _score
+    from startpoint.engine import batching
+    from startpoint.engine.train import _predict, _score
 
     test = batching.encode(tokenizer, [str(t) for t in ds.test["text"]], None, recipe.max_length)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -116,7 +116,7 @@ def _test_accuracy(model, tokenizer, ds, recipe, device, dtype) -> float:
 
 
 def run_engine(model_dir, ds, recipe, seed, device):
-    from pipelines.engine import batching, finetune
+    from startpoint.engine import batching, finetune
 
     recorded: list[tuple[int, list[int]]] = []
     original = batching.length_grouped_batches
@@ -140,12 +140,17 @@ def run_engine(model_dir, ds, recipe, seed, device):
 
 def run_trainer(model_dir, ds, recipe, seed, device, bf16: bool, grouped: bool):
     import torch
-    from transformers import (DataCollatorWithPadding, PrinterCallback, Trainer, TrainingArguments,
-                              default_data_collator)
+    from transformers import (
+        DataCollatorWithPadding,
+        PrinterCallback,
+        Trainer,
+        TrainingArguments,
+        default_data_collator,
+    )
 
-    from pipelines.engine.device import autocast_dtype
-    from pipelines.engine.train import _optimizer, _schedule
-    from pipelines.zoo.loading import load_tokenizer
+    from startpoint.engine.device import autocast_dtype
+    from startpoint.engine.train import _optimizer, _schedule
+    from startpoint.zoo.loading import load_tokenizer
 
     tok = load_tokenizer(model_dir)
     pad = False if grouped else "max_length"
@@ -368,10 +373,10 @@ def main(argv: list[str] | None = None) -> int:
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
 
-    from pipelines.data import SplitCaps, load_dataset
-    from pipelines.engine import Recipe
-    from pipelines.engine.device import configure_threads, pick_device
-    from pipelines.zoo import DEFAULT_BASE, resolve
+    from startpoint.data import SplitCaps, load_dataset
+    from startpoint.engine import Recipe
+    from startpoint.engine.device import configure_threads, pick_device
+    from startpoint.zoo import DEFAULT_BASE, resolve
 
     device = pick_device(args.device)
     threads = configure_threads()

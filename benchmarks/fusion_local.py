@@ -96,7 +96,7 @@ def conclusion(rows: list[dict]) -> str:
 def provenance(con, models_dir: Path) -> dict:
     """What the figures were computed from, read from the warehouse and the model cards (not from the code's
     current grid, which may have changed since): bases, targets, seeds, and the intermediate models' recipes."""
-    from pipelines.zoo import read_model_card
+    from startpoint.zoo import read_model_card
 
     bases = [r[0] for r in con.execute(
         "select distinct base_model from hub_models where role = 'fused' order by 1").fetchall()]
@@ -123,7 +123,7 @@ def provenance(con, models_dir: Path) -> dict:
 def results_from(warehouse: Path, models_dir: Path) -> dict:
     import duckdb
 
-    from pipelines.engine.records import code_version
+    from startpoint.engine.records import code_version
 
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
@@ -158,7 +158,7 @@ def write_docs(results: dict, doc: Path = DOC) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pipelines.settings import get_settings
+    from startpoint.settings import get_settings
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--warehouse", type=Path, default=None, help="default: the warehouse in $STARTPOINT_HOME")

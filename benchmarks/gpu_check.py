@@ -13,7 +13,7 @@ encoders are then built from their configs with a fixed seed (MiniLM-L6, and a b
 with the same tokenizer) instead of loading pretrained weights: throughput does not depend on the weights, and the
 engine and the Trainer still start from the same initialisation, so accuracy parity still holds, but absolute
 accuracy is then not meaningful. If dagster is missing there, a placeholder module stands in for the partition
-definitions that `pipelines.zoo` builds at import time (nothing measured uses them); the JSON says so.
+definitions that `startpoint.zoo` builds at import time (nothing measured uses them); the JSON says so.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ QUICK = {"train": 64, "test": 48, "rounds": 1, "contenders": "engine,trainer_gro
 
 def larger_encoder() -> tuple[str | None, str]:
     """(model folder or None, why): $GPU_CHECK_LARGE_MODEL, else the first packaged larger encoder in the zoo."""
-    from pipelines.zoo import PRETRAINED, resolve
+    from startpoint.zoo import PRETRAINED, resolve
 
     folder = os.environ.get("GPU_CHECK_LARGE_MODEL")
     if folder:
@@ -53,7 +53,7 @@ def larger_encoder() -> tuple[str | None, str]:
     reasons = []
     for model_id in LARGE_CANDIDATES:
         if model_id not in PRETRAINED:
-            reasons.append(f"{model_id} is not in the zoo (pipelines.zoo.PRETRAINED)")
+            reasons.append(f"{model_id} is not in the zoo (startpoint.zoo.PRETRAINED)")
             continue
         try:
             return str(resolve(model_id)), model_id
@@ -132,7 +132,7 @@ def seeded_encoders(pack: Path, work: Path, log) -> list[tuple[str, str, dict]]:
 
 DAGSTER_PLACEHOLDER = '''"""Placeholder written by benchmarks/gpu_check.py on a machine without dagster.
 
-pipelines.zoo imports pipelines.partitions, which builds dagster partition definitions at import time; the
+startpoint.zoo imports assets.partitions, which builds dagster partition definitions at import time; the
 throughput benchmark never uses them. Anything else asked of this module fails loudly."""
 
 
@@ -167,8 +167,8 @@ def recommend_home(home: Path) -> str:
     copies of the packaged encoder (the timing needs real weights, not a real ranking)."""
     import duckdb
 
-    from pipelines.settings import get_settings
-    from pipelines.zoo import DEFAULT_BASE, resolve
+    from startpoint.settings import get_settings
+    from startpoint.zoo import DEFAULT_BASE, resolve
 
     existing = get_settings().warehouse_path
     if existing.exists():
@@ -366,9 +366,9 @@ def main(argv: list[str] | None = None) -> int:
                 (shim / "__init__.py").write_text(DAGSTER_PLACEHOLDER)
                 env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(shim.parent), env.get("PYTHONPATH")]))
                 out["pack"]["dagster"] = ("not installed: a placeholder module stood in for the partition "
-                                          "definitions pipelines.zoo builds at import time (unused by the benchmark)")
+                                          "definitions startpoint.zoo builds at import time (unused by the benchmark)")
         else:
-            from pipelines.zoo import DEFAULT_BASE
+            from startpoint.zoo import DEFAULT_BASE
 
             descriptions = {}
             large, why = larger_encoder()

@@ -34,8 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--validation", type=int, default=64)
     args = parser.parse_args(argv)
 
-    from pipelines.data import SplitCaps, load_dataset
-    from pipelines.zoo import DEFAULT_BASE, resolve
+    from startpoint.data import SplitCaps, load_dataset
+    from startpoint.zoo import DEFAULT_BASE, resolve
 
     out = Path(args.dir)
     arch = out / "minilm-l6"

@@ -46,9 +46,9 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.production_sql import ModelChain, published_architectures, retarget  # noqa: E402
 from benchmarks.results_file import write_results  # noqa: E402
-from pipelines.settings import get_settings  # noqa: E402
-from pipelines.tables import markdown_table  # noqa: E402
-from pipelines.warehouse.load import connect  # noqa: E402
+from startpoint.settings import get_settings  # noqa: E402
+from startpoint.tables import markdown_table  # noqa: E402
+from startpoint.warehouse.load import connect  # noqa: E402
 
 CLIPS = (1.0, 1.5, 2.0, 3.0, 5.0, 1e6)  # 1e6: no winsorizing at all; the configured clip must be one of these
 PLACEHOLDER = 987654.0  # compiled once with this clip, substituted per candidate

@@ -35,7 +35,7 @@ MAX_BELOW_REFERENCE = 5.0
 
 
 def candidates():
-    from pipelines.engine.recipe import Recipe
+    from startpoint.engine.recipe import Recipe
 
     # (label, recipe), cheapest first; the last is the reference ("more source data"): 6x today's 400 examples.
     # One epoch each: on 2 cores the source recipe must leave `make run` within 10 minutes for two architectures
@@ -67,8 +67,8 @@ def majority_share(labels) -> float:
 def from_model_card(base: str, source: str, label: str, recipe, models_dir: Path) -> dict | None:
     """The same run read from an intermediate model the grid already made with this very recipe (its model card
     holds the source test score), instead of training it again; None when there is none."""
-    from pipelines.data import load_dataset
-    from pipelines.zoo import intermediate_id, local_model_dir, read_model_card
+    from startpoint.data import load_dataset
+    from startpoint.zoo import intermediate_id, local_model_dir, read_model_card
 
     card = read_model_card(local_model_dir(intermediate_id(source, base), models_dir))
     if card.get("recipe_hash") != recipe.recipe_hash or card.get("seed") != 0 or card.get("test_score") is None:
@@ -86,9 +86,9 @@ def from_model_card(base: str, source: str, label: str, recipe, models_dir: Path
 
 
 def run_one(base: str, source: str, label: str, recipe, cache_dir: Path) -> dict:
-    from pipelines.data import load_dataset
-    from pipelines.engine import finetune
-    from pipelines.zoo import resolve
+    from startpoint.data import load_dataset
+    from startpoint.engine import finetune
+    from startpoint.zoo import resolve
 
     ds = load_dataset(source, caps=recipe.split_caps, seed=0)
     majority = majority_share(ds.test["label"])
@@ -265,8 +265,8 @@ def main() -> None:
                         help="a STARTPOINT_HOME where `make run` finished: add its local gains to the results file")
     args = parser.parse_args()
     from benchmarks.results_file import write_results
-    from pipelines.engine.grid import DEFAULT_GRID
-    from pipelines.settings import get_settings
+    from startpoint.grid import DEFAULT_GRID
+    from startpoint.settings import get_settings
 
     bases = list(DEFAULT_GRID.base_models)
     cands = [(label, rec) for label, rec in candidates() if args.only is None or label in args.only]
@@ -303,7 +303,7 @@ def main() -> None:
         return
     selection = choose(runs, labels)
     print(f"chosen source recipe: {selection['chosen']}")
-    from pipelines.zoo import architecture_of
+    from startpoint.zoo import architecture_of
 
     gains = intertraining_gains(args.gains_from, [architecture_of(b) for b in bases]) if args.gains_from else None
     write_results("local_sources", {

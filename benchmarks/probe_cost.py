@@ -37,8 +37,8 @@ TARGET_RATIO = 1 / 50
 
 
 def probe(model_id: str, proxy: str) -> tuple[float, list[dict]]:
-    from pipelines.probes.run import probe_model
-    from pipelines.zoo import architecture_of, resolve
+    from startpoint.probes.run import probe_model
+    from startpoint.zoo import architecture_of, resolve
 
     with tempfile.TemporaryDirectory() as cache:
         start = time.perf_counter()
@@ -47,10 +47,10 @@ def probe(model_id: str, proxy: str) -> tuple[float, list[dict]]:
 
 
 def finetune_once(model_id: str, target: str, seed: int, token_cache: Path) -> dict:
-    from pipelines.data import load_dataset
-    from pipelines.engine import finetune
-    from pipelines.engine.grid import target_recipe
-    from pipelines.zoo import resolve
+    from startpoint.data import load_dataset
+    from startpoint.engine import finetune
+    from startpoint.grid import target_recipe
+    from startpoint.zoo import resolve
 
     recipe = target_recipe(target)
     start = time.perf_counter()
@@ -71,10 +71,10 @@ def main() -> None:
 
     import torch
 
-    from pipelines.data import load_dataset
     from benchmarks.results_file import write_results
-    from pipelines.engine.grid import DEFAULT_GRID
-    from pipelines.probes.run import default_proxy
+    from startpoint.data import load_dataset
+    from startpoint.grid import DEFAULT_GRID
+    from startpoint.probes.run import default_proxy
 
     proxy, targets, seeds = default_proxy(), DEFAULT_GRID.targets, list(DEFAULT_GRID.seeds)
     measured_seeds = seeds[: args.seeds or len(seeds)]

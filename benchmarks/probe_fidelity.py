@@ -31,8 +31,8 @@ BUDGETS = [(256, 16), (128, 32), (256, 32), (384, 16), (512, 32)]
 
 
 def zoo_models() -> list[str]:
-    from pipelines.settings import get_settings
-    from pipelines.zoo import DEFAULT_BASE, read_model_card
+    from startpoint.settings import get_settings
+    from startpoint.zoo import DEFAULT_BASE, read_model_card
 
     models_dir = get_settings().models_dir
     cards = [read_model_card(p) for p in sorted(models_dir.iterdir())] if models_dir.is_dir() else []
@@ -42,11 +42,11 @@ def zoo_models() -> list[str]:
 def probe_scores(model_id: str, proxy: str, n: int, max_length: int) -> dict:
     from threadpoolctl import threadpool_limits
 
-    from pipelines.data import SplitCaps, load_dataset
-    from pipelines.probes.features import Features, FeatureSettings, encode
-    from pipelines.probes.logme import logme
-    from pipelines.probes.run import linear_probe
-    from pipelines.zoo import resolve
+    from startpoint.data import SplitCaps, load_dataset
+    from startpoint.probes.features import Features, FeatureSettings, encode
+    from startpoint.probes.logme import logme
+    from startpoint.probes.run import linear_probe
+    from startpoint.zoo import resolve
 
     dataset = load_dataset(proxy, caps=SplitCaps(train=n, validation=1, test=1), seed=0)
     start = time.perf_counter()
@@ -66,9 +66,9 @@ def main() -> None:
     from scipy.stats import spearmanr
 
     from benchmarks.results_file import write_results
-    from pipelines.engine.grid import Grid
     from pipelines.launch import run_grid
-    from pipelines.probes.run import default_proxy
+    from startpoint.grid import Grid
+    from startpoint.probes.run import default_proxy
 
     if args.make_sources:
         run_grid(Grid(name="fidelity", sources=tuple(args.make_sources), targets=(), seeds=()))

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.dbt import run_dbt
-from pipelines.settings import SQL_DIR
+from assets.dbt import run_dbt
+from startpoint.settings import SQL_DIR
 
 PROJECT = "startpoint"
 

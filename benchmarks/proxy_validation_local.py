@@ -65,11 +65,11 @@ def main() -> None:
 
     from benchmarks.results_file import write_results
     from pipelines.definitions import defs
-    from pipelines.engine.grid import DEFAULT_GRID, Grid
-    from pipelines.engine.plan import SelectionOptions, selection_pretrained
     from pipelines.launch import run_grid, run_selection
-    from pipelines.settings import get_settings
-    from pipelines.warehouse.load import connect
+    from startpoint.grid import DEFAULT_GRID, Grid
+    from startpoint.plan import SelectionOptions, selection_pretrained
+    from startpoint.settings import get_settings
+    from startpoint.warehouse.load import connect
 
     sources = tuple(dict.fromkeys((*DEFAULT_GRID.sources, *args.sources)))
     instance = dg.DagsterInstance.ephemeral()

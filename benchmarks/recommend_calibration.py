@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.production_sql import ModelChain, published_architectures  # noqa: E402
 from benchmarks.results_file import write_results  # noqa: E402
-from pipelines.recommend.predict import (  # noqa: E402
+from startpoint.recommend.predict import (  # noqa: E402
     COVERAGE,
     USER_FEATURES,
     EvidenceFrames,
@@ -135,7 +135,7 @@ def summarize(per_target: pd.DataFrame, resamples: int, seed: int) -> dict:
 
 def calibration_table(results: dict) -> str:
     """The markdown table docs/recommend.md quotes (tests/test_recommend_calibration.py compares the two)."""
-    from pipelines.tables import markdown_table
+    from startpoint.tables import markdown_table
 
     def cov(d: dict, key: str) -> str:
         lo, hi = d[f"{key}_ci"]
@@ -161,8 +161,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    from pipelines.settings import get_settings
-    from pipelines.warehouse.load import connect
+    from startpoint.settings import get_settings
+    from startpoint.warehouse.load import connect
 
     chain = production_chain()
     con = connect(get_settings().warehouse_path, read_only=True)

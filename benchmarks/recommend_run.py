@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.results_file import write_results  # noqa: E402
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -35,8 +36,8 @@ ARCH = "all-MiniLM-L6-v2"
 
 
 def user_csv(dataset: str | None, rows: int, folder: Path) -> tuple[str, Path]:
-    from pipelines.data import installed, load_offline
-    from pipelines.engine.grid import DEFAULT_GRID
+    from startpoint.data import installed, load_offline
+    from startpoint.grid import DEFAULT_GRID
 
     used = set(DEFAULT_GRID.sources) | set(DEFAULT_GRID.targets)
     choices = [d for d in installed() if d not in used]

@@ -1,6 +1,6 @@
 """The warehouse at Hub scale: rebuild, incremental load and compaction on synthetic lakes of 18k to 18M runs.
 
-A synthetic lake in the real layout (``pipelines/lake.py``, the schema of ``pipelines/warehouse/schema.py``):
+A synthetic lake in the real layout (``startpoint/lake.py``, the schema of ``startpoint/schema.py``):
 4 architectures, 36 targets (32 accuracy, 4 spearman), 5 seeds, models split evenly over the architectures with one
 pretrained base each, 10^2 to 10^5 models. Scores: target level + model effect (5 % of models clearly worse) +
 model x target interaction + seed noise, 0.5 % failed runs (NULL score). Each model has a hub_models row and a
@@ -41,7 +41,7 @@ import pyarrow.compute as pc
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.results_file import write_results  # noqa: E402
-from pipelines import lake  # noqa: E402
+from startpoint import lake  # noqa: E402
 
 ARCHITECTURES = ("bert-base-uncased", "roberta-base", "t5-base", "all-MiniLM-L6-v2")
 N_TARGETS, N_SEEDS = 36, 5
@@ -179,8 +179,8 @@ def file_count(lake_url: str) -> int:
 def _dbt_build(warehouse: Path, target_path: str) -> list[str]:
     """`dbt build` of every model and test, as the sql_models asset runs it: into a staging copy swapped in.
     Returns the nodes that did not pass (data tests can fail on lakes of a few models; every model still builds)."""
-    from pipelines.dbt import run_dbt
-    from pipelines.warehouse.load import staged
+    from assets.dbt import run_dbt
+    from startpoint.warehouse.load import staged
 
     with staged(warehouse, require_live=True) as staging:
         os.environ["STARTPOINT_WAREHOUSE"] = str(staging)
@@ -201,7 +201,7 @@ def _cpu() -> float:
 
 
 def step(name: str, lake_url: str, home: Path, dbt: bool = True) -> dict:
-    from pipelines.warehouse.load import load_tables
+    from startpoint.warehouse.load import load_tables
 
     warehouse = home / "warehouse.duckdb"
     os.environ["STARTPOINT_HOME"] = str(home)

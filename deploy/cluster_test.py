@@ -323,7 +323,7 @@ def start_moto(svc: Services, env: dict[str, str]) -> str:
 
 
 def pick_targets() -> list[str]:
-    from pipelines.data import OFFLINE_SUITE, installed
+    from startpoint.data import OFFLINE_SUITE, installed
 
     avail = installed()
     # PyPI sets first (always there after `make install`), then Debian ones (.ci/run installs them).
@@ -400,12 +400,12 @@ def run_cluster(root: Path, deadline: float, svc: Services) -> dict:
     from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
     from dagster._core.utils import make_new_backfill_id
 
-    from pipelines import lake
-    from pipelines.engine import Recipe
-    from pipelines.engine.records import run_relpath
-    from pipelines.partitions import encode_key
-    from pipelines.warehouse.load import connect, load_tables
-    from pipelines.zoo import DEFAULT_BASE
+    from startpoint import lake
+    from startpoint.engine import Recipe
+    from startpoint.engine.records import run_relpath
+    from startpoint.keys import encode_key
+    from startpoint.warehouse.load import connect, load_tables
+    from startpoint.zoo import DEFAULT_BASE
 
     instance = dg.DagsterInstance.get()
 

@@ -6,8 +6,10 @@ import argparse
 import os
 import sys
 
-from pipelines.settings import get_settings
-from pipelines.tables import visible_text as _terminal  # untrusted text made inert for the terminal
+from startpoint.settings import get_settings
+from startpoint.tables import (
+    visible_text as _terminal,  # untrusted text made inert for the terminal
+)
 
 
 def _error(message: object) -> int:
@@ -28,7 +30,7 @@ def _warehouse_errors() -> tuple[type[BaseException], ...]:
 
 def _warehouse_problem(exc: BaseException) -> str:
     """A DuckDB error on the warehouse as one line with the fix."""
-    from pipelines.warehouse.load import WarehouseUnreadable
+    from startpoint.warehouse.load import WarehouseUnreadable
 
     text = " ".join(str(exc).split())
     if isinstance(exc, WarehouseUnreadable):  # already one line that names the file and the fix
@@ -66,7 +68,7 @@ def _check_out_dir(out: str, flag: str = "--out") -> Path | None:
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
-    from pipelines.warehouse.load import connect
+    from startpoint.warehouse.load import connect
 
     if args.top < 1:
         return _error(f"--top must be at least 1 row per architecture, got {args.top}")
@@ -79,10 +81,10 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def _print_leaderboard(args: argparse.Namespace, con) -> int:
-    from pipelines.frames import frame
-    from pipelines.site.build import Reliability, ranking_table, reliability_text
-    from pipelines.site.data import RANKING_COLUMNS, _columns, _select
-    from pipelines.tables import markdown_table
+    from startpoint.frames import frame
+    from startpoint.site.build import Reliability, ranking_table, reliability_text
+    from startpoint.site.data import RANKING_COLUMNS, _columns, _select
+    from startpoint.tables import markdown_table
 
     try:
         archs = [r[0] for r in con.execute("select distinct architecture from leaderboard order by 1").fetchall()]
@@ -133,11 +135,11 @@ def _print_leaderboard(args: argparse.Namespace, con) -> int:
 
 def _cmd_recommend(args: argparse.Namespace) -> int:
     """Predict (and with --run, check) which base model to start from for the user's dataset."""
-    from pipelines.data import DatasetError
-    from pipelines.recommend import RecommendError, RecommendOptions, recommend
-    from pipelines.recommend.core import ReportWriteError
-    from pipelines.progress import RunProgress
-    from pipelines.recommend.report import summary_lines
+    from startpoint.data import DatasetError
+    from startpoint.progress import RunProgress
+    from startpoint.recommend import RecommendError, RecommendOptions, recommend
+    from startpoint.recommend.core import ReportWriteError
+    from startpoint.recommend.report import summary_lines
 
     try:
         options = RecommendOptions(**{name: getattr(args, name) for name in _cli_fields(RecommendOptions)})
@@ -159,7 +161,7 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
 
 
 def _cmd_site(args: argparse.Namespace) -> int:
-    from pipelines.site import SiteDataError, build_site
+    from startpoint.site import SiteDataError, build_site
 
     settings = get_settings()
     out = args.out or str(settings.artifacts_dir / "site")
@@ -179,7 +181,7 @@ def _cmd_site(args: argparse.Namespace) -> int:
 
 
 def _cmd_model_card(args: argparse.Namespace) -> int:
-    from pipelines.modelcard import export_model_cards
+    from startpoint.modelcard import export_model_cards
 
     settings = get_settings()
     out = args.out or str(settings.artifacts_dir / "model_cards")
@@ -202,8 +204,8 @@ def _cmd_model_card(args: argparse.Namespace) -> int:
 
 
 def _cmd_grid(args: argparse.Namespace) -> int:
-    from pipelines.engine.grid import DEFAULT_GRID, full_grid
     from pipelines.launch import default_instance, run_grid
+    from startpoint.grid import DEFAULT_GRID, full_grid
 
     if not args.worker:
         # The grid runs in a child process so that Ctrl-C / SIGTERM stop it within seconds even while Dagster
@@ -213,8 +215,8 @@ def _cmd_grid(args: argparse.Namespace) -> int:
         cmd = [sys.executable, "-m", "pipelines.cli", "run-grid", "--worker", *(["--full"] if args.full else [])]
         return supervise(cmd, what="run-grid", instance_factory=default_instance,
                          hint="; finished runs are in the lake, rerun to complete the grid")
-    from pipelines.engine.plan import grid_steps
-    from pipelines.progress import RunProgress
+    from startpoint.plan import grid_steps
+    from startpoint.progress import RunProgress
 
     grid = full_grid() if args.full else DEFAULT_GRID
     try:  # the runs of the named grid jobs, tagged startpoint/grid=<name> (pipelines/launch.py)
@@ -299,7 +301,7 @@ def _add_model_flags(parser: argparse.ArgumentParser, model) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pipelines.recommend.core import RecommendOptions
+    from startpoint.recommend.core import RecommendOptions
 
     parser = _Parser(prog="startpoint", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)

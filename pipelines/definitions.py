@@ -7,9 +7,9 @@ import os
 import dagster as dg
 
 import assets
+from assets.resources import default_resources
 from pipelines.executors import EXECUTOR_ENV, configured_executor
 from pipelines.jobs import ALL_JOBS
-from pipelines.resources import default_resources
 from pipelines.schedules import ALL_SCHEDULES
 from pipelines.sensors import ALL_SENSORS
 

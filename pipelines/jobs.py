@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import dagster as dg
 
-from pipelines.hub.automation import hub_catalog_job  # Hub catalog refresh, docs/hub_and_probes.md
+from pipelines.hub_automation import (
+    hub_catalog_job,  # Hub catalog refresh, docs/hub_and_probes.md
+)
+
 # One named asset job per grid step (datasets, intermediate models, finetune runs, probe scores), executor from
 # STARTPOINT_EXECUTOR; the grid and selection sensors (pipelines/sensors.py) launch them. docs/engine.md
 from pipelines.launch import GRID_JOBS
-from pipelines.recommend.job import recommend_job  # op job with run config, docs/recommend.md
-from pipelines.recovery import recovering_executor  # kill -9 recovery and INFO on pool waits, docs/engine.md
+from pipelines.recommend_job import (
+    recommend_job,  # op job with run config, docs/recommend.md
+)
+from pipelines.recovery import (
+    recovering_executor,  # kill -9 recovery and INFO on pool waits, docs/engine.md
+)
 
 # Import published results, load the warehouse, and derive every SQL model from it. The executor frees the
 # `duckdb` slot of a run killed earlier and says at INFO who holds the pool while a step waits for it.

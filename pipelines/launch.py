@@ -1,6 +1,6 @@
 """Launching a grid or a selection the Dagster way: named asset jobs, partitions, run requests, one tag per grid.
 
-The steps come from `pipelines.engine.plan` (what to make, with which config, after what). Here they become
+The steps come from `startpoint.plan` (what to make, with which config, after what). Here they become
 Dagster runs of four named asset jobs, one per partitioned step, whose executor is chosen by configuration
 (`STARTPOINT_EXECUTOR`, `pipelines/executors.py`):
 
@@ -43,17 +43,31 @@ from assets.datasets import datasets_lake
 from assets.finetune import finetune_runs
 from assets.fused_models import fused_models, pretrained_bases_partitions
 from assets.intermediate_models import intermediate_models
+from assets.partitions import (
+    base_models_partitions,
+    sources_partitions,
+    targets_partitions,
+)
 from assets.probes import probe_scores_lake
-from pipelines.engine.plan import (
-    DATASETS, FINETUNE, FUSE, INTERMEDIATE, KINDS, PROBE, SelectionOptions, Step, grid_steps, made_fusions,
-    ready_steps, selection_stage, steps_done,
-)
+from assets.resources import HomeResource, LakeResource
 from pipelines.executors import configured_executor
-from pipelines.hub.architectures import ARCHITECTURES
-from pipelines.partitions import (
-    base_models_partitions, decode_key, encode_key, sources_partitions, source_key, targets_partitions,
+from startpoint.hub.architectures import ARCHITECTURES
+from startpoint.keys import decode_key, encode_key, source_key
+from startpoint.plan import (
+    DATASETS,
+    FINETUNE,
+    FUSE,
+    INTERMEDIATE,
+    KINDS,
+    PROBE,
+    SelectionOptions,
+    Step,
+    grid_steps,
+    made_fusions,
+    ready_steps,
+    selection_stage,
+    steps_done,
 )
-from pipelines.resources import HomeResource, LakeResource
 
 GRID_TAG = "startpoint/grid"
 Log = Callable[[str], None]
@@ -163,13 +177,13 @@ def grid_sensor(name: str, make_grid: Callable[[], object], description: str) ->
 
 
 def _default_grid():
-    from pipelines.engine.grid import DEFAULT_GRID
+    from startpoint.grid import DEFAULT_GRID
 
     return DEFAULT_GRID
 
 
 def _full_grid():
-    from pipelines.engine.grid import full_grid
+    from startpoint.grid import full_grid
 
     return full_grid()
 
@@ -231,7 +245,7 @@ GRID_SENSORS = [default_grid_sensor, full_grid_sensor, *SELECTION_SENSORS]
 def grid_definitions() -> dg.Definitions:
     """The grid's assets and jobs with the lake and home of the current settings (what `execute_in_process` of a
     named job needs, without loading the whole code location)."""
-    from pipelines.settings import get_settings
+    from startpoint.settings import get_settings
 
     settings = get_settings()
     return dg.Definitions(assets=list(_ASSETS.values()), jobs=GRID_JOBS,
@@ -256,8 +270,14 @@ def execute_stages(name: str, next_stage: Callable[[set[str], set[str]], list[St
     """Run `next_stage(succeeded, tried)` stage after stage, each step as one run of its named job in this process,
     until it asks for nothing new. Returns counts of succeeded and failed partitions (the unpartitioned datasets
     step is counted only when it fails); a step of `known_steps` never tried (what it needs failed) is a failure.
-    `progress` (a `pipelines.progress.RunProgress`) hears of each step's start and end."""
-    from pipelines.recovery import HOST_TAG, PID_TAG, PoolWatch, free_dead_runs, process_tags
+    `progress` (a `startpoint.progress.RunProgress`) hears of each step's start and end."""
+    from pipelines.recovery import (
+        HOST_TAG,
+        PID_TAG,
+        PoolWatch,
+        free_dead_runs,
+        process_tags,
+    )
 
     if not instance.is_ephemeral:
         free_dead_runs(instance, log=log)
@@ -306,7 +326,7 @@ def execute_stages(name: str, next_stage: Callable[[set[str], set[str]], list[St
 def run_grid(grid, instance: dg.DagsterInstance | None = None, log: Log = print, progress=None) -> dict:
     """Materialize `grid` stage by stage in this process (the single-machine path of `startpoint run-grid`);
     returns counts of succeeded and failed partitions (a failed `lake/datasets` step counts as a failed one)."""
-    from pipelines.settings import get_settings
+    from startpoint.settings import get_settings
 
     settings = get_settings()
 
@@ -321,7 +341,7 @@ def run_selection(architecture: str, options: SelectionOptions | None = None,
                   instance: dg.DagsterInstance | None = None, log: Log = print) -> dict:
     """The `select_<architecture>` sensor's stages in this process: probe every candidate, then finetune the
     baseline and the top k. Returns the counts of `execute_stages`."""
-    from pipelines.settings import get_settings
+    from startpoint.settings import get_settings
 
     options = options or SelectionOptions.from_env()
     settings = get_settings()

@@ -36,7 +36,11 @@ from collections.abc import Callable, Iterable, Sequence
 
 import dagster as dg
 from dagster._core.events import DagsterEventType
-from dagster._core.storage.dagster_run import FINISHED_STATUSES, IN_PROGRESS_RUN_STATUSES, RunsFilter
+from dagster._core.storage.dagster_run import (
+    FINISHED_STATUSES,
+    IN_PROGRESS_RUN_STATUSES,
+    RunsFilter,
+)
 
 HOST_TAG = "startpoint/host"
 PID_TAG = "startpoint/pid"

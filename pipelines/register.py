@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from pipelines import lake
-from pipelines.partitions import encode_key, source_key
+from startpoint import lake
+from startpoint.keys import encode_key, source_key
 
 PUBLISHED = dg.AssetKey(["lake", "published_results"])
 DATASETS = dg.AssetKey(["lake", "datasets"])
@@ -58,7 +58,7 @@ def scan(lake_url: str) -> Found:
         found.partitions[DATASETS][None] = {"rows": len(datasets),
                                             "datasets": ", ".join(sorted(r["dataset_id"] for r in datasets))}
 
-    from pipelines.hub.architectures import ARCHITECTURES
+    from startpoint.hub.architectures import ARCHITECTURES
 
     for path in lake.list_files(lake_url, "hub_models", "hub"):  # one file per architecture, rows or none
         arch = posixpath.basename(path).removesuffix(".parquet")

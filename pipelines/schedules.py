@@ -4,6 +4,6 @@ from __future__ import annotations
 
 ALL_SCHEDULES: list = []
 
-from pipelines.hub.automation import hub_catalog_refresh  # noqa: E402
+from pipelines.hub_automation import hub_catalog_refresh  # noqa: E402
 
 ALL_SCHEDULES.append(hub_catalog_refresh)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 ALL_SENSORS: list = []
 
-from pipelines.hub.automation import hub_new_models  # noqa: E402
+from pipelines.hub_automation import hub_new_models  # noqa: E402
 
 ALL_SENSORS.append(hub_new_models)
 

@@ -10,7 +10,7 @@ import pytest
 @pytest.fixture(scope="session")
 def base_dir():
     """The packaged all-MiniLM-L6-v2 folder (the default base encoder)."""
-    from pipelines.zoo import DEFAULT_BASE, resolve
+    from startpoint.zoo import DEFAULT_BASE, resolve
 
     return resolve(DEFAULT_BASE)
 

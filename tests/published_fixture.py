@@ -45,11 +45,11 @@ def materialize_published(home: Path, folder: Path | None, monkeypatch) -> dg.Ex
         monkeypatch.setenv("STARTPOINT_PUBLISHED_RESULTS", "")
     else:
         monkeypatch.setenv("STARTPOINT_PUBLISHED_RESULTS", str(folder))
+    from assets.dbt import dbt_resource
     from assets.published import published_results
+    from assets.resources import LakeResource, WarehouseResource
     from assets.sql_models import sql_models
     from assets.warehouse import warehouse_tables
-    from pipelines.dbt import dbt_resource
-    from pipelines.resources import LakeResource, WarehouseResource
 
     return dg.materialize(
         [published_results, warehouse_tables, sql_models],

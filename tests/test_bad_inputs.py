@@ -308,7 +308,7 @@ class Outcome:
 # interpreter, to show both paths agree.
 _ZYGOTE = r"""
 import json, os, runpy, sys, traceback
-import duckdb, polars, pipelines.cli, pipelines.data, pipelines.recommend, pipelines.site, pipelines.modelcard
+import duckdb, polars, pipelines.cli, startpoint.data, startpoint.recommend, startpoint.site, startpoint.modelcard
 jobs, workers = json.load(sys.stdin)
 running, results = {}, {}
 def reap():
@@ -462,8 +462,8 @@ def _published_folder(folder: Path) -> Path:
 
 
 def test_hostile_published_ids_are_rejected_rows_not_a_stopped_import(tmp_path):
-    from pipelines.partitions import decode_key, encode_key
-    from pipelines.published.importer import import_folder
+    from startpoint.keys import decode_key, encode_key
+    from startpoint.published.importer import import_folder
 
     imported = import_folder(_published_folder(tmp_path / "published"), str(tmp_path / "lake"))
     arch = imported.architectures["roberta-base"]
@@ -482,8 +482,9 @@ def test_hostile_published_ids_are_rejected_rows_not_a_stopped_import(tmp_path):
 def test_every_shared_published_id_is_accepted():
     import csv
 
-    from pipelines.partitions import decode_key, encode_key
-    from pipelines.published.reader import model_id_problem
+    from startpoint.keys import decode_key, encode_key
+    from startpoint.published.reader import model_id_problem
+
     from published_fixture import SHARED
 
     tables = sorted(SHARED.glob("*_table.csv")) if SHARED.is_dir() else []
@@ -501,7 +502,7 @@ def test_every_shared_published_id_is_accepted():
 def test_model_card_markdown_escapes_hostile_ids():
     import polars as pl
 
-    from pipelines.modelcard.export import markdown_section
+    from startpoint.modelcard.export import markdown_section
 
     fields = "model_id architecture rank n_targets mean_gain ci_low ci_high win_rate avg_score pretrained_avg".split()
     row = dict(zip(fields, ("`<script>alert(1)</script>`\u202e", "arch`\x1b[31m", 1, 2, 1.0, 0.5, 1.5, 0.5, 80.0, 79.0)))
@@ -517,7 +518,7 @@ def test_model_card_markdown_escapes_hostile_ids():
 
 
 def test_dagster_markdown_text_escapes_markup():
-    from pipelines.tables import markdown_table, markdown_text
+    from startpoint.tables import markdown_table, markdown_text
 
     cell = markdown_text('evil/<script>alert("x")</script>&co`\n# heading')
     assert "<script>" not in cell and "\n" not in cell and "`" not in cell.replace("\\`", "")

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from pipelines.settings import REPO_ROOT
+from startpoint.settings import REPO_ROOT
 
 DOC = REPO_ROOT / "docs" / "scale_out.md"
 DRIVER = REPO_ROOT / "deploy" / "cluster_test.py"

@@ -32,9 +32,9 @@ import dagster as dg
 import duckdb
 import pytest
 import yaml
+from test_site_browser import CHROMIUM, Browser
 
 from published_fixture import SHARED, make_folder
-from test_site_browser import CHROMIUM, Browser
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -56,10 +56,10 @@ def _free_port() -> int:
 def _write_runs(lake_url: str, grid) -> int:
     """The grid's intermediate models and runs, written as `intermediate_models` and `lake/finetune_runs` write
     them (scores made up and reproducible: no training)."""
-    from pipelines import lake
-    from pipelines.engine.records import model_relpath, model_row, run_relpath, run_row
-    from pipelines.engine.train import FinetuneResult
-    from pipelines.zoo import PRETRAINED, architecture_of
+    from startpoint import lake
+    from startpoint.engine.records import model_relpath, model_row, run_relpath, run_row
+    from startpoint.engine.train import FinetuneResult
+    from startpoint.zoo import PRETRAINED, architecture_of
 
     arch = architecture_of(grid.base_models[0])
     for base, source, model in grid.intermediates:
@@ -91,11 +91,11 @@ def _build_lake(home: Path, root: Path) -> None:
     from assets.hub_catalog import hub_models_lake
     from assets.intermediate_models import write_pretrained_row
     from assets.probes import probe_scores_lake
-    from pipelines.data import OFFLINE_SUITE
-    from pipelines.engine.grid import DEFAULT_GRID, Grid
-    from pipelines.partitions import encode_key
-    from pipelines.resources import HomeResource, LakeResource
-    from pipelines.zoo import DEFAULT_BASE
+    from assets.resources import HomeResource, LakeResource
+    from startpoint.data import OFFLINE_SUITE
+    from startpoint.grid import DEFAULT_GRID, Grid
+    from startpoint.keys import encode_key
+    from startpoint.zoo import DEFAULT_BASE
 
     url = str(home / "lake")
     resources = {"lake": LakeResource(url=url), "home": HomeResource(path=str(home))}

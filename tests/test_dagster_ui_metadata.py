@@ -10,7 +10,8 @@ import dagster as dg
 import duckdb
 import pytest
 
-from pipelines import lake
+from startpoint import lake
+
 from published_fixture import SHARED, make_folder, materialize_published
 
 
@@ -19,7 +20,7 @@ def built(tmp_path_factory):
     """(home, result, entries of sql/target before) after the `published` assets on a small real folder."""
     if not SHARED.is_dir():
         pytest.skip("needs ../shared/model-recycling")
-    from pipelines.settings import SQL_DIR
+    from startpoint.settings import SQL_DIR
 
     mp = pytest.MonkeyPatch()
     root = tmp_path_factory.mktemp("ui-metadata")
@@ -81,7 +82,7 @@ def test_leaderboard_tables_and_numbers_are_what_sql_gives(built):
 def test_declared_dbt_columns_are_the_warehouse_columns(built):
     """The Columns panel shows the yml's columns: each model declares exactly the columns it builds, with the
     warehouse's types, each described."""
-    from pipelines.dbt import dbt_project
+    from assets.dbt import dbt_project
 
     home, _, _ = built
     manifest = json.loads(dbt_project.manifest_path.read_text())
@@ -107,10 +108,10 @@ def _size(folder) -> int:
 def test_dbt_artifacts_stay_out_of_the_checkout_and_do_not_grow(built):
     """Each Dagster dbt run writes to $STARTPOINT_HOME/dbt, reused run after run: a second run leaves the folder
     the size of one run's artifacts, and sql/target gains nothing."""
+    from assets.dbt import dbt_resource
+    from assets.resources import WarehouseResource
     from assets.sql_models import sql_models
-    from pipelines.dbt import dbt_resource
-    from pipelines.resources import WarehouseResource
-    from pipelines.settings import SQL_DIR
+    from startpoint.settings import SQL_DIR
 
     home, _, before = built
     assert (home / "dbt" / "run_results.json").is_file()
@@ -125,8 +126,8 @@ def test_dbt_artifacts_stay_out_of_the_checkout_and_do_not_grow(built):
 
 
 def test_register_rebuilds_partitions_and_history_from_the_lake(tmp_path):
-    from pipelines.partitions import encode_key, source_key
     from pipelines.register import register
+    from startpoint.keys import encode_key, source_key
 
     url = str(tmp_path / "lake")
     lake.write(url, "datasets", "local/fine_foods", [{"dataset_id": "fine_foods"}])

@@ -7,9 +7,9 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from pipelines.data import dataset_stats, load_file
-from pipelines.data import files as files_module
-from pipelines.data.core import WHITESPACE_CLASS
+from startpoint.data import dataset_stats, load_file
+from startpoint.data import files as files_module
+from startpoint.data.core import WHITESPACE_CLASS
 
 TRICKY = [
     ("  padded both sides  ", "pos"), ("\u3000ideographic space\u2003", " neg "), ("tab\tinside, and comma", "pos"),

@@ -4,10 +4,9 @@ import dagster as dg
 import pytest
 
 from assets.datasets import datasets_lake
-from pipelines import lake
-from pipelines.data import OFFLINE_SUITE, DatasetError
-from pipelines.data import offline
-from pipelines.resources import LakeResource
+from assets.resources import LakeResource
+from startpoint import lake
+from startpoint.data import OFFLINE_SUITE, DatasetError, offline
 
 
 def _run(tmp_path, config):

@@ -4,8 +4,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from pipelines.data import DatasetError, SplitCaps, dataset_stats
-from pipelines.data.core import build_dataset, label_order
+from startpoint.data import DatasetError, SplitCaps, dataset_stats
+from startpoint.data.core import build_dataset, label_order
 
 
 def _raw(counts: dict[str, int], words: int = 3) -> pl.DataFrame:

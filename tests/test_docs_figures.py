@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.docs_figures import doc_paths, find_figures, render, stale
+from startpoint.docs_figures import doc_paths, find_figures, render, stale
+
 from published_fixture import SHARED
 
 pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/model-recycling")

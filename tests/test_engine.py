@@ -8,10 +8,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipelines.data import LabelledDataset
-from pipelines.engine import Recipe, finetune
-from pipelines.engine.batching import encode, length_grouped_batches
-from pipelines.zoo import ModelDirError, check_model_dir
+from startpoint.data import LabelledDataset
+from startpoint.engine import Recipe, finetune
+from startpoint.engine.batching import encode, length_grouped_batches
+from startpoint.zoo import ModelDirError, check_model_dir
 
 TINY = Recipe(train_cap=32, epochs=1, batch_size=16, max_length=16, eval_cap=16, test_cap=16, patience=0)
 GOOD = ["great", "lovely", "excellent", "wonderful", "tasty", "superb"]
@@ -73,7 +73,7 @@ def test_length_grouped_batches_cover_every_example_once_with_little_padding():
 
 
 def test_tokenization_is_cached_on_disk(tmp_path, base_dir):
-    from pipelines.zoo import load_tokenizer
+    from startpoint.zoo import load_tokenizer
 
     tok = load_tokenizer(base_dir)
     texts = ["a short one", "a somewhat longer sentence to tokenize"]
@@ -130,7 +130,7 @@ def test_nan_loss_is_a_failed_run(tmp_path, base_dir):
     """A checkpoint with a NaN weight makes the loss NaN at the first step: failed, never scored."""
     import torch
 
-    from pipelines.zoo import load_encoder, load_tokenizer
+    from startpoint.zoo import load_encoder, load_tokenizer
 
     encoder = load_encoder(base_dir)
     with torch.no_grad():
@@ -144,9 +144,8 @@ def test_nan_loss_is_a_failed_run(tmp_path, base_dir):
 
 
 def test_default_grid_pairs_every_model_with_every_target_except_its_own_source():
-    from pipelines.engine.grid import DEFAULT_GRID, Grid
-
-    from pipelines.zoo import architecture_of
+    from startpoint.grid import DEFAULT_GRID, Grid
+    from startpoint.zoo import architecture_of
 
     bases = DEFAULT_GRID.base_models
     assert len(bases) == 2 and len({architecture_of(b) for b in bases}) == 2  # two local architectures
@@ -165,10 +164,10 @@ def test_default_grid_pairs_every_model_with_every_target_except_its_own_source(
 
 
 def test_a_model_folder_with_its_own_code_is_refused(tmp_path):
-    """The load-time check applies the catalog's remote-code rule (pipelines.hub.policy)."""
+    """The load-time check applies the catalog's remote-code rule (startpoint.hub.policy)."""
     import json
 
-    from pipelines.zoo.loading import ModelDirError, check_model_dir
+    from startpoint.zoo.loading import ModelDirError, check_model_dir
 
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "auto_map": {"AutoModel": "x.Model"}}))
     (tmp_path / "model.safetensors").write_bytes(b"")

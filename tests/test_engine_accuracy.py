@@ -3,10 +3,10 @@ and every default-grid target beats its majority-class share with its grid recip
 
 import pytest
 
-from pipelines.data import SplitCaps, load_dataset
-from pipelines.engine import Recipe, finetune
-from pipelines.engine.grid import DEFAULT_GRID, target_recipe
-from pipelines.zoo import DEFAULT_BASE, resolve
+from startpoint.data import SplitCaps, load_dataset
+from startpoint.engine import Recipe, finetune
+from startpoint.grid import DEFAULT_GRID, target_recipe
+from startpoint.zoo import DEFAULT_BASE, resolve
 
 
 @pytest.mark.slow

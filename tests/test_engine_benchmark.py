@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from pipelines.settings import REPO_ROOT
+from startpoint.settings import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT))
 from benchmarks import finetune_throughput as ft  # noqa: E402
@@ -199,7 +199,7 @@ def test_a_tiny_real_run_trains_every_contender_on_the_same_network(tmp_path, mo
     both train and are scored; the Trainer's model starts from the very head the engine's does."""
     import torch
 
-    from pipelines.zoo import DEFAULT_BASE, resolve
+    from startpoint.zoo import DEFAULT_BASE, resolve
 
     monkeypatch.setenv("STARTPOINT_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("STARTPOINT_BF16", "0")  # main() sets it for its contenders; restored after the test

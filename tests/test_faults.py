@@ -61,7 +61,7 @@ TINY_GRID = """
 import sys
 from pipelines.launch import default_instance
 from pipelines.recovery import supervise
-cmd = [sys.executable, "-c", "from pipelines.engine.grid import Grid; from pipelines.launch import run_grid; "
+cmd = [sys.executable, "-c", "from startpoint.grid import Grid; from pipelines.launch import run_grid; "
        "run_grid(Grid('tiny', (), (), (0,)))"]
 sys.exit(supervise(cmd, what="run-grid", instance_factory=default_instance, hint="; rerun to complete the grid"))
 """

@@ -10,12 +10,12 @@ import pytest
 
 from assets.finetune import finetune_runs
 from assets.intermediate_models import intermediate_models
+from assets.resources import HomeResource, LakeResource, WarehouseResource
 from assets.warehouse import warehouse_tables
-from pipelines import lake
-from pipelines.engine import Recipe
-from pipelines.partitions import encode_key
-from pipelines.resources import HomeResource, LakeResource, WarehouseResource
-from pipelines.zoo import DEFAULT_BASE, intermediate_id
+from startpoint import lake
+from startpoint.engine import Recipe
+from startpoint.keys import encode_key
+from startpoint.zoo import DEFAULT_BASE, intermediate_id
 
 TINY = Recipe(train_cap=32, epochs=1, batch_size=16, max_length=24, eval_cap=16, test_cap=24, patience=0)
 
@@ -100,7 +100,7 @@ def test_grid_partitions_write_the_lake_skip_reruns_and_load_into_the_warehouse(
 
 
 def test_a_run_killed_mid_partition_leaves_no_partial_row_and_the_rerun_completes(env, tmp_path, monkeypatch):
-    import pipelines.engine
+    import startpoint.engine
 
     instance, resources, home = env
     target = write_reviews(tmp_path / "reviews.csv", 60)
@@ -108,21 +108,21 @@ def test_a_run_killed_mid_partition_leaves_no_partial_row_and_the_rerun_complete
     instance.add_dynamic_partitions("targets", [encode_key(target)])
     key = dg.MultiPartitionKey({"model": encode_key(DEFAULT_BASE), "target": encode_key(target)})
     config = {"seeds": [0, 1], "recipe": TINY.to_json()}
-    real_finetune = pipelines.engine.finetune
+    real_finetune = startpoint.engine.finetune
 
     def killed_on_seed_1(model_dir, dataset, recipe, seed, **kwargs):
         if seed == 1:
             raise KeyboardInterrupt("killed in the middle of a finetune")
         return real_finetune(model_dir, dataset, recipe, seed, **kwargs)
 
-    monkeypatch.setattr(pipelines.engine, "finetune", killed_on_seed_1)
+    monkeypatch.setattr(startpoint.engine, "finetune", killed_on_seed_1)
     result = dg.materialize([finetune_runs], partition_key=key, instance=instance, resources=resources,
                             run_config={"ops": {"lake__finetune_runs": {"config": config}}}, raise_on_error=False)
     assert not result.success
     assert [f.rsplit("/", 1)[1] for f in lake.list_files(str(home / "lake"), "finetune_runs")] == [
         f"{TINY.recipe_hash}-seed0.parquet"]
 
-    monkeypatch.setattr(pipelines.engine, "finetune", real_finetune)
+    monkeypatch.setattr(startpoint.engine, "finetune", real_finetune)
     meta = _materialize(finetune_runs, key, config, instance, resources)
     assert meta["skipped_seeds"].value == [0] and list(meta["scores"].value) == ["0", "1"]
     assert meta["scores_taken_from_lake"].value == [0]
@@ -134,8 +134,8 @@ def test_a_run_killed_mid_partition_leaves_no_partial_row_and_the_rerun_complete
 
 
 def test_source_keys_name_base_and_source():
-    from pipelines.engine.grid import MINILM_L3
-    from pipelines.partitions import parse_source_key, source_key
+    from startpoint.grid import MINILM_L3
+    from startpoint.keys import parse_source_key, source_key
 
     key = source_key(MINILM_L3, "fine_foods")
     assert key == "sentence-transformers--paraphrase-MiniLM-L3-v2@fine_foods"
@@ -152,8 +152,8 @@ def test_a_second_base_makes_its_own_intermediate_model_and_architecture(env, tm
     the pretrained L3 are `hub_models` rows of their own architecture; a config naming another base is refused."""
     import json
 
-    from pipelines.engine.grid import MINILM_L3
-    from pipelines.partitions import source_key
+    from startpoint.grid import MINILM_L3
+    from startpoint.keys import source_key
 
     instance, resources, home = env
     source = "drug_review_sentiment"

@@ -9,13 +9,13 @@ import dagster as dg
 import duckdb
 import pytest
 import torch
+from test_fusion import tiny_bert
 
 from assets.fused_models import fused_models
-from pipelines import lake
-from pipelines.partitions import encode_key
-from pipelines.resources import HomeResource, LakeResource
-from pipelines.zoo import PretrainedModel
-from test_fusion import tiny_bert
+from assets.resources import HomeResource, LakeResource
+from startpoint import lake
+from startpoint.keys import encode_key
+from startpoint.zoo import PretrainedModel
 
 BASE, ARCH = "tiny/base", "tiny-bert"
 
@@ -29,7 +29,7 @@ def _run_rows(model: str, gains: dict[str, float]) -> list[dict]:
 
 @pytest.fixture
 def env(tmp_path, monkeypatch):
-    import pipelines.zoo as zoo
+    import startpoint.zoo as zoo
 
     home = tmp_path / "home"
     monkeypatch.setenv("STARTPOINT_HOME", str(home))
@@ -87,7 +87,7 @@ def test_top2_average_fuses_the_two_best_by_lake_runs_and_records_them(env):
     assert rows[model_id]["local_path"] == str(folder)
 
     # The members column reaches the warehouse as a list.
-    from pipelines.warehouse.load import load_tables
+    from startpoint.warehouse.load import load_tables
 
     load_tables(str(home / "lake"), home / "warehouse.duckdb")
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)

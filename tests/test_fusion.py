@@ -1,4 +1,4 @@
-"""Model merging (pipelines/zoo/fusion.py) on tiny real BertModels saved as safetensors folders."""
+"""Model merging (startpoint/zoo/fusion.py) on tiny real BertModels saved as safetensors folders."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from pipelines.zoo.fusion import (
+from startpoint.zoo.fusion import (
     FusionError,
     FusionRecipe,
     fuse_folders,
@@ -58,7 +58,7 @@ def test_average_is_the_weighted_mean_of_every_encoder_tensor(three, tmp_path):
     assert saved["method"] == "average" and saved["role"] == "fused" and saved["architecture"] == "tiny"
     assert (tmp_path / "avg" / "vocab.txt").is_file() and (tmp_path / "avg" / "config.json").is_file()
     # The fused folder loads as a plain encoder through the project's safe loader.
-    from pipelines.zoo import load_encoder
+    from startpoint.zoo import load_encoder
 
     load_encoder(tmp_path / "avg")
 

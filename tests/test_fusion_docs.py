@@ -6,13 +6,21 @@ from __future__ import annotations
 
 import sys
 
-from pipelines.settings import REPO_ROOT
+from startpoint.settings import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT))
 from benchmarks.fusion_local import (  # noqa: E402
-    CONCLUSION, DOC, MARKER, PROVENANCE, committed, conclusion, provenance_line, table, verdict,
+    CONCLUSION,
+    DOC,
+    MARKER,
+    PROVENANCE,
+    committed,
+    conclusion,
+    provenance_line,
+    table,
+    verdict,
 )
-from pipelines.engine.grid import DEFAULT_GRID  # noqa: E402
+from startpoint.grid import DEFAULT_GRID  # noqa: E402
 
 
 def test_docs_quote_the_committed_results():
@@ -38,7 +46,7 @@ def test_results_are_of_the_default_grid_design():
     assert grid["seeds"] == list(DEFAULT_GRID.seeds)
     assert sorted(grid["sources"]) == sorted(DEFAULT_GRID.sources)
     assert set(grid["bases"]) <= set(DEFAULT_GRID.base_models)
-    from pipelines.zoo import PRETRAINED
+    from startpoint.zoo import PRETRAINED
 
     archs = {PRETRAINED[b].architecture for b in DEFAULT_GRID.base_models}
     assert results["rows"], "no fused model in the committed results"

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from pipelines import lake
-from pipelines.warehouse.load import load_tables
+from startpoint import lake
+from startpoint.warehouse.load import load_tables
 
 REPO = Path(__file__).resolve().parents[1]
 ARCH, BASE, A, B, FUSED = "arch-x", "org/base", "local/a", "local/b", "local/x-fused-top2-avg-0000"

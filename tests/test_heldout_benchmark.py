@@ -9,7 +9,8 @@ import duckdb
 import numpy as np
 import pytest
 
-from pipelines.settings import REPO_ROOT
+from startpoint.settings import REPO_ROOT
+
 from published_fixture import SHARED, make_folder, materialize_published
 
 sys.path.insert(0, str(REPO_ROOT))

@@ -9,13 +9,13 @@ import duckdb
 import pytest
 
 from assets.hub_catalog import hub_models_lake
-from pipelines import lake as lake_files
-from pipelines.hub.architectures import ARCHITECTURES
-from pipelines.hub.catalog import build_catalog
-from pipelines.hub.policy import SafetyPolicy, assess_dir
-from pipelines.hub.replay import replay_hub
-from pipelines.resources import HomeResource, LakeResource
-from pipelines.warehouse.load import load_tables
+from assets.resources import HomeResource, LakeResource
+from startpoint import lake as lake_files
+from startpoint.hub.architectures import ARCHITECTURES
+from startpoint.hub.catalog import build_catalog
+from startpoint.hub.policy import SafetyPolicy, assess_dir
+from startpoint.hub.replay import replay_hub
+from startpoint.warehouse.load import load_tables
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hub"
 
@@ -86,7 +86,7 @@ def test_models_that_leave_the_hub_are_marked_gone_not_dropped(recording, tmp_pa
 
 
 def test_policy_on_local_folders_agrees_with_the_zoo_loader(tmp_path):
-    from pipelines.zoo import ModelDirError, check_model_dir, resolve
+    from startpoint.zoo import ModelDirError, check_model_dir, resolve
 
     minilm = resolve("sentence-transformers/all-MiniLM-L6-v2")
     assert assess_dir(minilm, "minilm", ARCHITECTURES["all-MiniLM-L6-v2"], SafetyPolicy()).accepted
@@ -137,7 +137,7 @@ def test_catalog_asset_writes_the_lake_and_shows_refusals(recording, tmp_path, m
 def test_offline_without_a_recording_says_what_to_do(monkeypatch):
     from huggingface_hub import constants
 
-    from pipelines.hub.runtime import hub_access
+    from startpoint.hub.runtime import hub_access
 
     monkeypatch.delenv("STARTPOINT_HUB_RECORDING", raising=False)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)

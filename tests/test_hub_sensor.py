@@ -8,9 +8,14 @@ from pathlib import Path
 import dagster as dg
 
 from assets.hub_catalog import hub_models_lake
-from pipelines.hub.automation import PROBE_SCORES_KEY, hub_catalog_refresh, hub_new_models
-from pipelines.partitions import base_models_partitions, encode_key
-from pipelines.resources import HomeResource, LakeResource
+from assets.partitions import base_models_partitions
+from assets.resources import HomeResource, LakeResource
+from pipelines.hub_automation import (
+    PROBE_SCORES_KEY,
+    hub_catalog_refresh,
+    hub_new_models,
+)
+from startpoint.keys import encode_key
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hub"
 NEW_MODEL = "dennishe97/codebert-base-v3.3"
@@ -76,8 +81,8 @@ def test_daily_refresh_lists_every_architecture():
 def test_bad_model_folders_are_skipped_and_reported_and_the_good_ones_still_found(tmp_path, monkeypatch):
     """One bad folder never stops automation: a malformed startpoint.json, an odd folder name, a folder without a
     tokenizer or without config.json is skipped and reported; the pretrained and the good local model are found."""
-    from pipelines.hub.automation import new_probe_requests
-    from pipelines.zoo import DEFAULT_BASE, resolve
+    from pipelines.hub_automation import new_probe_requests
+    from startpoint.zoo import DEFAULT_BASE, resolve
 
     home = tmp_path / "home"
     monkeypatch.setenv("STARTPOINT_HOME", str(home))

@@ -17,15 +17,16 @@ import dagster as dg
 import duckdb
 import pytest
 
-from pipelines import lake
-from pipelines.dbt import _dbt_executable
-from pipelines.engine.grid import DEFAULT_GRID, Grid
-from pipelines.engine.records import model_relpath, model_row, run_relpath, run_row
-from pipelines.engine.train import FinetuneResult
+from assets.dbt import _dbt_executable
 from pipelines.launch import run_grid
-from pipelines.settings import SQL_DIR, export_env
-from pipelines.warehouse.load import load_tables
-from pipelines.zoo import DEFAULT_BASE, PRETRAINED, architecture_of
+from startpoint import lake
+from startpoint.engine.records import model_relpath, model_row, run_relpath, run_row
+from startpoint.engine.train import FinetuneResult
+from startpoint.grid import DEFAULT_GRID, Grid
+from startpoint.settings import SQL_DIR, export_env
+from startpoint.warehouse.load import load_tables
+from startpoint.zoo import DEFAULT_BASE, PRETRAINED, architecture_of
+
 from published_fixture import SHARED, make_folder, materialize_published
 
 pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/model-recycling")

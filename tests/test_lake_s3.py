@@ -12,7 +12,7 @@ import boto3  # noqa: E402
 import fsspec  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from pipelines import lake  # noqa: E402
+from startpoint import lake  # noqa: E402
 
 BUCKET = "lake-test"
 

@@ -8,15 +8,15 @@ import json
 import dagster as dg
 import pytest
 
-from pipelines import lake as lake_files
-from pipelines.engine.grid import SOURCE_RECIPE, Grid, target_recipe
-from pipelines.engine.plan import SelectionOptions, grid_steps
-from pipelines.engine.records import run_relpath, run_row
-from pipelines.engine.train import FinetuneResult
+from assets.resources import HomeResource, LakeResource
 from pipelines.launch import GRID_TAG, JOB_NAMES, grid_sensor
-from pipelines.partitions import encode_key
-from pipelines.resources import HomeResource, LakeResource
-from pipelines.zoo import DEFAULT_BASE, intermediate_id
+from startpoint import lake as lake_files
+from startpoint.engine.records import run_relpath, run_row
+from startpoint.engine.train import FinetuneResult
+from startpoint.grid import SOURCE_RECIPE, Grid, target_recipe
+from startpoint.keys import encode_key
+from startpoint.plan import SelectionOptions, grid_steps
+from startpoint.zoo import DEFAULT_BASE, intermediate_id
 
 GRID = Grid(name="tiny", sources=("fine_foods",), targets=("tweets_sentiment",), seeds=(0, 1),
             base_models=(DEFAULT_BASE,))
@@ -144,7 +144,7 @@ def test_selection_options_come_from_the_environment_with_one_line_errors():
 
 
 def test_a_fusion_comes_after_its_bases_target_runs_and_its_model_is_finetuned_once_made():
-    from pipelines.engine.plan import ready_steps
+    from startpoint.plan import ready_steps
 
     grid = Grid(name="fuse", sources=("fine_foods", "drug_review_sentiment"), targets=("tweets_sentiment",),
                 seeds=(0,), base_models=(DEFAULT_BASE,), fusion_recipes=("top2-avg",))
@@ -185,7 +185,7 @@ def test_run_grid_counts_the_steps_a_failed_model_blocks_as_failed(home):
 
 def test_a_selected_hub_model_is_installed_by_its_run_and_a_refused_one_fails_with_the_reason(home):
     """The finetune run (not the sensor) links an accepted Hub model in; a refused one is one line with the reason."""
-    from pipelines.probes.candidates import install_hub_candidate
+    from startpoint.probes.candidates import install_hub_candidate
 
     lake_url, models = str(home / "lake"), home / "models"
     lake_files.write(lake_url, "hub_models", "hub/someone--pickled-roberta", [

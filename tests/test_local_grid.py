@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from pipelines.engine.grid import DEFAULT_GRID, SOURCE_RECIPE
-from pipelines.engine.recipe import Recipe
-from pipelines.settings import REPO_ROOT
+from startpoint.engine.recipe import Recipe
+from startpoint.grid import DEFAULT_GRID, SOURCE_RECIPE
+from startpoint.settings import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT))
 from benchmarks import local_sources  # noqa: E402

@@ -13,12 +13,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipelines import lake
-from pipelines.data import LabelledDataset
-from pipelines.engine import Recipe, finetune
-from pipelines.partitions import encode_key
-from pipelines.resources import HomeResource, LakeResource
-from pipelines.zoo import DEFAULT_BASE, ModelDirError, check_model_dir
+from assets.resources import HomeResource, LakeResource
+from startpoint import lake
+from startpoint.data import LabelledDataset
+from startpoint.engine import Recipe, finetune
+from startpoint.keys import encode_key
+from startpoint.zoo import DEFAULT_BASE, ModelDirError, check_model_dir
 
 TINY = Recipe(train_cap=32, epochs=1, batch_size=16, max_length=16, eval_cap=16, test_cap=16, patience=0)
 ARCH = "all-MiniLM-L6-v2"
@@ -184,7 +184,7 @@ def _sentencepiece_model(n_pieces: int) -> bytes:
 
 
 def test_a_sentencepiece_vocabulary_is_counted(tmp_path):
-    from pipelines.zoo.loading import check_tokenizer_files, vocabulary_size
+    from startpoint.zoo.loading import check_tokenizer_files, vocabulary_size
 
     (tmp_path / "spiece.model").write_bytes(_sentencepiece_model(300))
     assert vocabulary_size(tmp_path / "spiece.model") == 300
@@ -236,7 +236,7 @@ def test_the_finetune_asset_writes_failed_rows_for_a_broken_model(base_dir, tmp_
 
 @pytest.mark.parametrize("make", [no_tokenizer, five_token_vocab, truncated_weights, index_to_bin], ids=IDS)
 def test_the_probe_refuses_a_broken_folder_before_loading(base_dir, tmp_path, make):
-    from pipelines.probes.run import ModelRefusedError, probe_model
+    from startpoint.probes.run import ModelRefusedError, probe_model
 
     folder, file, reason = broken(base_dir, tmp_path, make)
     if make is index_to_bin:
@@ -253,7 +253,12 @@ def _fixture_predictions(tmp_path):
     """Evidence and candidate predictions from the product fixture's warehouse (no training)."""
     import duckdb
 
-    from pipelines.recommend.predict import load_evidence, predict_candidates, predict_target_effect
+    from startpoint.recommend.predict import (
+        load_evidence,
+        predict_candidates,
+        predict_target_effect,
+    )
+
     from product_fixture import build
 
     con = duckdb.connect(str(build(tmp_path / "warehouse.duckdb")), read_only=True)
@@ -265,7 +270,7 @@ def _fixture_predictions(tmp_path):
 
 
 def test_recommend_run_reports_a_broken_candidate_and_still_decides(base_dir, tmp_path):
-    from pipelines.recommend.protocol import run_protocol
+    from startpoint.recommend.protocol import run_protocol
 
     evidence, preds = _fixture_predictions(tmp_path)
     bad, good = preds[0].model_id, preds[1].model_id
@@ -287,7 +292,7 @@ def test_recommend_run_reports_a_broken_candidate_and_still_decides(base_dir, tm
 
 
 def test_recommend_protocol_survives_a_train_one_that_raises(tmp_path):
-    from pipelines.recommend.protocol import run_protocol
+    from startpoint.recommend.protocol import run_protocol
 
     evidence, preds = _fixture_predictions(tmp_path)
 

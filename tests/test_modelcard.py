@@ -7,7 +7,8 @@ import duckdb
 import pytest
 import yaml
 
-from pipelines.modelcard import export_model_cards
+from startpoint.modelcard import export_model_cards
+
 from product_fixture import FLAGGED_MODEL, HOSTILE_MODEL, build
 
 
@@ -74,7 +75,7 @@ def test_hostile_model_name_is_quoted_in_yaml(tmp_path, warehouse):
 
 
 def test_backticks_in_a_model_id_stay_inside_its_code_span():
-    from pipelines.modelcard.export import _code
+    from startpoint.modelcard.export import _code
 
     assert _code("a`b") == "``a`b``"
     assert _code("`x``") == "``` `x`` ```"

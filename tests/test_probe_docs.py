@@ -9,7 +9,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
-from pipelines.settings import REPO_ROOT
+from startpoint.settings import REPO_ROOT
 
 DOC = REPO_ROOT / "docs" / "hub_and_probes.md"
 RESULTS = REPO_ROOT / "benchmarks" / "results"

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipelines.probes.logme import logme
+from startpoint.probes.logme import logme
 
 
 def reference_evidence(f: np.ndarray, y: np.ndarray, alpha: float, beta: float) -> float:

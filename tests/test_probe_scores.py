@@ -7,12 +7,13 @@ import dagster as dg
 import numpy as np
 import pytest
 
-from pipelines import lake as lake_files
-from pipelines.partitions import base_models_partitions, encode_key
-from pipelines.probes import features as features_module
-from pipelines.probes.candidates import zoo_models
-from pipelines.probes.features import FeatureSettings
-from pipelines.probes.run import ModelRefusedError, ProbeCaps, probe_model
+from assets.partitions import base_models_partitions
+from startpoint import lake as lake_files
+from startpoint.keys import encode_key
+from startpoint.probes import features as features_module
+from startpoint.probes.candidates import zoo_models
+from startpoint.probes.features import FeatureSettings
+from startpoint.probes.run import ModelRefusedError, ProbeCaps, probe_model
 
 PRETRAINED = "sentence-transformers/all-MiniLM-L6-v2"
 INTERMEDIATE = "local/all-MiniLM-L6-v2-fine_foods"
@@ -20,7 +21,7 @@ INTERMEDIATE = "local/all-MiniLM-L6-v2-fine_foods"
 
 def make_intermediate(models_dir, model_id, auto_map=False):
     """A local model folder as the engine saves one (weights, tokenizer, config, startpoint.json)."""
-    from pipelines.zoo import resolve
+    from startpoint.zoo import resolve
 
     src = resolve(PRETRAINED)
     dest = models_dir / encode_key(model_id)
@@ -46,9 +47,14 @@ def home(tmp_path, monkeypatch):
 def test_the_selection_sensor_probes_every_zoo_model_then_requests_the_top_k(home, monkeypatch):
     """Tick 1 of `select_all_MiniLM_L6_v2` requests a lake/probe_scores run per zoo model; once they ran (here in
     process, through the same named job), tick 2 ranks them and requests the baseline's and the top k's finetunes."""
-    from pipelines.engine.plan import SelectionOptions
-    from pipelines.launch import GRID_TAG, execute_stages, failed_probes, selection_sensor
-    from pipelines.resources import HomeResource, LakeResource
+    from assets.resources import HomeResource, LakeResource
+    from pipelines.launch import (
+        GRID_TAG,
+        execute_stages,
+        failed_probes,
+        selection_sensor,
+    )
+    from startpoint.plan import SelectionOptions
 
     for name, value in {"STARTPOINT_SELECT_PROXY": "tweets_sentiment", "STARTPOINT_SELECT_PROBE_TRAIN_CAP": "90",
                         "STARTPOINT_SELECT_K": "1", "STARTPOINT_SELECT_TARGETS": "trump_tweet_device"}.items():
@@ -68,7 +74,7 @@ def test_the_selection_sensor_probes_every_zoo_model_then_requests_the_top_k(hom
         [added] = first.dynamic_partitions_requests
         assert set(added.partition_keys) == {encode_key(PRETRAINED), encode_key(INTERMEDIATE)}
 
-        from pipelines.engine.plan import Step
+        from startpoint.plan import Step
 
         probes = [Step("probe", model=r.partition_key.replace("--", "/"),
                        config=r.run_config["ops"]["lake__probe_scores"]["config"]) for r in first.run_requests]
@@ -100,7 +106,7 @@ def test_the_selection_sensor_probes_every_zoo_model_then_requests_the_top_k(hom
 
 
 def test_features_are_computed_once_and_reused(home, monkeypatch):
-    from pipelines.zoo import resolve
+    from startpoint.zoo import resolve
 
     kwargs = dict(cache_dir=home / "cache", proxy="tweets_sentiment", caps=ProbeCaps(train=60),
                   settings=FeatureSettings(max_length=32))
@@ -131,9 +137,9 @@ def test_zoo_skips_folders_still_being_written(home):
 def test_the_grid_probes_each_of_its_models(home):
     """`run_grid` (what `make run` runs) ends with a probe partition per grid model; rerunning reuses the features.
     Its runs are runs of the named jobs, tagged with the grid's name, never anonymous asset jobs."""
-    from pipelines.engine.grid import Grid
     from pipelines.launch import GRID_TAG, run_grid
     from pipelines.recovery import PID_TAG
+    from startpoint.grid import Grid
 
     grid = Grid(name="probe-only", sources=(), targets=(), seeds=())  # no training: just the pretrained model
     for _ in range(2):

@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from pipelines.probes.selection import plan_finetunes, rank_by_probe
+from startpoint.probes.selection import plan_finetunes, rank_by_probe
 
 T0 = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
 

@@ -3,7 +3,7 @@
 import io
 import time
 
-from pipelines.progress import RunProgress
+from startpoint.progress import RunProgress
 
 
 def test_off_a_terminal_each_finished_run_is_one_plain_line_with_rate_and_time_left():

@@ -10,10 +10,11 @@ import duckdb
 import pandas as pd
 import pytest
 
-from pipelines import lake
-from pipelines.published.importer import import_folder
-from pipelines.published.reader import PublishedFormatError, read_folder
-from pipelines.warehouse.load import load_tables
+from startpoint import lake
+from startpoint.published.importer import import_folder
+from startpoint.published.reader import PublishedFormatError, read_folder
+from startpoint.warehouse.load import load_tables
+
 from published_fixture import SHARED, make_folder, materialize_published
 
 pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/model-recycling")
@@ -228,9 +229,10 @@ def test_bad_cells_and_rows_are_rejected_with_file_line_column_and_a_rerun_after
 
 
 def test_no_published_folder_skips_the_import(tmp_path, monkeypatch):
-    from assets.published import published_results
-    from pipelines.resources import LakeResource
     import dagster as dg
+
+    from assets.published import published_results
+    from assets.resources import LakeResource
 
     monkeypatch.setenv("STARTPOINT_PUBLISHED_RESULTS", "")
     result = dg.materialize([published_results], resources={"lake": LakeResource(url=str(tmp_path / "lake"))})

@@ -9,12 +9,20 @@ import duckdb
 import pandas as pd
 import pytest
 
-from pipelines import lake
-from pipelines.published.importer import import_folder
-from pipelines.published.reader import PublishedFormatError, read_folder
-from pipelines.published.targets import TARGETS
-from pipelines.warehouse.load import load_tables
-from published_fixture import SHARED, edit_pretrain, edit_table, make_folder, materialize_published, pretrain_name
+from startpoint import lake
+from startpoint.published.importer import import_folder
+from startpoint.published.reader import PublishedFormatError, read_folder
+from startpoint.published.targets import TARGETS
+from startpoint.warehouse.load import load_tables
+
+from published_fixture import (
+    SHARED,
+    edit_pretrain,
+    edit_table,
+    make_folder,
+    materialize_published,
+    pretrain_name,
+)
 
 pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/model-recycling")
 

@@ -14,13 +14,14 @@ import polars as pl
 import pytest
 
 from pipelines.cli import main
-from pipelines.recommend.predict import (
+from startpoint.recommend.predict import (
     RecommendError,
     interaction_sd,
     load_evidence,
     predict_candidates,
     predict_target_effect,
 )
+
 from product_fixture import FLAGGED_MODEL, TARGETS, build
 
 ARCH = "all-MiniLM-L6-v2"
@@ -248,8 +249,8 @@ def test_base_effect_is_the_posterior_else_robust_score_else_mean_gain(home):
 
 def test_dagster_recommend_job_with_run_config(home, tmp_path):
     """The UI path: job `recommend` with run config gives the same answer as the CLI, as metadata and a report."""
-    from pipelines.recommend.job import recommend_job
-    from pipelines.resources import HomeResource, LakeResource, WarehouseResource
+    from assets.resources import HomeResource, LakeResource, WarehouseResource
+    from pipelines.recommend_job import recommend_job
 
     data = write_csv(tmp_path / "ui.csv", reviews(120))
     result = recommend_job.execute_in_process(
@@ -269,7 +270,7 @@ def test_dagster_recommend_job_with_run_config(home, tmp_path):
 
 
 def test_interaction_residuals_are_df_corrected():
-    from pipelines.recommend.predict import interaction_residuals
+    from startpoint.recommend.predict import interaction_residuals
 
     rng = np.random.default_rng(1)
     rows = [(f"m{m}", f"t{t}", m + 2 * t + rng.normal(0, 3)) for m in range(30) for t in range(20)]
@@ -281,7 +282,7 @@ def test_interaction_residuals_are_df_corrected():
 
 
 def _pred(model_id: str, rank: int, gain: float, low: float, high: float, p: float):
-    from pipelines.recommend.predict import CandidatePrediction
+    from startpoint.recommend.predict import CandidatePrediction
 
     return CandidatePrediction(rank=rank, model_id=model_id, base_effect=gain, base_mean_gain=gain, base_ci_low=None,
                                base_ci_high=None, win_rate=None, n_targets=None, probe_score=None, expected_gain=gain,
@@ -289,7 +290,7 @@ def _pred(model_id: str, rank: int, gain: float, low: float, high: float, p: flo
 
 
 def test_a_coin_flip_is_never_a_decision_to_switch():
-    from pipelines.recommend.core import predicted_decision
+    from startpoint.recommend.core import predicted_decision
 
     preds = [_pred("a", 1, 0.09, -11.93, 12.12, 0.51), _pred("b", 2, 0.05, -12.0, 12.0, 0.505),
              _pred("c", 3, -0.2, -12.0, 11.0, 0.48)]
@@ -303,7 +304,7 @@ def test_a_coin_flip_is_never_a_decision_to_switch():
 
 
 def test_switch_when_probability_is_high_or_the_interval_is_above_zero():
-    from pipelines.recommend.core import predicted_decision
+    from startpoint.recommend.core import predicted_decision
 
     d = predicted_decision([_pred("a", 1, 2.0, -1.0, 5.0, 0.85), _pred("b", 2, 0.1, -3.0, 3.0, 0.52)], "pre")
     assert d["action"] == "start_from" and d["model_id"] == "a" and d["text"].startswith("start from a: +2.00")
@@ -314,7 +315,7 @@ def test_switch_when_probability_is_high_or_the_interval_is_above_zero():
 
 
 def test_measured_decision_applies_the_same_rule():
-    from pipelines.recommend.protocol import ModelRuns, measured_decision, p_beats
+    from startpoint.recommend.protocol import ModelRuns, measured_decision, p_beats
 
     pretrained = ModelRuns("pre", None, [80.0, 81.0, 79.0])
 

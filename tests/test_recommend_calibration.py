@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from pipelines.recommend.predict import (
+from startpoint.recommend.predict import (
     EvidenceFrames,
     build_evidence,
     conformal_scale,
@@ -23,12 +23,17 @@ from pipelines.recommend.predict import (
     predict_target_effect,
     read_frames,
 )
+
 from published_fixture import make_folder, materialize_published
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.recommend_calibration import calibration_table, loto_frames, production_chain  # noqa: E402
+from benchmarks.recommend_calibration import (  # noqa: E402
+    calibration_table,
+    loto_frames,
+    production_chain,
+)
 
 ARCHS = ("roberta-base", "t5-base")
 

@@ -11,9 +11,19 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from pipelines.progress import RunProgress
-from pipelines.recommend.predict import load_evidence, predict_candidates, predict_target_effect
-from pipelines.recommend.protocol import ModelRuns, measured_decision, run_protocol, welch_interval
+from startpoint.progress import RunProgress
+from startpoint.recommend.predict import (
+    load_evidence,
+    predict_candidates,
+    predict_target_effect,
+)
+from startpoint.recommend.protocol import (
+    ModelRuns,
+    measured_decision,
+    run_protocol,
+    welch_interval,
+)
+
 from product_fixture import build
 
 ARCH = "all-MiniLM-L6-v2"
@@ -103,8 +113,8 @@ def test_decision_without_runs_is_to_stay():
 @pytest.mark.slow
 def test_run_smoke_on_the_offline_zoo(tmp_path, monkeypatch):
     """Real finetuning of the packaged MiniLM and one local candidate; runs land in the lake and warehouse."""
-    from pipelines.recommend import RecommendOptions, recommend
-    from pipelines.zoo import resolve
+    from startpoint.recommend import RecommendOptions, recommend
+    from startpoint.zoo import resolve
 
     try:
         pretrained_dir = resolve("sentence-transformers/all-MiniLM-L6-v2")
@@ -149,7 +159,7 @@ def test_run_smoke_on_the_offline_zoo(tmp_path, monkeypatch):
     assert [c["model_id"] for c in protocol["candidates"]] == ["local/minilm-copy"]
     assert len(protocol["skipped"]) == 7  # the fixture's ranked models have no local weights
     gains = protocol["gains"]
-    from pipelines.recommend.core import confident
+    from startpoint.recommend.core import confident
 
     decision = report["decision"]
     if decision["action"] == "start_from":

@@ -8,9 +8,10 @@ from html import escape
 import duckdb
 import pytest
 
-from pipelines.site import SiteDataError, build_site
-from pipelines.site.build import arch_href, model_href, target_href
-from pipelines.site.html import slug
+from startpoint.site import SiteDataError, build_site
+from startpoint.site.build import arch_href, model_href, target_href
+from startpoint.site.html import slug
+
 from product_fixture import FLAGGED_MODEL, HOSTILE_MODEL, TARGETS, build
 
 

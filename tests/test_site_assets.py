@@ -5,7 +5,8 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.product import leaderboard_site, model_cards
-from pipelines.resources import HomeResource, WarehouseResource
+from assets.resources import HomeResource, WarehouseResource
+
 from product_fixture import build
 
 
@@ -44,7 +45,7 @@ def test_site_and_model_card_assets_materialize_with_previews(tmp_path):
 def test_previews_show_the_posterior_ranking_and_variance_shares(tmp_path):
     import duckdb
 
-    from pipelines.previews import preview_metadata
+    from assets.previews import preview_metadata
 
     path = build(tmp_path / "warehouse.duckdb")
     warehouse = WarehouseResource(path=str(path))

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.site import build_site
+from startpoint.site import build_site
+
 from product_fixture import HOSTILE_MODEL, build
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -12,10 +12,11 @@ import duckdb
 import pytest
 import yaml
 
-from pipelines.modelcard import export_model_cards
-from pipelines.modelcard.markdown import escape as md_escape
-from pipelines.site import build_site
-from pipelines.site.html import render
+from startpoint.modelcard import export_model_cards
+from startpoint.modelcard.markdown import escape as md_escape
+from startpoint.site import build_site
+from startpoint.site.html import render
+
 from product_fixture import build
 
 EVIL = 'x"\'><script>alert(1)</script><img src=y onerror=alert(2)>`|#*_\x1b[2J\u202e'

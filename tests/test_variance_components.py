@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.dbt import _dbt_executable
-from pipelines.settings import SQL_DIR
+from assets.dbt import _dbt_executable
+from startpoint.settings import SQL_DIR
+
 from published_fixture import SHARED, make_folder, materialize_published
 
 COMPONENTS = ("base", "target", "interaction", "noise")

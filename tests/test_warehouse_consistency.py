@@ -16,10 +16,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines import lake
-from pipelines.published.importer import import_folder
-from pipelines.warehouse import load
-from pipelines.warehouse.load import load_tables, staging_dir
+from startpoint import lake
+from startpoint.published.importer import import_folder
+from startpoint.warehouse import load
+from startpoint.warehouse.load import load_tables, staging_dir
+
 from published_fixture import SHARED, make_folder, materialize_published
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,7 +37,7 @@ print(counts(), flush=True)
 """
 OPEN_READER = """
 import sys
-from pipelines.warehouse.load import connect
+from startpoint.warehouse.load import connect
 try:
     connect(sys.argv[1], read_only=True)
 except Exception as exc:
@@ -158,8 +159,8 @@ def test_a_truncated_lake_file_is_quarantined_named_and_the_others_load(tmp_path
 def test_the_warehouse_asset_reports_quarantined_files(tmp_path):
     import dagster as dg
 
+    from assets.resources import LakeResource, WarehouseResource
     from assets.warehouse import warehouse_tables
-    from pipelines.resources import LakeResource, WarehouseResource
 
     url = str(tmp_path / "lake")
     lake.write(url, "datasets", "user/a", [{"dataset_id": "a"}])

@@ -12,9 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines import lake
-from pipelines.warehouse import load
-from pipelines.warehouse.load import load_tables
+from startpoint import lake
+from startpoint.warehouse import load
+from startpoint.warehouse.load import load_tables
 
 
 def run(url: str, run_id: str, score: float, rel: str | None = None, stamp: str | None = None) -> str:

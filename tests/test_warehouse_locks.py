@@ -9,10 +9,10 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines import lake
-from pipelines.engine import FinetuneResult, Recipe
-from pipelines.engine.records import run_relpath, run_row
-from pipelines.warehouse.load import load_tables, lock_path, staging_dir
+from startpoint import lake
+from startpoint.engine import FinetuneResult, Recipe
+from startpoint.engine.records import run_relpath, run_row
+from startpoint.warehouse.load import load_tables, lock_path, staging_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 HOLD_LOCK = """
@@ -31,7 +31,7 @@ fcntl.flock(fh, fcntl.LOCK_EX)
 print("locked", flush=True)
 time.sleep(float(sys.argv[2]))
 """
-LOAD = "import sys; from pipelines.warehouse.load import load_tables; print(load_tables(sys.argv[1], sys.argv[2]))"
+LOAD = "import sys; from startpoint.warehouse.load import load_tables; print(load_tables(sys.argv[1], sys.argv[2]))"
 
 
 def small_lake(url: str, seeds=(0, 1)) -> None:

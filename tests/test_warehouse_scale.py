@@ -8,9 +8,9 @@ import sys
 
 import duckdb
 
-from pipelines import lake
-from pipelines.settings import REPO_ROOT
-from pipelines.warehouse.load import load_tables
+from startpoint import lake
+from startpoint.settings import REPO_ROOT
+from startpoint.warehouse.load import load_tables
 
 sys.path.insert(0, str(REPO_ROOT))
 from benchmarks import warehouse_scale  # noqa: E402

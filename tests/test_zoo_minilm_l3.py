@@ -8,9 +8,16 @@ import json
 import numpy as np
 import pytest
 
-from pipelines.zoo import PRETRAINED, architecture_of, check_model_dir, load_encoder, load_tokenizer, resolve
-from pipelines.zoo.loading import ModelDirError
-from pipelines.zoo.onnx_rebuild import (
+from startpoint.zoo import (
+    PRETRAINED,
+    architecture_of,
+    check_model_dir,
+    load_encoder,
+    load_tokenizer,
+    resolve,
+)
+from startpoint.zoo.loading import ModelDirError
+from startpoint.zoo.onnx_rebuild import (
     CONFIG,
     MODEL_ID,
     PROVENANCE_FILE,
@@ -102,7 +109,7 @@ def test_paraphrases_embed_closer_than_unrelated_sentences(l3_dir):
 
 
 def test_own_architecture_not_minilm_l6():
-    from pipelines.hub.architectures import ARCHITECTURES
+    from startpoint.hub.architectures import ARCHITECTURES
 
     assert PRETRAINED[MODEL_ID].architecture == architecture_of(MODEL_ID) == "paraphrase-MiniLM-L3-v2"
     assert architecture_of(MODEL_ID) != architecture_of(L6)

@@ -1,0 +1,97 @@
+"""Markdown previews of warehouse tables for the Dagster UI (asset metadata)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.resources import WarehouseResource
+from startpoint.tables import interval_text, markdown_table
+from startpoint.tables import markdown_text as _md
+
+LEADERBOARD_TOP = 10
+
+
+def _query(warehouse: WarehouseResource, sql: str) -> tuple[list[str], list[tuple]]:
+    con = warehouse.connect(read_only=True)
+    try:
+        cur = con.execute(sql)
+        return [d[0] for d in cur.description], cur.fetchall()
+    finally:
+        con.close()
+
+
+def preview_metadata(table: str, warehouse: WarehouseResource) -> dict[str, dg.MetadataValue]:
+    """Row count for every model; a per-architecture preview for the tables people look at first."""
+    meta: dict[str, dg.MetadataValue] = {}
+    try:
+        _, [(n,)] = _query(warehouse, f'select count(*) from "{table}"')
+    except Exception:  # a view or ephemeral model has no table to count
+        return meta
+    meta["dagster/row_count"] = dg.MetadataValue.int(int(n))
+    if table == "leaderboard":
+        meta["preview"] = dg.MetadataValue.md(_leaderboard_preview(warehouse))
+    elif table == "variance_decomposition":
+        meta["preview"] = dg.MetadataValue.md(_variance_preview(warehouse))
+    return meta
+
+
+def _columns(warehouse: WarehouseResource, table: str) -> set[str]:
+    _, rows = _query(warehouse, f"select column_name from information_schema.columns where table_name = '{table}'")
+    return {r[0] for r in rows}
+
+
+def _leaderboard_preview(warehouse: WarehouseResource) -> str:
+    """Top models per architecture by rank: posterior gain and mean gain with their intervals, win rate, the
+    comparison with rank 1 (≈1: cannot be told apart from it), under a heading with the ranking's reliability."""
+    from startpoint.site.build import Reliability, ranking_table, reliability_text
+    from startpoint.site.data import RANKING_COLUMNS, _select
+
+    ranking = _select(_columns(warehouse, "leaderboard"), RANKING_COLUMNS)
+    cols, rows = _query(
+        warehouse,
+        f"""select architecture, rank, model_id, mean_gain, ci_low, ci_high, win_rate,
+                   count(*) filter (where tied_with_rank1 and rank > 1) over (partition by architecture) as n_tied,
+                   count(*) over (partition by architecture) as n_ranked, {ranking}
+            from (select * from leaderboard where rank is not null)
+            qualify rank <= {LEADERBOARD_TOP} order by architecture, rank""",
+    )
+    if not rows:
+        return "_no ranked models_"
+    blocks: dict[str, list[tuple]] = {}
+    for row in rows:
+        blocks.setdefault(row[0], []).append(dict(zip(cols, row)))
+    out = []
+    for arch, lines in blocks.items():
+        first = lines[0]
+        posterior = any(r["posterior_gain"] is not None for r in lines)
+        rel = first["reliability"]
+        head = f"**{_md(arch)}**"
+        if posterior:
+            head += f" ({reliability_text(Reliability(rel) if rel is not None else None)})"
+        names, cells = ranking_table(lines)
+        table = [tuple(_md(c) if isinstance(c, str) else c for c in row) for row in cells]
+        note = (
+            f"\n{first['n_tied']} of the {max(first['n_ranked'] - 1, 0)} other ranked models cannot be told apart "
+            "from #1 on these targets (≈1).\n" if posterior else ""
+        )
+        out.append(f"{head}\n\n{markdown_table(names, table)}{note}")
+    return "\n".join(out)
+
+
+def _variance_preview(warehouse: WarehouseResource) -> str:
+    """Each component's share of the variance with its 95% interval; a decomposition from before the rewrite
+    (sum_sq, fraction) shows its fraction as the share, without an interval."""
+    have = _columns(warehouse, "variance_decomposition")
+    if "share" in have:
+        interval = ("share_low", "share_high") if {"share_low", "share_high"} <= have else ("null", "null")
+        sql = f"select architecture, component, share, {interval[0]}, {interval[1]} from variance_decomposition"
+    elif "fraction" in have:
+        sql = "select architecture, component, fraction, null, null from variance_decomposition"
+    else:
+        return "_no share column in variance_decomposition_"
+    _, rows = _query(warehouse, sql + " order by architecture, component")
+    table = [
+        (_md(arch), _md(component), interval_text(share, low, high, digits=3, signed=False))
+        for arch, component, share, low, high in rows
+    ]
+    return markdown_table(["architecture", "component", "share (95%)"], table)

@@ -1,6 +1,0 @@
-"""The finetuning engine: a recipe, a fast CPU/GPU training loop, and its result."""
-
-from pipelines.engine.recipe import Recipe
-from pipelines.engine.train import FinetuneError, FinetuneResult, finetune, save_encoder
-
-__all__ = ["FinetuneError", "FinetuneResult", "Recipe", "finetune", "save_encoder"]

@@ -1,0 +1,1 @@
+"""startpoint's domain library: plain Python, never imports dagster."""

@@ -1,0 +1,91 @@
+"""Finetune on the user's target with the engine, record every run in the lake (origin `user`), reload the
+warehouse base tables. torch and transformers load here only, never when `recommend` just predicts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from startpoint import lake
+from startpoint.recommend.predict import (
+    CandidatePrediction,
+    Evidence,
+    RecommendError,
+    predict_candidates,
+    predict_target_effect,
+)
+from startpoint.recommend.protocol import ProtocolResult, run_protocol
+from startpoint.recommend.target import UserTarget, load_target
+from startpoint.schema import datasets_path
+from startpoint.settings import Settings
+
+
+def run_on_target(options, settings: Settings, target: UserTarget, evidence: Evidence,
+                  preds: list[CandidatePrediction], log: Callable[[str], None], progress=None) -> dict:
+    """`progress` (a startpoint.progress.RunProgress, optional) hears of every run's start and end."""
+    from startpoint.data import SplitCaps
+    from startpoint.engine import Recipe, finetune
+    from startpoint.engine.records import run_relpath, run_row
+    from startpoint.engine.train import FinetuneResult
+    from startpoint.warehouse.load import load_tables
+    from startpoint.zoo import resolve
+
+    try:
+        resolve(evidence.pretrained_model)
+    except Exception as exc:
+        raise RecommendError(
+            f"--run needs the pretrained model {evidence.pretrained_model!r} of {evidence.architecture} locally: {exc}"
+        ) from None
+    recipe = Recipe(train_cap=options.train_cap, eval_cap=options.eval_cap, epochs=options.epochs,
+                    max_length=options.max_length, batch_size=options.batch_size)
+    capped = load_target(
+        options.data, options.text_col, options.label_col, options.text_pair_col,
+        caps=SplitCaps(train=options.train_cap, validation=options.eval_cap, test=options.test_cap),
+    )
+    ds = capped.dataset
+    log(f"protocol on {ds.dataset_id}: {len(ds.train)} train / {len(ds.test)} test rows, recipe {recipe.recipe_hash}, "
+        f"seeds {options.seed_list}, budget {options.budget} candidate(s)")
+    written: list[str] = []
+
+    def train_one(model_id: str, seed: int) -> tuple[float | None, str | None]:
+        if progress is not None:
+            progress.start(f"{model_id} seed {seed}")
+        try:
+            folder = resolve(model_id)
+        except Exception as exc:
+            result = FinetuneResult(status="failed", dataset_id=target.dataset_id, metric=ds.metric, seed=seed,
+                                    error=str(exc))
+        else:
+            result = finetune(folder, ds, recipe, seed, log=lambda m: None, cache_dir=settings.cache_dir,
+                              on_examples=progress.examples if progress is not None else None)
+        row = run_row(model_id, evidence.architecture, recipe, result, origin="user")
+        written.append(lake.write(settings.lake_url, "finetune_runs",
+                                  run_relpath(model_id, target.dataset_id, recipe, seed, origin="user"), [row]))
+        if progress is not None:
+            progress.finish(result.status == "ok", result.examples_per_second)
+        return (result.score if result.status == "ok" else None), result.error
+
+    def on_baseline(pretrained_score: float) -> list[CandidatePrediction]:
+        updated = predict_target_effect(evidence, {**target.stats, "pretrained_score": pretrained_score})
+        log(f"baseline mean {pretrained_score:.2f}; target sensitivity now {updated.mean:+.2f} points "
+            f"({updated.method}{': ' + ', '.join(updated.features) if updated.features else ''})")
+        return predict_candidates(evidence, updated)
+
+    result = run_protocol(evidence, preds, train_one, options.seed_list, options.budget, log=log, resolve=resolve,
+                          on_baseline=on_baseline)
+    lake.write(settings.lake_url, "datasets", datasets_path("user", target.dataset_id), [target.stats])
+    if options.reload_warehouse:
+        counts = load_tables(settings.lake_url, settings.warehouse_path)  # a staging copy, swapped in whole
+        log(f"warehouse reloaded: {counts.get('finetune_runs')} finetune runs; {len(written)} written by this protocol"
+            + "".join(f"; quarantined {q.path} ({q.reason})" for q in counts.quarantined))
+    out = result.as_dict()
+    out["decision"] = result.decision
+    out["recipe"] = json.loads(recipe.to_json())
+    out["seeds"] = options.seed_list
+    out["budget"] = options.budget
+    out["lake_files"] = written
+    out["run_split_sizes"] = {"train": len(ds.train), "validation": len(ds.validation), "test": len(ds.test)}
+    return out
+
+
+__all__ = ["run_on_target"]

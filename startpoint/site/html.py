@@ -1,0 +1,75 @@
+"""HTML rendering: the Jinja environment of the site's templates (templates/*.html.j2), number formats, and safe
+file names for untrusted ids.
+
+Every value a template prints is escaped: the environment autoescapes, and its `finalize` escapes each
+interpolated value as :func:`html.escape` does (quotes included, so a value is safe in an attribute too) and
+prints a missing value (None) as nothing. Only markup the templates themselves build (macros) passes as it is.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+import numbers
+import re
+from html import escape
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
+
+
+def slug(text: str) -> str:
+    """A file name for an untrusted id: readable part plus a hash, so distinct ids never collide."""
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:60] or "x"
+    return f"{readable}-{hashlib.sha1(text.encode('utf-8')).hexdigest()[:8]}"
+
+
+def num(v, digits: int = 2, signed: bool = False) -> str:
+    """A number with `digits` decimals; empty when missing (None, NaN, infinite, not a number)."""
+    if v is None or isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+        return ""
+    return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
+
+
+def integer(v) -> str:
+    """A count; empty when missing."""
+    return "" if v is None or (isinstance(v, float) and not math.isfinite(v)) else str(int(v))
+
+
+def percent(p) -> str:
+    """A probability as a percentage; empty when missing or not a probability."""
+    if not num(p) or not 0.0 <= float(p) <= 1.0:
+        return ""
+    p = float(p)
+    return "<1%" if p < 0.005 else ">99%" if p > 0.995 else f"{p:.0%}"
+
+
+def _escaped(value) -> Markup:
+    """`finalize` of the environment: every interpolated value HTML-escaped; None prints nothing; markup made by
+    the templates (macro output) kept."""
+    if value is None:
+        return Markup("")
+    if hasattr(value, "__html__"):
+        return Markup(value.__html__())
+    return Markup(escape(str(value)))
+
+
+@functools.cache
+def environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("startpoint.site", "templates"),
+        autoescape=True,
+        finalize=_escaped,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(num=num, signed=lambda v, digits=2: num(v, digits, signed=True), integer=integer, percent=percent)
+    return env
+
+
+def render(template: str, **context) -> str:
+    """One page of the site: `template` (a file in templates/) with `context`, every value escaped."""
+    return environment().get_template(template).render(**context)
