@@ -204,7 +204,7 @@ def _cmd_model_card(args: argparse.Namespace) -> int:
 
 
 def _cmd_grid(args: argparse.Namespace) -> int:
-    from pipelines.launch import default_instance, run_grid
+    from pipelines.launch import default_instance, record_hub_catalog, run_grid
     from startpoint.grid import DEFAULT_GRID, full_grid
 
     if not args.worker:
@@ -222,6 +222,9 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     try:  # the runs of the named grid jobs, tagged startpoint/grid=<name> (pipelines/launch.py)
         with RunProgress(len(grid_steps(grid)), f"{grid.name} grid") as progress:
             counts = run_grid(grid, log=lambda m: progress.log(_terminal(m)), progress=progress)
+        # lake/hub_models too, so that nothing upstream of `published` is left unmaterialized (offline: as it stands)
+        catalog = record_hub_catalog(grid.name, log=lambda m: print(_terminal(m), file=sys.stderr))
+        counts = {k: counts[k] + catalog[k] for k in counts}
     except KeyboardInterrupt as exc:
         print(f"stopped: {exc or 'interrupted'}; finished runs are in the lake, rerun to complete the grid",
               file=sys.stderr)

@@ -354,3 +354,29 @@ def run_selection(architecture: str, options: SelectionOptions | None = None,
         return stage.steps
 
     return execute_stages(selection_name(architecture), next_stage, instance or default_instance(), log=log)
+
+
+def record_hub_catalog(name: str, instance: dg.DagsterInstance | None = None, log: Log = print) -> dict:
+    """Materialize `lake/hub_models` for every architecture through the `hub_catalog` job, with `offline: keep`:
+    the live Hub when it can be reached, else the catalog as it stands (the embedded default is offline, and
+    then every asset upstream of `published` is still materialized). Returns ok/failed counts."""
+    from assets.hub_catalog import hub_models_lake
+    from pipelines.hub_automation import hub_catalog_job
+    from startpoint.settings import get_settings
+
+    settings = get_settings()
+    defs = dg.Definitions(assets=[hub_models_lake], jobs=[hub_catalog_job],
+                          resources={"lake": LakeResource(url=settings.lake_url),
+                                     "home": HomeResource(path=str(settings.home))})
+    job = defs.resolve_job_def(hub_catalog_job.name)
+    instance = instance or default_instance()
+    counts = {"ok": 0, "failed": 0}
+    for arch in sorted(ARCHITECTURES):
+        result = job.execute_in_process(run_config={"ops": {hub_models_lake.op.name: {"config": {"offline": "keep"}}}},
+                                        partition_key=arch, instance=instance, tags={GRID_TAG: name},
+                                        raise_on_error=False)
+        counts["ok" if result.success else "failed"] += 1
+        if not result.success:
+            log(f"[{name}] Hub catalog of {arch} failed; see the Dagster run {result.run_id}")
+    log(f"[{name}] Hub catalog recorded for {counts['ok']} architecture(s)")
+    return counts

@@ -210,3 +210,22 @@ def test_no_code_outside_the_launcher_materializes_assets_or_runs_jobs_itself():
     found = [(str(p.relative_to(root)), line.strip()) for folder in ("pipelines", "assets")
              for p in sorted((root / folder).rglob("*.py")) for line in p.read_text().splitlines() if calls.search(line)]
     assert [path for path, _ in found] == ["pipelines/launch.py"], found  # one call: execute_stages
+
+
+def test_run_grid_path_records_the_hub_catalog_of_every_architecture_offline(tmp_path, monkeypatch):
+    """`startpoint run-grid` (make run) leaves no partition of lake/hub_models unmaterialized, offline too."""
+    from huggingface_hub import constants
+
+    from pipelines.launch import record_hub_catalog
+    from startpoint.hub.architectures import ARCHITECTURES
+
+    monkeypatch.setenv("STARTPOINT_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("STARTPOINT_LAKE", raising=False)
+    monkeypatch.delenv("STARTPOINT_HUB_RECORDING", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    instance = dg.DagsterInstance.ephemeral()
+    assert record_hub_catalog("default", instance, log=lambda m: None) == {"ok": len(ARCHITECTURES), "failed": 0}
+    done = instance.get_materialized_partitions(dg.AssetKey(["lake", "hub_models"]))
+    assert done == set(ARCHITECTURES)
+    runs = instance.get_runs()
+    assert {r.job_name for r in runs} == {"hub_catalog"} and all(r.tags.get("startpoint/grid") == "default" for r in runs)
