@@ -47,7 +47,7 @@ def test_average_is_the_weighted_mean_of_every_encoder_tensor(three, tmp_path):
                         weights=[1, 1, 2])
     assert card["weights"] == [0.25, 0.25, 0.5] and card["members"] == ["local/m0", "local/m1", "local/m2"]
     fused, members = _weights(tmp_path / "avg"), [_weights(f) for _, f in three]
-    assert set(fused) == set(members[0])
+    assert set(fused) == {k for k in members[0] if not k.startswith("pooler.")}  # the engine never reads the pooler
     for key, value in fused.items():
         expected = 0.25 * members[0][key] + 0.25 * members[1][key] + 0.5 * members[2][key]
         torch.testing.assert_close(value, expected, rtol=1e-6, atol=1e-7)
@@ -90,6 +90,24 @@ def test_classification_heads_are_left_out_and_prefixes_stripped(tmp_path):
     fuse_folders([("local/plain", plain), ("local/headed", headed)], tmp_path / "f", method="average",
                  architecture="tiny", model_id="local/f")
     assert "classifier.weight" not in _weights(tmp_path / "f")
+
+
+def test_a_member_without_pooler_weights_fuses_and_the_unused_pooler_is_left_out(tmp_path):
+    """The rebuilt paraphrase-MiniLM-L3-v2 has no pooler; its finetuned intermediates do. The engine mean-pools,
+    so the pooler is no part of the start point, and the two fuse."""
+    from safetensors.torch import save_file
+
+    with_pooler = tiny_bert(tmp_path / "with", seed=0)
+    without = tiny_bert(tmp_path / "without", seed=1)
+    save_file({k: v for k, v in _weights(without).items() if not k.startswith("pooler.")},
+              str(without / "model.safetensors"))
+    fuse_folders([("local/with", with_pooler), ("local/without", without)], tmp_path / "f", method="average",
+                 architecture="tiny", model_id="local/f")
+    fused = _weights(tmp_path / "f")
+    assert fused and not any(k.startswith("pooler.") for k in fused)
+    torch.testing.assert_close(fused["embeddings.word_embeddings.weight"],
+                               (_weights(with_pooler)["embeddings.word_embeddings.weight"]
+                                + _weights(without)["embeddings.word_embeddings.weight"]) / 2)
 
 
 def test_mismatched_shapes_are_refused_naming_both_models_and_the_tensor(tmp_path):

@@ -8,9 +8,9 @@ Two methods (docs/fusion.md):
 Members are read from safetensors only (``check_model_dir`` refuses pickled weights, and remote code is never
 run: the config is read with ``trust_remote_code=False`` and no model code of a folder is imported). Only the
 bare encoder is fused: any head a checkpoint carries (keys the architecture's bare model does not have, e.g.
-``classifier.*``) is left out, and a ``bert.``-style prefix is stripped, so the result is an encoder start point
-like the intermediate models. Members must have the same ``model_type`` and the same encoder keys and shapes; the
-first mismatch is reported in one line naming both models and the tensor.
+``classifier.*``) is left out, as is the pooler the engine never reads, and a ``bert.``-style prefix is stripped,
+so the result is an encoder start point like the intermediate models. Members must have the same ``model_type``
+and the same encoder keys and shapes; the first mismatch is reported in one line naming both models and the tensor.
 
 The result is a model folder: ``model.safetensors``, ``config.json`` and the tokenizer copied from the first
 member, and ``startpoint.json`` with the provenance (members, weights, method, scale, how they were chosen).
@@ -95,6 +95,11 @@ def _read_config(model_id: str, folder: Path) -> dict:
     return config
 
 
+# Encoder tensors the engine never reads (it mean-pools the last hidden states, so BERT's pooler is unused): left out
+# of a fusion, since members need not carry them (the rebuilt paraphrase-MiniLM-L3-v2 has no pooler weights).
+UNUSED_BY_ENGINE = ("pooler.",)
+
+
 def _encoder_keys(folder: Path) -> tuple[str, set[str]]:
     """(base_model_prefix, the bare encoder's state-dict keys) for the folder's architecture, built on the meta
     device from the config alone (no weights, no code of the folder)."""
@@ -125,7 +130,7 @@ def load_encoder_state(model_id: str, folder: str | Path) -> EncoderState:
     for path in files:
         for key, value in load_file(str(path)).items():
             name = key[len(prefix) + 1:] if prefix and key.startswith(prefix + ".") else key
-            if name in wanted:
+            if name in wanted and not name.startswith(UNUSED_BY_ENGINE):
                 tensors[name] = value
     if not tensors:
         raise FusionError(f"model {model_id!r}: {folder} holds no encoder tensors of a {config['model_type']} model")
