@@ -253,6 +253,13 @@ def grid_definitions() -> dg.Definitions:
                                      "home": HomeResource(path=str(settings.home))})
 
 
+def _execute(job: dg.JobDefinition, run_config: dict, key, instance: dg.DagsterInstance,
+             tags: dict) -> dg.ExecuteInProcessResult:
+    """The one place a run executes in this process (the single-machine path): a named job, one partition."""
+    return job.execute_in_process(run_config=run_config, partition_key=key, instance=instance, tags=tags,
+                                  raise_on_error=False)
+
+
 def _interrupted(result: dg.ExecuteInProcessResult) -> bool:
     """Whether a Ctrl-C / SIGTERM reached the run (its step fails with DagsterExecutionInterruptedError)."""
     for e in result.all_events:
@@ -301,8 +308,7 @@ def execute_stages(name: str, next_stage: Callable[[set[str], set[str]], list[St
                 progress.start(step.label)
             job = defs.resolve_job_def(JOB_NAMES[step.kind])
             with PoolWatch(instance, mine, log):
-                result = job.execute_in_process(run_config=run_config(step), partition_key=partition_key(step),
-                                                instance=instance, tags=tags, raise_on_error=False)
+                result = _execute(job, run_config(step), partition_key(step), instance, tags)
             tried.add(step.id)
             if progress is not None:
                 progress.finish(result.success)
@@ -372,9 +378,8 @@ def record_hub_catalog(name: str, instance: dg.DagsterInstance | None = None, lo
     instance = instance or default_instance()
     counts = {"ok": 0, "failed": 0}
     for arch in sorted(ARCHITECTURES):
-        result = job.execute_in_process(run_config={"ops": {hub_models_lake.op.name: {"config": {"offline": "keep"}}}},
-                                        partition_key=arch, instance=instance, tags={GRID_TAG: name},
-                                        raise_on_error=False)
+        result = _execute(job, {"ops": {hub_models_lake.op.name: {"config": {"offline": "keep"}}}}, arch, instance,
+                          {GRID_TAG: name})
         counts["ok" if result.success else "failed"] += 1
         if not result.success:
             log(f"[{name}] Hub catalog of {arch} failed; see the Dagster run {result.run_id}")

@@ -207,9 +207,9 @@ def test_no_code_outside_the_launcher_materializes_assets_or_runs_jobs_itself():
 
     root = Path(__file__).resolve().parent.parent
     calls = re.compile(r"\b(?:dg\.)?materialize\(|\.execute_in_process\(")
-    found = [(str(p.relative_to(root)), line.strip()) for folder in ("pipelines", "assets")
+    found = [(str(p.relative_to(root)), line.strip()) for folder in ("startpoint", "pipelines", "assets")
              for p in sorted((root / folder).rglob("*.py")) for line in p.read_text().splitlines() if calls.search(line)]
-    assert [path for path, _ in found] == ["pipelines/launch.py"], found  # one call: execute_stages
+    assert [path for path, _ in found] == ["pipelines/launch.py"], found  # one call: _execute
 
 
 def test_run_grid_path_records_the_hub_catalog_of_every_architecture_offline(tmp_path, monkeypatch):
