@@ -52,11 +52,20 @@ def configured_executor(environ: dict | None = None) -> dg.ExecutorDefinition:
     if choice == "in_process":
         return recovering_in_process_executor
     if choice == "celery":
-        from dagster_celery import celery_executor
+        celery_executor = _cluster_module("dagster_celery", choice).celery_executor
 
         config = {k: env[v] for k, v in (("broker", "STARTPOINT_CELERY_BROKER"),
                                          ("backend", "STARTPOINT_CELERY_BACKEND")) if env.get(v)}
         return celery_executor.configured(config, name="celery") if config else celery_executor
-    from dagster_k8s import k8s_job_executor
+    return _cluster_module("dagster_k8s", choice).k8s_job_executor
 
-    return k8s_job_executor
+
+def _cluster_module(name: str, choice: str):
+    """The executor's package, or one line saying how to install it (the `cluster` extra)."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError:
+        raise ExecutorChoiceError(f"{EXECUTOR_ENV}={choice} needs {name.replace('_', '-')}: install the cluster extra "
+                                  "(pip install -e '.[cluster]', as make cluster-test does)") from None
