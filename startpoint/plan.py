@@ -178,7 +178,10 @@ def step_done(step: Step, lake_url: str, models_dir: Path) -> bool:
     from startpoint import lake as lake_files
 
     if step.kind == DATASETS:
-        return all(lake_files.exists(lake_url, "datasets", f"local/{d}") for d in step.config.get("dataset_ids", []))
+        from startpoint.schema import datasets_path
+
+        return all(lake_files.exists(lake_url, "datasets", datasets_path("local", d))
+                   for d in step.config.get("dataset_ids", []))
     if step.kind == INTERMEDIATE:
         from startpoint.zoo import ModelDirError, local_model_dir, read_model_card
 

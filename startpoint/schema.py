@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from startpoint.keys import encode_key  # ids become keys the way partitions encode them
+
 
 @dataclass(frozen=True)
 class TableSpec:
@@ -147,30 +149,22 @@ def finetune_run_id(origin: str, architecture: str, model_id: str, dataset_id: s
 
 def finetune_runs_path(origin: str, model_id: str, dataset_id: str, recipe_hash: str, seed: int) -> str:
     """One file per run: ``<origin>/<model key>/<target key>/<recipe_hash>-seed<seed>``."""
-    return f"{origin}/{_key(model_id)}/{_key(dataset_id)}/{recipe_hash}-seed{seed}"
+    return f"{origin}/{encode_key(model_id)}/{encode_key(dataset_id)}/{recipe_hash}-seed{seed}"
 
 
 def hub_models_path(source: str, model_id: str) -> str:
     """One file per local model: ``<source>/<model key>``."""
-    return f"{source}/{_key(model_id)}"
+    return f"{source}/{encode_key(model_id)}"
 
 
 def datasets_path(origin: str, dataset_id: str) -> str:
     """One file per dataset: ``<origin>/<dataset key>``."""
-    return f"{origin}/{_key(dataset_id)}"
+    return f"{origin}/{encode_key(dataset_id)}"
 
 
 def probe_scores_path(origin: str, model_id: str, proxy: str | None = None) -> str:
     """One file per (model, probe set): ``<origin>/<model key>/<proxy>``; without a proxy, the model's folder."""
-    folder = f"{origin}/{_key(model_id)}"
+    folder = f"{origin}/{encode_key(model_id)}"
     if proxy is None:
         return folder
     return f"{folder}/{''.join(c if c.isalnum() or c in '-_.' else '_' for c in proxy)}"
-
-
-def _key(model_or_dataset_id: str) -> str:
-    from startpoint.keys import (
-        encode_key,  # ids become keys the way partitions encode them
-    )
-
-    return encode_key(model_or_dataset_id)
