@@ -245,12 +245,15 @@ GRID_SENSORS = [default_grid_sensor, full_grid_sensor, *SELECTION_SENSORS]
 def grid_definitions() -> dg.Definitions:
     """The grid's assets and jobs with the lake and home of the current settings (what `execute_in_process` of a
     named job needs, without loading the whole code location)."""
+    return dg.Definitions(assets=list(_ASSETS.values()), jobs=GRID_JOBS, resources=_local_resources())
+
+
+def _local_resources() -> dict:
+    """The lake and home resources of the current settings."""
     from startpoint.settings import get_settings
 
     settings = get_settings()
-    return dg.Definitions(assets=list(_ASSETS.values()), jobs=GRID_JOBS,
-                          resources={"lake": LakeResource(url=settings.lake_url),
-                                     "home": HomeResource(path=str(settings.home))})
+    return {"lake": LakeResource(url=settings.lake_url), "home": HomeResource(path=str(settings.home))}
 
 
 def _execute(job: dg.JobDefinition, run_config: dict, key, instance: dg.DagsterInstance,
@@ -368,12 +371,7 @@ def record_hub_catalog(name: str, instance: dg.DagsterInstance | None = None, lo
     then every asset upstream of `published` is still materialized). Returns ok/failed counts."""
     from assets.hub_catalog import hub_models_lake
     from pipelines.hub_automation import hub_catalog_job
-    from startpoint.settings import get_settings
-
-    settings = get_settings()
-    defs = dg.Definitions(assets=[hub_models_lake], jobs=[hub_catalog_job],
-                          resources={"lake": LakeResource(url=settings.lake_url),
-                                     "home": HomeResource(path=str(settings.home))})
+    defs = dg.Definitions(assets=[hub_models_lake], jobs=[hub_catalog_job], resources=_local_resources())
     job = defs.resolve_job_def(hub_catalog_job.name)
     instance = instance or default_instance()
     counts = {"ok": 0, "failed": 0}
