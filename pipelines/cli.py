@@ -274,6 +274,34 @@ def _cmd_register(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compact(args: argparse.Namespace) -> int:
+    """Merge the lake's per-unit files now, in this process: what the `compact_lake` job does."""
+    from pathlib import Path
+
+    from startpoint import lake
+    from startpoint.settings import compact_files_threshold
+
+    try:
+        min_files = compact_files_threshold() if args.min_files is None else args.min_files
+    except ValueError as exc:
+        return _error(exc)
+    if min_files < 2:
+        return _error(f"--min-files {min_files}: give at least 2 (one file is already as few as it gets)")
+    lake_url = get_settings().lake_url
+    try:
+        if lake.is_local(lake_url) and Path(lake_url).exists() and not Path(lake_url).is_dir():
+            return _error(f"the lake {lake_url} is a file, not a folder; set STARTPOINT_LAKE to a folder or a URL")
+        done = lake.compact_due(lake_url, min_files=min_files)
+    except (ValueError, ImportError, OSError) as exc:
+        return _error(f"cannot compact the lake {lake_url} ({' '.join(str(exc).split())[:200]}); "
+                      "set STARTPOINT_LAKE to a folder or an fsspec URL (s3://bucket/prefix)")
+    for c in done:
+        print(_terminal(c.line()))
+    if not done:
+        print(_terminal(f"nothing to compact: no origin of {lake_url} holds {min_files:,} per-unit files"))
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one `error: ...` line (and where to read the usage) instead of the usage block."""
 
@@ -327,6 +355,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also mark this unfinished run failed and free its slots (a run on another host, or "
                         "started without process tags); repeatable")
     p.set_defaults(func=_cmd_recover)
+
+    p = sub.add_parser("compact", help="merge the lake's per-unit files of every origin holding enough of them "
+                                       "(what the compact_lake job does)")
+    p.add_argument("--min-files", type=int, default=None,
+                   help="compact an origin holding at least this many per-unit files (default "
+                        "$STARTPOINT_COMPACT_FILES, else 1000)")
+    p.set_defaults(func=_cmd_compact)
 
     p = sub.add_parser("recommend", help="which base model to start finetuning from, for your labelled data")
     _add_model_flags(p, RecommendOptions)

@@ -11,6 +11,9 @@ from pipelines.hub_automation import (
 # One named asset job per grid step (datasets, intermediate models, finetune runs, probe scores), executor from
 # STARTPOINT_EXECUTOR; the grid and selection sensors (pipelines/sensors.py) launch them. docs/engine.md
 from pipelines.launch import GRID_JOBS
+from pipelines.maintenance import (
+    compact_lake_job,  # lake compaction, docs/scale_out.md
+)
 from pipelines.recommend_job import (
     recommend_job,  # op job with run config, docs/recommend.md
 )
@@ -35,4 +38,4 @@ product_job = dg.define_asset_job(
     executor_def=recovering_executor,
 )
 
-ALL_JOBS = [published_job, product_job, recommend_job, hub_catalog_job, *GRID_JOBS]
+ALL_JOBS = [published_job, product_job, recommend_job, hub_catalog_job, compact_lake_job, *GRID_JOBS]

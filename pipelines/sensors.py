@@ -11,3 +11,9 @@ ALL_SENSORS.append(hub_new_models)
 from pipelines.launch import GRID_SENSORS  # noqa: E402  default_grid, full_grid, select_<architecture>
 
 ALL_SENSORS.extend(GRID_SENSORS)
+
+from pipelines.maintenance import (
+    lake_compaction,  # compact_lake when per-unit files pile up
+)
+
+ALL_SENSORS.append(lake_compaction)

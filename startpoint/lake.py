@@ -24,6 +24,7 @@ from typing import Any
 
 import fsspec
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from startpoint.schema import TABLES, TableSpec
@@ -290,6 +291,13 @@ def read_raw(lake_url: str, table: str, path: str, quarantine: list[Quarantined]
 # those rows twice, with the same key and the same ``ingested_at``; the warehouse keeps one row per key, so it never
 # counts them twice, and no row is ever absent. A compaction killed in between leaves the same harmless duplicates,
 # and the next compaction merges the leftover sources again.
+#
+# Bound: every compaction writes at most one file of fewer than ``max_rows`` rows (its last), so small compacted
+# files would pile up one per compaction. So a compaction also merges the origin's small compacted files (fewer
+# than ``max_rows // 4`` rows by their Parquet footers) when there are at least two, in the same order (new file
+# first, then the old ones removed). An origin thus holds at most two small compacted files after any compaction,
+# plus files of at least ``max_rows // 4`` rows each. Rows of one write of a unit of work (same ``_lake_file``, same
+# ``ingested_at``) met in two inputs, the copies a killed compaction left, are kept once.
 
 COMPACTED = "_compacted"
 LAKE_FILE = "_lake_file"
@@ -301,8 +309,21 @@ class Compaction:
     origin: str
     sources: int  # per-unit files merged and removed
     written: list[str]  # compacted files written
-    rows: int
+    rows: int  # rows written to compacted files
     skipped: list[str]  # sources left in place: not valid Parquet (the warehouse load quarantines them)
+    merged_compacted: int = 0  # small compacted files merged again and removed
+    files_before: int = 0  # the origin's files (per-unit and compacted) before
+
+    @property
+    def files_after(self) -> int:
+        return self.files_before - self.sources - self.merged_compacted + len(self.written)
+
+    def line(self) -> str:
+        """What one compaction did, in one line (the CLI prints it, the job logs it)."""
+        return (f"{self.table}/{self.origin}: {self.files_before:,} files -> {self.files_after:,}, {self.rows:,} rows "
+                f"({self.sources:,} per-unit and {self.merged_compacted:,} small compacted files merged"
+                + (f"; {len(self.skipped)} corrupt file(s) left for the load to quarantine" if self.skipped else "")
+                + ")")
 
 
 def _compacted_files(fs: fsspec.AbstractFileSystem, root: str, table: str, origin: str) -> list[str]:
@@ -361,46 +382,130 @@ def write_compacted(lake_url: str, table: str, origin: str, data: pa.Table, row_
     return final
 
 
+def _small_compacted(fs: fsspec.AbstractFileSystem, root: str, table: str, origin: str, max_rows: int) -> list[str]:
+    """The origin's compacted files of fewer than ``max_rows // 4`` rows, by their Parquet footers (no data read)."""
+    small = []
+    for path in _compacted_files(fs, root, table, origin):
+        try:
+            with fs.open(path, "rb") as fh:
+                n = pq.ParquetFile(fh).metadata.num_rows
+        except Exception as exc:
+            if not _corrupt(exc):
+                raise
+            continue  # not valid Parquet: left for the load to quarantine
+        if n < max_rows // 4:
+            small.append(path)
+    return small
+
+
+def _read_compacted(fs: fsspec.AbstractFileSystem, path: str) -> pa.Table | None:
+    """A compacted file with its ``_lake_file`` column; None when it is not valid Parquet."""
+    try:
+        with fs.open(path, "rb") as fh:
+            return pq.ParquetFile(fh).read(use_threads=False)
+    except Exception as exc:
+        if not _corrupt(exc):
+            raise
+        return None
+
+
+def _unseen(data: pa.Table, seen: set[str]) -> pa.Table:
+    """Drop the rows of a unit-of-work write (``_lake_file`` and ``ingested_at``) already taken from another input,
+    and remember this input's writes."""
+    stamps = pc.cast(pc.cast(data.column("ingested_at"), pa.int64()), pa.string())
+    writes = pc.binary_join_element_wise(data.column(LAKE_FILE), stamps, "|")
+    unique = [w for w in pc.unique(writes).to_pylist() if w is not None]
+    repeated = [w for w in unique if w in seen]
+    seen.update(unique)
+    if repeated:
+        data = data.filter(pc.fill_null(pc.invert(pc.is_in(writes, value_set=pa.array(repeated))), True))
+    return data
+
+
 def compact(lake_url: str, table: str, origin: str, max_rows: int = 1_000_000, min_files: int = 2) -> Compaction:
     """Merge the per-unit files of ``<table>/<origin>/`` into compacted files of up to ``max_rows`` rows, then
-    remove them (see the order above). Files already compacted are left as they are; a source that is not valid
-    Parquet is left in place for the warehouse load to quarantine and name. Fewer than ``min_files`` sources:
-    nothing is done."""
+    remove them (see the order above); the origin's small compacted files are merged with them when there are at
+    least two, so their number stays bounded. A source that is not valid Parquet is left in place for the warehouse
+    load to quarantine and name. Fewer than ``min_files`` per-unit files: nothing is done."""
     fs, root = _fs(lake_url)
     origin = origin.strip("/")
     if not origin or "/" in origin or origin.startswith("_"):
         raise ValueError(f"compact: origin must be one folder name under {table}/ (e.g. 'local'), not {origin!r}")
     base = posixpath.join(root, table, origin)
     sources = [p for p in list_files(lake_url, table, origin) if posixpath.dirname(p) != posixpath.join(base, COMPACTED)]
-    result = Compaction(table, origin, 0, [], 0, [])
+    compacted = _compacted_files(fs, root, table, origin)
+    result = Compaction(table, origin, 0, [], 0, [], files_before=len(sources) + len(compacted))
     if len(sources) < min_files:
         return result
+    small = _small_compacted(fs, root, table, origin, max_rows)
+    if len(small) < 2:
+        small = []
     batch: list[pa.Table] = []
     batch_paths: list[str] = []
     rows = 0
+    seen: set[str] = set()
+    merged = set(small)
 
     def flush() -> None:
         nonlocal batch, batch_paths, rows
         if batch_paths:
-            if batch:
+            if rows:
                 result.written.append(write_compacted(lake_url, table, origin, pa.concat_tables(batch)))
             for path in batch_paths:  # only after the compacted file is in place
                 fs.rm(path)
-            result.sources += len(batch_paths)
+            result.merged_compacted += sum(p in merged for p in batch_paths)
+            result.sources += sum(p not in merged for p in batch_paths)
             result.rows += rows
         batch, batch_paths, rows = [], [], 0
 
-    for path in sources:
-        try:
-            data = read_file(lake_url, table, path)
-        except CorruptFileError:
-            result.skipped.append(path)
-            continue
-        rel = posixpath.relpath(path, posixpath.join(root, table))[: -len(".parquet")]
-        batch.append(data.append_column(LAKE_FILE, pa.array([rel] * data.num_rows, type=pa.string())))
+    for path in [*small, *sources]:  # older rows first; each input goes whole into one compacted file
+        if path in merged:
+            data = _read_compacted(fs, path)
+            if data is None:
+                continue
+            data = pa.Table.from_arrays(  # the table's schema (older files may lack newer columns) plus _lake_file
+                [*conform(TABLES[table], data.drop_columns([LAKE_FILE])).columns, data.column(LAKE_FILE)],
+                names=[*TABLES[table].schema.names, LAKE_FILE])
+        else:
+            try:
+                data = read_file(lake_url, table, path)
+            except CorruptFileError:
+                result.skipped.append(path)
+                continue
+            rel = posixpath.relpath(path, posixpath.join(root, table))[: -len(".parquet")]
+            data = data.append_column(LAKE_FILE, pa.array([rel] * data.num_rows, type=pa.string()))
+        data = _unseen(data, seen)
+        batch.append(data)
         batch_paths.append(path)
         rows += data.num_rows
         if rows >= max_rows:
             flush()
     flush()
     return result
+
+
+def unit_file_counts(lake_url: str) -> list[tuple[str, str, int]]:
+    """(table, origin, per-unit files) for every origin folder of every table: files outside ``_compacted``, temporary
+    files and the quarantine left out (one listing per table)."""
+    _, root = _fs(lake_url)
+    counts = []
+    for table in TABLES:
+        per_origin: dict[str, int] = {}
+        for path in list_files(lake_url, table):
+            parts = posixpath.relpath(path, posixpath.join(root, table)).split("/")
+            if len(parts) < 2 or parts[0].startswith("_") or parts[1] == COMPACTED:
+                continue  # a file directly under the table has no origin to compact into
+            per_origin[parts[0]] = per_origin.get(parts[0], 0) + 1
+        counts.extend((table, origin, n) for origin, n in sorted(per_origin.items()))
+    return counts
+
+
+def compaction_due(lake_url: str, min_files: int = 2) -> list[tuple[str, str, int]]:
+    """The (table, origin, per-unit files) that hold at least ``min_files`` per-unit files: what to compact."""
+    return [c for c in unit_file_counts(lake_url) if c[2] >= min_files]
+
+
+def compact_due(lake_url: str, min_files: int = 2, max_rows: int = 1_000_000) -> list[Compaction]:
+    """Compact every (table, origin) of :func:`compaction_due`, one after the other."""
+    return [compact(lake_url, table, origin, max_rows=max_rows, min_files=min_files)
+            for table, origin, _ in compaction_due(lake_url, min_files)]

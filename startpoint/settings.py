@@ -64,3 +64,23 @@ def export_env(settings: Settings | None = None) -> dict[str, str]:
     env["STARTPOINT_HOME"] = str(settings.home)
     env["STARTPOINT_WAREHOUSE"] = str(settings.warehouse_path)
     return env
+
+
+COMPACT_FILES_ENV = "STARTPOINT_COMPACT_FILES"
+DEFAULT_COMPACT_FILES = 1000
+
+
+def compact_files_threshold() -> int:
+    """Per-unit lake files of one (table, origin) at which the `lake_compaction` sensor compacts it (and the default
+    of `startpoint compact --min-files`): ``STARTPOINT_COMPACT_FILES``, default 1000."""
+    text = os.environ.get(COMPACT_FILES_ENV, "").strip()
+    if not text:
+        return DEFAULT_COMPACT_FILES
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 2:
+        raise ValueError(f"{COMPACT_FILES_ENV}={text!r}: give a whole number of files, at least 2 "
+                         f"(unset it for the default {DEFAULT_COMPACT_FILES})")
+    return value
