@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from startpoint.hub.architectures import ArchitectureSpec
+from startpoint.hub.architectures import ArchitectureSpec, warehouse_model_id
 from startpoint.hub.policy import ModelFacts, SafetyPolicy, assess, weight_files
 
 EXPAND = [
@@ -99,7 +99,7 @@ def model_row(info, arch: ArchitectureSpec, policy: SafetyPolicy, cache_dir: str
         "last_modified": info.last_modified,
         "source": "hub",
         "role": "intermediate",
-        "base_model": arch.hub_id,
+        "base_model": warehouse_model_id(arch.hub_id),  # the Hub id stays in `tags` (base_model:<hub_id>)
         "n_layers": config.get("num_hidden_layers"),
         "hidden_size": config.get("hidden_size"),
         "vocab_size": config.get("vocab_size"),
@@ -125,6 +125,8 @@ def mark_gone(rows: list[dict[str, Any]], previous: Iterable[Mapping[str, Any]],
         if old["model_id"] in seen or old.get("source") != "hub":
             continue
         gone = {k: v for k, v in old.items() if k != "ingested_at"}
+        if gone.get("base_model"):  # a catalog written before the warehouse had one id per pretrained model
+            gone["base_model"] = warehouse_model_id(gone["base_model"])
         if old.get("status") != "gone":
             gone["status"] = "gone"
             gone["refusal_reason"] = f"no longer listed on the Hub since {now:%Y-%m-%d %H:%M} UTC (deleted, renamed or private)"

@@ -26,6 +26,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from startpoint.hub.architectures import pretrained_architecture, warehouse_model_id
 from startpoint.published.targets import METRIC, TARGETS, TASK_GROUP, metric_range
 from startpoint.schema import finetune_run_id
 
@@ -197,11 +198,13 @@ def _unknown_metric(
 
 
 def read_pretrain(
-    path: Path, architecture: str, metrics: dict[str, str] | None = None
+    path: Path, architecture: str, metrics: dict[str, str] | None = None, *, pretrained_model: str | None = None
 ) -> tuple[list[dict], list[dict], FileCounts]:
     """Seed finetunes of the pretrained model: one run per (target, seed). `metrics` (from :func:`target_metrics`)
-    gives each target's metric; by default only the 36 known targets are accepted."""
+    gives each target's metric; by default only the 36 known targets are accepted. `pretrained_model`: the
+    model's id in the warehouse (default: the architecture, which a table names by its pretrained model)."""
     metrics = METRIC if metrics is None else metrics
+    model_id = pretrained_model or architecture
     runs, rejected = [], []
     counts = FileCounts(file=path.name)
     seen: dict[tuple[str, int], int] = {}
@@ -236,8 +239,8 @@ def read_pretrain(
         counts.rows_loaded += 1
         runs.append(
             {
-                "run_id": finetune_run_id("published", architecture, architecture, target, RECIPE, seed),
-                "model_id": architecture,
+                "run_id": finetune_run_id("published", architecture, model_id, target, RECIPE, seed),
+                "model_id": model_id,
                 "architecture": architecture,
                 "dataset_id": target,
                 "seed": seed,
@@ -332,15 +335,24 @@ def _pretrained_row(
         raise PublishedFormatError(
             path, line, "the first row must be the pretrained model (with an empty mnli_lp); found a probed model"
         )
-    model = row[1].strip()
-    result = ImportedArchitecture(architecture=model, table_targets=list(targets))
+    architecture, model = _table_ids(row[1].strip())
+    result = ImportedArchitecture(architecture=architecture, table_targets=list(targets))
     result.hub_models.append(
-        {"model_id": model, "architecture": model, "source": "published", "role": "pretrained", "status": "accepted"}
+        {"model_id": model, "architecture": architecture, "source": "published", "role": "pretrained",
+         "status": "accepted"}
     )
     row0 = {t: v for t, v in ((t, _number(cell)) for t, cell in zip(targets, row[4:])) if v is not None}
     avg = _number(row[2])
     row0["avg"] = avg if avg is not None else float("nan")
     return result, row0
+
+
+def _table_ids(pretrained: str) -> tuple[str, str]:
+    """(architecture, warehouse model id) of a table's pretrained model: a known one under any of its ids (say
+    `FacebookAI/roberta-base`) is its architecture's name and `pretrained_id`, as in the Hub catalog's rows;
+    another model names its own architecture, as published tables do."""
+    spec = pretrained_architecture(pretrained)
+    return (spec.name, spec.pretrained_id) if spec else (pretrained, pretrained)
 
 
 def _cell_value(cell: str, metric: str) -> tuple[float | None, str | None]:
@@ -356,11 +368,11 @@ def _cell_value(cell: str, metric: str) -> tuple[float | None, str | None]:
     return value, None
 
 
-def _model_row(
-    result: ImportedArchitecture, path: Path, line: int, row: list[str], metrics: dict[str, str], counts: FileCounts
-) -> None:
-    """One finetuned model's row: its probe score and one single-seed run per filled target cell."""
-    model, arch = row[1].strip(), result.architecture
+def _model_row(result: ImportedArchitecture, path: Path, line: int, row: list[str], model: str,
+               metrics: dict[str, str], counts: FileCounts) -> None:
+    """One finetuned model's row (`model`: its warehouse id): its probe score and one single-seed run per filled
+    target cell."""
+    arch = result.architecture
     result.hub_models.append(
         {"model_id": model, "architecture": arch, "source": "published", "role": "intermediate", "status": "accepted"}
     )
@@ -422,18 +434,21 @@ def read_table(path: Path, metrics: dict[str, str] | None = None) -> tuple[Impor
             continue
         counts.rows_read += 1
         counts.cells_read += max(len(row) - 2, 0)  # index and model name are identifiers, not cells
-        model = row[1].strip() if len(row) > 1 else ""
+        named = row[1].strip() if len(row) > 1 else ""
+        model = warehouse_model_id(named)
         problem = _row_problem(row, len(header), model, seen)
+        if problem and model != named:
+            problem += f" ({named!r} is another id of {model!r})"
         if result is None:
             result, row0 = _pretrained_row(path, line, row, problem, targets)
             counts.cells_derived += len(row) - 2
         elif problem:
             counts.rows_rejected += 1
             counts.cells_rejected += max(len(row) - 2, 0)
-            result.rejected_rows.append(_reject(path, line, None, model or None, problem))
+            result.rejected_rows.append(_reject(path, line, None, named or None, problem))
             continue
         else:
-            _model_row(result, path, line, row, metrics, counts)
+            _model_row(result, path, line, row, model, metrics, counts)
         seen[model] = line
         counts.rows_loaded += 1
     if result is None:
@@ -471,7 +486,8 @@ def read_catalog(path: Path, imported: dict[str, ImportedArchitecture]) -> tuple
         counts.rows_read += 1
         n_cells = len(header) - 2  # model_name and base_model identify the row
         counts.cells_read += n_cells
-        arch, model = (rec.get("base_model") or "").strip(), (rec.get("model_name") or "").strip()
+        arch = _table_ids((rec.get("base_model") or "").strip())[0]
+        model = warehouse_model_id((rec.get("model_name") or "").strip())
         if None in rec or any(v is None for v in rec.values()):
             problem = "field count differs from the header"
         elif model and model_id_problem(model):
@@ -557,7 +573,8 @@ def read_folder(folder: Path) -> ImportedFolder:
         arch = arch_result.architecture
         if arch in imported:
             raise PublishedFormatError(table, 2, f"architecture {arch!r} already read from another table file")
-        runs, rejected, counts = read_pretrain(pretrain, arch, metrics)
+        runs, rejected, counts = read_pretrain(pretrain, arch, metrics,
+                                               pretrained_model=arch_result.hub_models[0]["model_id"])
         if not runs:
             raise PublishedFormatError(pretrain, None, "no usable baseline seeds; the gains need them")
         arch_result.metrics = metrics

@@ -35,6 +35,7 @@ import duckdb
 import pyarrow as pa
 
 from startpoint import lake
+from startpoint.hub.architectures import pretrained_aliases
 from startpoint.schema import TABLES, TableSpec
 
 POOL = "duckdb"
@@ -272,7 +273,10 @@ def _duck_type(t: pa.DataType) -> str:
 
 
 def _fingerprint(lake_url: str, spec: TableSpec) -> str:
-    return f"{lake_url}|{spec.schema.to_string(show_schema_metadata=False)}|{spec.key}"
+    """What a table's loaded rows depend on besides its files: a change rebuilds it (an alias added to
+    startpoint/hub/architectures.py maps the rows already loaded too)."""
+    ids = sorted(pretrained_aliases().items()) if set(MODEL_ID_COLUMNS) & set(spec.schema.names) else []
+    return f"{lake_url}|{spec.schema.to_string(show_schema_metadata=False)}|{spec.key}" + (f"|{ids}" if ids else "")
 
 
 def _sql_text(s: str) -> str:
@@ -351,11 +355,35 @@ def _load_into(lake_url: str, path: Path, quarantined: list[lake.Quarantined], f
     return counts, modes
 
 
+MODEL_ID_COLUMNS = ("model_id", "base_model")
+
+
+def _warehouse_id_sql(column: str) -> str:
+    """SQL mapping a pretrained model's other ids in `column` to its warehouse id (startpoint.hub.architectures).
+
+    The writers record warehouse ids already (`warehouse_model_id`); this is for lake files written before they
+    did, which stay: the lake is the record, and `offline: keep` keeps a Hub catalog byte for byte. It is done
+    here, on the way in, and not in a dbt staging model, because the `relationships` tests check the base tables
+    themselves (sql/models/sources.yml) and every dbt model reads them: one place, before anything looks."""
+    aliases = pretrained_aliases()
+    if not aliases:
+        return f'"{column}"'
+    cases = " ".join(f"WHEN {_sql_text(alias)} THEN {_sql_text(pretrained)}"
+                     for alias, pretrained in sorted(aliases.items()))
+    return f'CASE "{column}" {cases} ELSE "{column}" END'
+
+
 def _columns(spec: TableSpec, present: set[str]) -> str:
-    """The schema's columns cast to their types; a column no file has is NULL (older files lack newer columns)."""
+    """The schema's columns cast to their types; a column no file has is NULL (older files lack newer columns).
+    Model ids are warehouse ids (:func:`_warehouse_id_sql`)."""
     out = []
     for field in spec.schema:
-        value = f'"{field.name}"' if field.name in present else "NULL"
+        if field.name not in present:
+            value = "NULL"
+        elif field.name in MODEL_ID_COLUMNS:
+            value = _warehouse_id_sql(field.name)
+        else:
+            value = f'"{field.name}"'
         out.append(f'CAST({value} AS {_duck_type(field.type)}) AS "{field.name}"')
     return ", ".join(out)
 
