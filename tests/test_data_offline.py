@@ -24,6 +24,8 @@ EXPECTED = {
     "fine_foods": (2, {"great", "other"}),
     "trump_tweet_device": (2, {"android", "iphone"}),
     "birdstrike_phase": (6, {"Approach", "Climb", "Descent", "En Route", "Landing Roll", "Take-off run"}),
+    "birdstrike_effect": (4, {"Aborted Take-off", "Engine Shut Down", "Other", "Precautionary Landing"}),
+    "ucla_course_subject": (12, {"Chemistry and Biochemistry", "Law", "Music", "Mathematics"}),
     "drug_review_sentiment": (3, {"negative", "neutral", "positive"}),
     "shakespeare_genre": (3, {"comedy", "history", "tragedy"}),
     "fortunes_topic": (23, {"people", "computers", "bofh-excuses", "anarchism"}),

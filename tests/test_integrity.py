@@ -37,7 +37,7 @@ RELATIONSHIPS = ["finetune_runs_dataset_id_in_datasets", "finetune_runs_model_id
                  "hub_models_base_model_in_hub_models"]
 
 
-N_LOCAL_RUNS = len(DEFAULT_GRID.pairs()) * len(DEFAULT_GRID.seeds)  # 2 bases × 4 models × 3 targets × 2 seeds = 48
+N_LOCAL_RUNS = len(DEFAULT_GRID.pairs()) * len(DEFAULT_GRID.seeds)  # 2 bases × 3 models × 3 targets × 2 seeds = 36
 
 
 def _write_grid_runs(lake_url: str) -> int:

