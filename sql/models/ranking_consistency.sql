@@ -44,20 +44,39 @@ concordance as (
     group by all
 ),
 splits as (select range as k from range({{ var('consistency_splits', 100) }})),
+-- The halves as 0/1 masks over each architecture's targets in a fixed order, and each model's gains as a list in
+-- that order: a half's mean is a dot product, so the splits never multiply the block's rows (at Hub scale a join of
+-- the block with every split would hold models x targets x splits rows).
+targets as (
+    select architecture, dataset_id, row_number() over (partition by architecture order by dataset_id) as j
+    from (select distinct architecture, dataset_id from block)
+),
+gain_lists as (
+    select b.architecture, b.model_id, list(b.gain order by t.j) as gains
+    from block b join targets t using (architecture, dataset_id)
+    group by all
+),
 halves as (
-    select d.architecture, s.k, b.dataset_id,
-           row_number() over (partition by d.architecture, s.k
-                              order by md5(s.k::varchar || ':' || b.dataset_id)) <= d.t // 2 as in_a
-    from dims d
+    select t.architecture, s.k, t.j,
+           row_number() over (partition by t.architecture, s.k
+                              order by md5(s.k::varchar || ':' || t.dataset_id)) <= d.t // 2 as in_a
+    from targets t
+    join dims d using (architecture)
     cross join splits s
-    join (select distinct architecture, dataset_id from block) b using (architecture)
+),
+masks as (
+    select architecture, k,
+           list(case when in_a then 1.0 else 0.0 end order by j) as mask_a,
+           list(case when in_a then 0.0 else 1.0 end order by j) as mask_b,
+           count(*) filter (where in_a) as n_a, count(*) filter (where not in_a) as n_b
+    from halves
+    group by all
 ),
 half_means as (
-    select b.architecture, h.k, b.model_id,
-           avg(b.gain) filter (where h.in_a) as mean_a,
-           avg(b.gain) filter (where not h.in_a) as mean_b
-    from block b join halves h using (architecture, dataset_id)
-    group by all
+    select g.architecture, m.k, g.model_id,
+           list_dot_product(g.gains, m.mask_a) / m.n_a as mean_a,
+           list_dot_product(g.gains, m.mask_b) / m.n_b as mean_b
+    from gain_lists g join masks m using (architecture)
 ),
 half_ranks as (
     select *,
