@@ -120,6 +120,10 @@ def test_the_docs_reading_of_the_1200_example_recipe_holds():
             assert drug["n_train"] == 540 and abs(above(drug)) <= 1
         assert above(by[(base, "birdstrike_phase", "1200x1")]) < 10
     assert above(by[(l3, "birdstrike_effect", "1200x1")]) < 10 <= above(by[("all-MiniLM-L6-v2", "birdstrike_effect", "1200x1")])
+    # ucla_course_subject has 831 training examples: the grid's recipe and the reference both see all of them
+    assert {by[(b, "ucla_course_subject", label)]["n_train"] for b in ("all-MiniLM-L6-v2", l3)
+            for label in ("1200x1", ref)} == {831}
+    assert "831 training examples, all of which it sees" in DOC.read_text()
     assert by[(l3, "birdstrike_phase", ref)]["test_score"] - by[(l3, "birdstrike_phase", "1200x1")]["test_score"] > 5
 
 
