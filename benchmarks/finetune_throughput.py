@@ -21,7 +21,7 @@ FLOP/s: "executed" counts every token the hardware computed (padding included, f
 really formed); "useful" counts only real tokens. Both are set against the matmul peak measured in the same round
 (fp32 on CPU, bf16 on CUDA, as the contenders compute).
 
-    .venv/bin/python benchmarks/finetune_throughput.py                 # CPU: 1,024 examples, 3 rounds
+    .venv/bin/python benchmarks/finetune_throughput.py                 # CPU: 1,024 / 1,600 examples, 5 rounds
     .venv/bin/python benchmarks/finetune_throughput.py --device cuda --bf16 --model DIR --out FILE
 
 Writes benchmarks/results/finetune_throughput.json (or --out).
@@ -335,11 +335,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", default="tweets_sentiment")
     parser.add_argument("--model", default=None, help="packaged model id or model folder (default: MiniLM-L6)")
     parser.add_argument("--train", type=int, default=1024, help="training examples")
-    parser.add_argument("--test", type=int, default=400, help="test examples")
+    parser.add_argument("--test", type=int, default=1600, help="test examples (fewer make the parity check noisy)")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=64, help="tokens (the recipe default)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (seeds 0..rounds-1)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (seeds 0..rounds-1)")
     parser.add_argument("--contenders", default=",".join(CONTENDERS))
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast for every contender (GPU mode)")
