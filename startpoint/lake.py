@@ -118,6 +118,15 @@ def exists(lake_url: str, table: str, relpath: str) -> bool:
     return _compacted_rows(fs, root, table, relpath, exact=True).num_rows > 0
 
 
+def exists_under(lake_url: str, table: str, prefix: str) -> bool:
+    """Whether any unit under the folder ``prefix`` is in the lake: a file there, or rows merged from there into a
+    compacted file (a listing alone misses those once a compaction has run)."""
+    if list_files(lake_url, table, prefix):
+        return True
+    fs, root = _fs(lake_url)
+    return _compacted_rows(fs, root, table, prefix, exact=False).num_rows > 0
+
+
 def list_files(lake_url: str, table: str, prefix: str = "") -> list[str]:
     """Complete Parquet files of a table (temporary files of runs in flight are skipped)."""
     fs, root = _fs(lake_url)

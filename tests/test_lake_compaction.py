@@ -165,3 +165,18 @@ def test_the_cli_refuses_a_bad_lake_url_or_threshold_in_one_line(lake_url, args,
     assert cli.main(["compact", *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith(message) and err.count("\n") == 1, err
+
+
+def test_a_probed_model_stays_probed_after_its_rows_are_compacted(url):
+    """The Hub sensor asks `is_probed` before requesting a probe: a model whose probe file was merged into a
+    compacted file is still probed (a listing alone would miss it and probe it again)."""
+    from startpoint.probes.candidates import is_probed, probe_relpath
+
+    for model in ("org/a", "org/b"):
+        lake.write(url, "probe_scores", probe_relpath(model, "fine_foods"),
+                   [{"model_id": model, "architecture": "bert", "proxy_dataset": "fine_foods", "method": "logme",
+                     "score": -0.5, "origin": "local"}])
+    assert lake.compact(url, "probe_scores", "local").sources == 2
+    assert not [f for f in lake.list_files(url, "probe_scores", "local") if "/_compacted/" not in f]
+    assert is_probed(url, "org/a") and is_probed(url, "org/b") and not is_probed(url, "org/c")
+    assert lake.exists_under(url, "probe_scores", "local") and not lake.exists_under(url, "probe_scores", "user")

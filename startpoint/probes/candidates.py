@@ -110,7 +110,7 @@ def probe_relpath(model_id: str, proxy: str) -> str:
 
 
 def is_probed(lake_url: str, model_id: str) -> bool:
-    return bool(lake_files.list_files(lake_url, "probe_scores", probe_scores_path("local", model_id)))
+    return lake_files.exists_under(lake_url, "probe_scores", probe_scores_path("local", model_id))
 
 
 def install_hub_candidate(model_id: str, lake_url: str, models_dir: Path, cache_dir: Path) -> Path | None:
