@@ -440,6 +440,9 @@ def compact(lake_url: str, table: str, origin: str, max_rows: int = 1_000_000, m
     origin = origin.strip("/")
     if not origin or "/" in origin or origin.startswith("_"):
         raise ValueError(f"compact: origin must be one folder name under {table}/ (e.g. 'local'), not {origin!r}")
+    if (table, origin) in NOT_COMPACTED:
+        raise ValueError(f"compact: {table}/{origin} holds one snapshot file per architecture, read back by its path; "
+                         "it is never compacted")
     base = posixpath.join(root, table, origin)
     sources = [p for p in list_files(lake_url, table, origin) if posixpath.dirname(p) != posixpath.join(base, COMPACTED)]
     compacted = _compacted_files(fs, root, table, origin)
@@ -493,9 +496,15 @@ def compact(lake_url: str, table: str, origin: str, max_rows: int = 1_000_000, m
     return result
 
 
+# Origins never compacted: the Hub catalog keeps one snapshot file per architecture, replaced whole by each listing
+# and read back by its path (the previous listing, for models gone from the Hub); their count is the number of
+# architectures, bounded already.
+NOT_COMPACTED = frozenset({("hub_models", "hub")})
+
+
 def unit_file_counts(lake_url: str) -> list[tuple[str, str, int]]:
     """(table, origin, per-unit files) for every origin folder of every table: files outside ``_compacted``, temporary
-    files and the quarantine left out (one listing per table)."""
+    files, the quarantine and the origins of ``NOT_COMPACTED`` left out (one listing per table)."""
     _, root = _fs(lake_url)
     counts = []
     for table in TABLES:
@@ -505,7 +514,8 @@ def unit_file_counts(lake_url: str) -> list[tuple[str, str, int]]:
             if len(parts) < 2 or parts[0].startswith("_") or parts[1] == COMPACTED:
                 continue  # a file directly under the table has no origin to compact into
             per_origin[parts[0]] = per_origin.get(parts[0], 0) + 1
-        counts.extend((table, origin, n) for origin, n in sorted(per_origin.items()))
+        counts.extend((table, origin, n) for origin, n in sorted(per_origin.items())
+                      if (table, origin) not in NOT_COMPACTED)
     return counts
 
 

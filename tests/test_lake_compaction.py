@@ -180,3 +180,18 @@ def test_a_probed_model_stays_probed_after_its_rows_are_compacted(url):
     assert not [f for f in lake.list_files(url, "probe_scores", "local") if "/_compacted/" not in f]
     assert is_probed(url, "org/a") and is_probed(url, "org/b") and not is_probed(url, "org/c")
     assert lake.exists_under(url, "probe_scores", "local") and not lake.exists_under(url, "probe_scores", "user")
+
+
+def test_the_hub_catalog_snapshots_are_never_compacted(url):
+    """hub_models/hub keeps one file per architecture, read back by its path (even when it has no rows): compaction
+    leaves it alone, and compacting it by name is refused."""
+    for arch in ("roberta-base", "bert-base-uncased", "t5-base"):
+        lake.write(url, "hub_models", f"hub/{arch}", [])
+    for i in range(3):
+        lake.write(url, "hub_models", f"local/m{i}", [{"model_id": f"m{i}", "architecture": "bert"}])
+    assert {(t, o) for t, o, _ in lake.compaction_due(url, min_files=2)} == {("hub_models", "local")}
+    lake.compact_due(url, min_files=2)
+    assert sorted(p.rsplit("/", 1)[-1] for p in lake.list_files(url, "hub_models", "hub")) == [
+        "bert-base-uncased.parquet", "roberta-base.parquet", "t5-base.parquet"]
+    with pytest.raises(ValueError, match="never compacted"):
+        lake.compact(url, "hub_models", "hub")
