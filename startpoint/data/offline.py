@@ -163,24 +163,25 @@ def read_trump_tweet_device() -> pl.DataFrame:
     return pl.DataFrame(rows, schema={"text": pl.String, "label": pl.String}, orient="row")
 
 
-def read_birdstrike_phase() -> pl.DataFrame:
-    frame = read_frame_pickle(_rdata("birdstrike_phase", "openintro/birds"))
+def _bird_remarks(dataset_id: str, column: str, drop: tuple[str, ...] = ()) -> pl.DataFrame:
+    """Bird-strike remarks (at least 25 characters) labelled by one column of `openintro/birds`; strikes with no
+    value there, or one of ``drop``, are left out."""
+    frame = read_frame_pickle(_rdata(dataset_id, "openintro/birds"))
     remarks = [_words(r) for r in frame["remarks"].fillna("").tolist()]
-    phases = frame["phase_of_flt"].astype(str).tolist()
-    present = frame["phase_of_flt"].notna().tolist()
-    rows = [(r, p) for r, p, ok in zip(remarks, phases, present) if len(r) >= 25 and ok and p not in ("Taxi", "Parked")]
+    labels = frame[column].astype(str).tolist()
+    present = frame[column].notna().tolist()
+    rows = [(r, v) for r, v, ok in zip(remarks, labels, present) if len(r) >= 25 and ok and v not in drop]
     return pl.DataFrame(rows, schema={"text": pl.String, "label": pl.String}, orient="row")
+
+
+def read_birdstrike_phase() -> pl.DataFrame:
+    return _bird_remarks("birdstrike_phase", "phase_of_flt", drop=("Taxi", "Parked"))
 
 
 def read_birdstrike_effect() -> pl.DataFrame:
     """Remarks -> what the strike did to the flight (precautionary landing, aborted take-off, engine shut down,
-    other); strikes with no recorded effect are left out."""
-    frame = read_frame_pickle(_rdata("birdstrike_effect", "openintro/birds"))
-    remarks = [_words(r) for r in frame["remarks"].fillna("").tolist()]
-    effects = frame["effect"].astype(str).tolist()
-    present = frame["effect"].notna().tolist()
-    rows = [(r, e) for r, e, ok in zip(remarks, effects, present) if len(r) >= 25 and ok]
-    return pl.DataFrame(rows, schema={"text": pl.String, "label": pl.String}, orient="row")
+    other)."""
+    return _bird_remarks("birdstrike_effect", "effect")
 
 
 UCLA_SUBJECTS = 12  # the largest subjects of the UCLA Fall 2018 catalogue
