@@ -495,16 +495,23 @@ def _newest_per_key(spec: TableSpec, columns: str, key: str) -> str:
     """
 
 
-def _rebuild(con: duckdb.DuckDBPyConnection, lake_url: str, spec: TableSpec, files: dict[str, tuple[int, str]],
-             quarantined: list[lake.Quarantined]) -> None:
-    """Replace the table with the newest row per key of ``files`` (sorted by key up to ``SORT_ROWS`` rows)."""
+def _scan_newest(con: duckdb.DuckDBPyConnection, lake_url: str, spec: TableSpec, files: dict[str, tuple[int, str]],
+                 quarantined: list[lake.Quarantined], into: str) -> str:
+    """Create ``into`` (e.g. ``TEMP TABLE _new``) from the newest row per key of ``files``; returns the key list."""
     key = ", ".join(f'"{k}"' for k in spec.key)
     columns = ", ".join(f'"{c}"' for c in spec.schema.names if c != "ingested_at")
     _scan(con, lake_url, spec, files, quarantined, [
         f"CREATE OR REPLACE TEMP TABLE _dups AS SELECT {key} FROM {{src}} GROUP BY ALL HAVING count(*) > 1",
-        f'CREATE OR REPLACE TABLE main."{spec.name}" AS {_newest_per_key(spec, columns, key)}',
+        f"CREATE OR REPLACE {into} AS {_newest_per_key(spec, columns, key)}",
         "DROP TABLE _dups",
     ])
+    return key
+
+
+def _rebuild(con: duckdb.DuckDBPyConnection, lake_url: str, spec: TableSpec, files: dict[str, tuple[int, str]],
+             quarantined: list[lake.Quarantined]) -> None:
+    """Replace the table with the newest row per key of ``files`` (sorted by key up to ``SORT_ROWS`` rows)."""
+    key = _scan_newest(con, lake_url, spec, files, quarantined, f'TABLE main."{spec.name}"')
     # Sorted by key as the old loader left every table, up to SORT_ROWS rows; a sort of 18M wide rows ran out of
     # memory at the 4GB limit, and nothing downstream depends on the physical order.
     if con.execute(f'SELECT count(*) FROM main."{spec.name}"').fetchone()[0] <= SORT_ROWS:
@@ -516,13 +523,7 @@ def _append(con: duckdb.DuckDBPyConnection, lake_url: str, spec: TableSpec, file
             quarantined: list[lake.Quarantined]) -> bool:
     """Append the newest row per key of ``files`` when none of their keys is loaded already; False (nothing
     changed) when one is, so the caller rebuilds the table."""
-    key = ", ".join(f'"{k}"' for k in spec.key)
-    columns = ", ".join(f'"{c}"' for c in spec.schema.names if c != "ingested_at")
-    _scan(con, lake_url, spec, files, quarantined, [
-        f"CREATE OR REPLACE TEMP TABLE _dups AS SELECT {key} FROM {{src}} GROUP BY ALL HAVING count(*) > 1",
-        f"CREATE OR REPLACE TEMP TABLE _new AS {_newest_per_key(spec, columns, key)}",
-        "DROP TABLE _dups",
-    ])
+    key = _scan_newest(con, lake_url, spec, files, quarantined, "TEMP TABLE _new")
     try:
         same = " AND ".join(f'n."{k}" IS NOT DISTINCT FROM t."{k}"' for k in spec.key)
         repeated = con.execute(f'SELECT count(*) FROM _new n SEMI JOIN main."{spec.name}" t ON {same}').fetchone()[0]
