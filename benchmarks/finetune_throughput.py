@@ -263,6 +263,15 @@ def _share(d: dict) -> str:
     return f"{100 * d['median']:.0f}%, {100 * d['min']:.0f}–{100 * d['max']:.0f}%"
 
 
+def ratio_cell(ratio: dict | None) -> str:
+    """A table cell for one engine ÷ contender ratio (None: the engine's own row)."""
+    if ratio is None:
+        return "—"
+    if ratio["median"] is None:
+        return f"withheld: {ratio['withheld']}"
+    return f"{ratio['median']:.2f}× ({ratio['min']:.2f}–{ratio['max']:.2f})"
+
+
 def markdown(out: dict) -> str:
     """The table and verdict that docs/engine.md quotes, rendered from a results file (tests compare them)."""
     lines = ["| contender | examples/s, median (min–max) | test accuracy, mean | executed GFLOP/s, median "
@@ -270,12 +279,7 @@ def markdown(out: dict) -> str:
              "median (min–max) |",
              "|---|---:|---:|---:|---:|---:|"]
     for name, s in out["summary"].items():
-        if name == "engine":
-            ratio = "—"
-        else:
-            r = out["ratios"][f"engine_vs_{name}"]
-            ratio = (f"{r['median']:.2f}× ({r['min']:.2f}–{r['max']:.2f})" if r["median"] is not None
-                     else f"withheld: {r['withheld']}")
+        ratio = ratio_cell(None if name == "engine" else out["ratios"][f"engine_vs_{name}"])
         lines.append(
             f"| {name} | {_range(s['examples_per_second'], '.1f')} | {100 * s['accuracy_mean']:.1f}% | "
             f"{s['executed_gflops']['median']:.1f} ({_share(s['executed_share_of_peak'])}) | "

@@ -33,6 +33,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.finetune_throughput import ratio_cell  # noqa: E402  one cell format for both tables
+
 RESULTS = ROOT / "benchmarks" / "results" / "gpu_check.json"
 LARGE_CANDIDATES = ("sentence-transformers/all-mpnet-base-v2",)  # packaged ids tried in order
 ARCH = "all-MiniLM-L6-v2"
@@ -256,12 +259,7 @@ def markdown(out: dict) -> str:
             lines.append(f"| {m['label']} | — | failed: {m.get('error', '')[:80]} | | | | |")
             continue
         for name, eps in m["examples_per_second"].items():
-            if name == "engine":
-                ratio = "—"
-            else:
-                r = m["ratios"][f"engine_vs_{name}"]
-                ratio = (f"{r['median']:.2f}× ({r['min']:.2f}–{r['max']:.2f})" if r["median"] is not None
-                         else f"withheld: {r['withheld']}")
+            ratio = ratio_cell(None if name == "engine" else m["ratios"][f"engine_vs_{name}"])
             lines.append(f"| {m['label']} | {name} | {_spread(eps)} | {100 * m['accuracy_mean'][name]:.1f}% | "
                          f"{_spread(m['executed_gflops'][name], 1e-3, '.2f')} | "
                          f"{_pct(m['executed_share_of_peak'][name])} | {ratio} |")
