@@ -8,6 +8,7 @@ of each architecture's top models (markdown) and previews, so the UI shows the r
 from pathlib import Path
 
 import dagster as dg
+from pydantic import Field
 
 from assets.resources import HomeResource, WarehouseResource
 from startpoint.tables import markdown_table, markdown_text
@@ -86,6 +87,15 @@ def leaderboard_site(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     )
 
 
+class ModelCardsConfig(dg.Config):
+    site_url: str = Field(
+        "",
+        description="Public http(s) base URL the site is published at, for the cards' links and the model-index "
+                    "source; empty: $STARTPOINT_SITE_URL, and without it the cards carry no site link.",
+    )
+    top: int = Field(3, ge=1, description="Cards per architecture (its top-ranked candidates).")
+
+
 @dg.asset(
     group_name="product",
     deps=[dg.AssetKey(["leaderboard"]), dg.AssetKey(["gains"])],
@@ -93,10 +103,13 @@ def leaderboard_site(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     kinds={"markdown", "yaml"},
     description="Model-card sections and Hugging Face model-index YAML for the top models of each architecture.",
 )
-def model_cards(context: dg.AssetExecutionContext, warehouse: WarehouseResource, home: HomeResource) -> dg.MaterializeResult:
+def model_cards(context: dg.AssetExecutionContext, config: ModelCardsConfig, warehouse: WarehouseResource,
+                home: HomeResource) -> dg.MaterializeResult:
     from startpoint.modelcard import export_model_cards
+    from startpoint.modelcard.export import default_site_url
 
-    summary = export_model_cards(warehouse.path, Path(home.path) / "artifacts" / "model_cards", top=3)
+    summary = export_model_cards(warehouse.path, Path(home.path) / "artifacts" / "model_cards", top=config.top,
+                                 site_url=config.site_url or default_site_url())
     for card in summary.cards:
         context.log.info(f"{card.architecture} #{card.rank} {card.model_id}: {card.n_results} results")
     first = summary.cards[0].markdown_path.read_text(encoding="utf-8").split("---\n", 2)[-1] if summary.cards else ""

@@ -182,8 +182,13 @@ def _cmd_site(args: argparse.Namespace) -> int:
 
 def _cmd_model_card(args: argparse.Namespace) -> int:
     from startpoint.modelcard import export_model_cards
+    from startpoint.modelcard.export import default_site_url, public_site_url
 
     settings = get_settings()
+    try:  # refused before anything is written: a local path or file:// URI is no public site
+        site_url = public_site_url(args.site_url if args.site_url is not None else default_site_url())
+    except ValueError as exc:
+        return _error(exc)
     out = args.out or str(settings.artifacts_dir / "model_cards")
     if args.top < 1:
         return _error(f"--top must be at least 1 model per architecture, got {args.top}")
@@ -192,14 +197,15 @@ def _cmd_model_card(args: argparse.Namespace) -> int:
     if _check_out_dir(out) is None:
         return 2
     try:
-        summary = export_model_cards(settings.warehouse_path, out, top=args.top, site_url=args.site_url)
+        summary = export_model_cards(settings.warehouse_path, out, top=args.top, site_url=site_url)
     except (ValueError, OSError) as exc:
         return _error(exc)
     except _warehouse_errors() as exc:
         return _error(_warehouse_problem(exc))
     for card in summary.cards:
         print(_terminal(f"{card.architecture} #{card.rank} {card.model_id}: {card.markdown_path}"))
-    print(_terminal(f"{len(summary.cards)} model cards; index {summary.index_path}"))
+    print(_terminal(f"{len(summary.cards)} model cards; index {summary.index_path}"
+                    + ("" if summary.site_url else "; no site links (give --site-url or STARTPOINT_SITE_URL)")))
     return 0
 
 
@@ -374,7 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("model-card", help="write model-card sections and model-index YAML for the top models")
     p.add_argument("--out", default=None, help="output folder (default $STARTPOINT_HOME/artifacts/model_cards)")
     p.add_argument("--top", type=int, default=3, help="models per architecture (default 3)")
-    p.add_argument("--site-url", default=None, help="where the site is published (source url in model-index)")
+    p.add_argument("--site-url", default=None,
+                   help="public http(s) base URL the site is published at, for the cards' links and the model-index "
+                        "source (default $STARTPOINT_SITE_URL; without one the cards carry no site link)")
     p.set_defaults(func=_cmd_model_card)
     return parser
 

@@ -2,8 +2,8 @@
 
 HTML autoescape does not fit markdown, so the environment escapes for markdown instead: its `finalize` passes
 every interpolated value through :func:`escape` (control and bidi characters shown as escapes, markup characters
-backslash-escaped, one line), unless the value is :class:`Md`, markdown built on purpose (a code span from the
-`code` filter, a number formatted by the `f` filter, a table from :func:`startpoint.tables.markdown_table`).
+and `&` backslash-escaped, one line), unless the value is :class:`Md`, markdown built on purpose (a code span from
+the `code` filter, a number formatted by the `f` filter, a table from :func:`startpoint.tables.markdown_table`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ def escape(value) -> Md:
     """Untrusted text as inert markdown text: visible control characters, escaped markup, one line."""
     if isinstance(value, Md):
         return value
-    return Md("" if value is None else markdown_text(visible_text(value)))
+    # `&` too: on the Hub a card's markdown may hold HTML, where `&lt;` would turn into markup
+    return Md("" if value is None else markdown_text(visible_text(value)).replace("&", "\\&"))
 
 
 def cell(value) -> Md:
