@@ -41,40 +41,37 @@ def _columns(warehouse: WarehouseResource, table: str) -> set[str]:
 
 
 def _leaderboard_preview(warehouse: WarehouseResource) -> str:
-    """Top models per architecture by rank: posterior gain and mean gain with their intervals, win rate, the
-    comparison with rank 1 (≈1: cannot be told apart from it), under a heading with the ranking's reliability."""
-    from startpoint.site.build import Reliability, ranking_table, reliability_text
+    """Top rows per architecture by rank (the pretrained model among them): gain with its interval, win rate, the
+    comparison with rank 1 (≈1: cannot be told apart from it), under a heading with the ranking's reliability and
+    the notes a reader needs first (no evidence for the order; the pretrained model ranks first)."""
+    from startpoint.site.build import Reliability, board_notes, ranking_table, reliability_text, tie_summary
     from startpoint.site.data import RANKING_COLUMNS, _select
 
     ranking = _select(_columns(warehouse, "leaderboard"), RANKING_COLUMNS)
     cols, rows = _query(
         warehouse,
         f"""select architecture, rank, model_id, mean_gain, ci_low, ci_high, win_rate,
-                   count(*) filter (where tied_with_rank1 and rank > 1) over (partition by architecture) as n_tied,
+                   count(*) filter (where tied and rank > 1) over (partition by architecture) as n_tied,
                    count(*) over (partition by architecture) as n_ranked, {ranking}
             from (select * from leaderboard where rank is not null)
             qualify rank <= {LEADERBOARD_TOP} order by architecture, rank""",
     )
     if not rows:
         return "_no ranked models_"
-    blocks: dict[str, list[tuple]] = {}
+    blocks: dict[str, list[dict]] = {}
     for row in rows:
         blocks.setdefault(row[0], []).append(dict(zip(cols, row)))
     out = []
     for arch, lines in blocks.items():
         first = lines[0]
-        posterior = any(r["posterior_gain"] is not None for r in lines)
         rel = first["reliability"]
-        head = f"**{_md(arch)}**"
-        if posterior:
-            head += f" ({reliability_text(Reliability(rel) if rel is not None else None)})"
+        head = f"**{_md(arch)}** ({reliability_text(Reliability(rel) if rel is not None else None)})"
+        notes = "".join(f"\n{_md(note)}\n" for note in board_notes(lines))
         names, cells = ranking_table(lines)
         table = [tuple(_md(c) if isinstance(c, str) else c for c in row) for row in cells]
-        note = (
-            f"\n{first['n_tied']} of the {max(first['n_ranked'] - 1, 0)} other ranked models cannot be told apart "
-            "from #1 on these targets (≈1).\n" if posterior else ""
-        )
-        out.append(f"{head}\n\n{markdown_table(names, table)}{note}")
+        tail = (f"\n{_md(tie_summary(first['n_tied'], max(first['n_ranked'] - 1, 0)))}\n"
+                if first.get("order_has_evidence") else "")
+        out.append(f"{head}\n{notes}\n{markdown_table(names, table)}{tail}")
     return "\n".join(out)
 
 

@@ -21,14 +21,16 @@ PLOT_TOP = 10
 
 
 def ranked_bars_markdown(warehouse_path: str, top: int = PLOT_TOP) -> str:
-    """A text bar chart of the top models' posterior gain (what ranks them) per architecture, readable in the UI."""
+    """A text bar chart of the top rows' gain (points, 95% interval) in rank order per architecture, readable in the
+    UI; the pretrained model's row is marked "stay"."""
     from startpoint.warehouse.load import connect
 
     con = connect(warehouse_path, read_only=True)
     try:
         rows = con.execute(
-            """select architecture, rank, model_id, posterior_gain, posterior_low, posterior_high from leaderboard
-               where rank is not null and rank <= ? order by architecture, rank""",
+            """select architecture, rank, case when is_pretrained then model_id || ' (stay)' else model_id end,
+                      mean_gain, ci_low, ci_high from leaderboard
+               where rank is not null and rank <= ? order by architecture, rank, mean_gain desc""",
             [top],
         ).fetchall()
     finally:
@@ -44,7 +46,7 @@ def ranked_bars_markdown(warehouse_path: str, top: int = PLOT_TOP) -> str:
             f"{rank:>3} {str(model_id)[:40]:<40} {bar} {gain:+.2f} [{_signed(low)}, {_signed(high)}]"
         )
     return "\n\n".join(
-        f"**{arch}** (posterior gain over the pretrained model, points, 95% interval)\n\n```\n" + "\n".join(lines) + "\n```"
+        f"**{arch}** (gain over the pretrained model, points, 95% interval, in rank order)\n\n```\n" + "\n".join(lines) + "\n```"
         for arch, lines in blocks.items()
     )
 
@@ -55,12 +57,11 @@ def _signed(v: float | None) -> str:
 
 def _best_table(best: dict[str, dict]) -> str:
     rows = [
-        (arch, markdown_text(b["model_id"]), f"{b['posterior_gain']:+.2f} [{_signed(b.get('posterior_low'))}, "
-         f"{_signed(b.get('posterior_high'))}]" if b.get("posterior_gain") is not None else f"{b['mean_gain']:+.2f}",
-         b["pretrained_avg"])
+        (arch, markdown_text(b["model_id"] + (" (pretrained: stay)" if b.get("is_pretrained") else "")),
+         f"{b['mean_gain']:+.2f} [{_signed(b.get('ci_low'))}, {_signed(b.get('ci_high'))}]", b["pretrained_avg"])
         for arch, b in best.items()
     ]
-    return markdown_table(["architecture", "rank 1", "posterior gain [95%]", "pretrained average"], rows)
+    return markdown_table(["architecture", "rank 1", "gain, points [95%]", "pretrained average"], rows)
 
 
 @dg.asset(

@@ -28,9 +28,8 @@ if _stale:
 
 
 def leaderboard_metadata(warehouse: WarehouseResource, top: int = 10) -> dict[str, dg.MetadataValue]:
-    """Per architecture: its top models as a typed table (the order column, posterior gain, with its 95% interval)
-    and the numbers the Plots tab charts over materializations: ranked models, rank 1's posterior gain with its
-    interval, the ranking's reliability, the base and target variance shares with their intervals."""
+    """Per architecture: its top rows as a typed table (rank, the gain with its 95% interval, the comparison with #1)
+    and the numbers the Plots tab charts over materializations: ranked rows, rank 1's gain with its interval, the ranking's reliability, the base and target variance shares with their intervals."""
     from startpoint.warehouse.summary import TOP_COLUMNS, summaries, top_rows
 
     schema = dg.TableSchema(columns=[dg.TableColumn(n, type=t, description=d) for n, t, d in TOP_COLUMNS])

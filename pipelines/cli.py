@@ -82,7 +82,7 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
 
 def _print_leaderboard(args: argparse.Namespace, con) -> int:
     from startpoint.frames import frame
-    from startpoint.site.build import Reliability, ranking_table, reliability_text
+    from startpoint.site.build import Reliability, board_notes, ranking_table, reliability_text, tie_summary
     from startpoint.site.data import RANKING_COLUMNS, _columns, _select
     from startpoint.tables import markdown_table
 
@@ -99,23 +99,23 @@ def _print_leaderboard(args: argparse.Namespace, con) -> int:
             rows = frame(con.execute(
                 f"""select rank, model_id, avg_score, mean_gain, ci_low, ci_high, win_rate, n_targets, probe_score,
                            pretrained_avg, {ranking}
-                    from leaderboard where architecture = ? and rank is not null order by rank limit ?""",
+                    from leaderboard where architecture = ? and rank is not null order by rank, mean_gain desc limit ?""",
                 [arch, args.top],
             ))
             n_ranked, n_tied = con.execute(
-                f"""select count(*), count(*) filter (where tied_with_rank1 and rank > 1)
+                f"""select count(*), count(*) filter (where tied and rank > 1)
                     from (select rank, {ranking} from leaderboard where architecture = ? and rank is not null)""",
                 [arch],
             ).fetchone()
-            posterior = rows["posterior_gain"].drop_nans().drop_nulls().len() > 0
             rel = rows["reliability"].drop_nans().drop_nulls()
             pretrained = rows["pretrained_avg"].drop_nans().drop_nulls()
             heading = f"pretrained average {pretrained[0]:.2f}" if len(pretrained) else "pretrained average n/a"
-            if posterior:
-                heading += f"; {reliability_text(Reliability(float(rel[0])) if len(rel) else None)}"
+            heading += f"; {reliability_text(Reliability(float(rel[0])) if len(rel) else None)}"
             print(f"\n## {_terminal(arch)}  ({heading})\n")
             n = lambda v: None if v is None or v != v else float(v)  # noqa: E731  NULL / NaN -> None
             records = rows.to_dicts()
+            for note in board_notes(records):
+                print(note)
             names, ranking_cells = ranking_table(records)
             table = [
                 tuple(_terminal(c) if isinstance(c, str) else c for c in cells)
@@ -124,10 +124,8 @@ def _print_leaderboard(args: argparse.Namespace, con) -> int:
             ]
             cols = [*names, "avg", "targets", "probe"]
             print(markdown_table(cols, table))
-            if posterior:
-                print(f"{n_tied} of the {max(n_ranked - 1, 0)} other ranked models cannot be told apart from #1 on "
-                      "these targets (≈1: the 95% interval of their paired difference from #1 holds zero). The rank "
-                      "follows the posterior gain; P(better than #1) comes from the paired comparison.")
+            if records and records[0].get("order_has_evidence"):
+                print(tie_summary(n_tied, max(n_ranked - 1, 0)))
     finally:
         con.close()
     return 0

@@ -1,9 +1,10 @@
 """A small warehouse with the analytic tables of issue 2, for the recommend / site / model-card tests.
 
 Gains follow an additive model (base effect + target effect + interaction noise) so the derived tables are
-mutually consistent, like the dbt models make them: the ranking is the two-way random-effects posterior of
-sql/models/base_model_effects.sql and ranking_reliability.sql (without the winsorizing: the fixture's gains are
-Gaussian), with the paired comparison against rank 1. Two architectures; model names include HTML and path
+mutually consistent, like the dbt models make them: the gain is the mean over the cells, the ranking score the
+two-way random-effects posterior of sql/models/base_model_effects.sql and ranking_reliability.sql (without the
+winsorizing: the fixture's gains are Gaussian), the pretrained model a ranked row with gain 0 ("stay"), with the
+paired comparison against rank 1. Two architectures; model names include HTML and path
 characters, because model ids are untrusted input.
 """
 
@@ -89,16 +90,17 @@ def _build(path: Path, architectures: tuple[str, ...]) -> None:
            n_collapsed bigint, shifted boolean, flagged boolean, flag_reason varchar)"""
     )
     con.execute(
-        """create table base_model_effects(architecture varchar, model_id varchar, n_targets bigint, mean_gain double,
-           median_gain double, ci_low double, ci_high double, win_rate double, n_collapsed bigint,
-           model_effect double, shrinkage double, posterior_gain double, posterior_low double,
-           posterior_high double, rank bigint, n_shared_with_rank1 bigint, diff_vs_rank1 double,
+        """create table base_model_effects(architecture varchar, model_id varchar, is_pretrained boolean,
+           n_targets bigint, mean_gain double, median_gain double, ci_low double, ci_high double, win_rate double,
+           n_collapsed bigint, model_effect double, shrinkage double, ranking_score double, rank bigint,
+           order_has_evidence boolean, n_shared_with_rank1 bigint, diff_vs_rank1 double,
            diff_vs_rank1_low double, diff_vs_rank1_high double, p_better_than_rank1 double,
-           tied_with_rank1 boolean, flagged boolean)"""
+           tied_with_rank1 boolean, tied boolean, flagged boolean)"""
     )
     con.execute(
         """create table ranking_reliability(architecture varchar, n_models bigint, n_targets bigint, n_cells bigint,
-           var_base double, var_residual double, reliability double, clip double)"""
+           var_base double, var_residual double, reliability double, f_statistic double, f_p_value double,
+           order_has_evidence boolean, clip double)"""
     )
     con.execute(
         """create table target_effects(architecture varchar, dataset_id varchar, n_models bigint, mean_gain double,
@@ -111,11 +113,12 @@ def _build(path: Path, architectures: tuple[str, ...]) -> None:
     )
     con.execute("create table proxy_validation(architecture varchar, method varchar, n_models bigint, spearman double, pearson double)")
     con.execute(
-        """create table leaderboard(architecture varchar, rank bigint, model_id varchar, avg_score double,
-           pretrained_avg double, posterior_gain double, posterior_low double, posterior_high double,
-           reliability double, p_better_than_rank1 double, tied_with_rank1 boolean, mean_gain double, ci_low double,
-           ci_high double, win_rate double, n_targets bigint, n_collapsed bigint, probe_score double,
-           probe_dataset varchar, flagged boolean, flag_reason varchar)"""
+        """create table leaderboard(architecture varchar, rank bigint, model_id varchar, is_pretrained boolean,
+           avg_score double, pretrained_avg double, mean_gain double, ci_low double, ci_high double,
+           ranking_score double, reliability double, order_has_evidence boolean, p_better_than_rank1 double,
+           tied_with_rank1 boolean, tied boolean, best_is_pretrained boolean, median_gain double, win_rate double,
+           n_targets bigint, n_collapsed bigint, probe_score double, probe_dataset varchar, flagged boolean,
+           flag_reason varchar)"""
     )
     for ds, (metric, group, n_train, n_labels, majority, _, _) in TARGETS.items():
         con.execute("insert into datasets values (?, ?, ?, ?, ?, ?)", [ds, metric, group, n_train, n_labels, majority])
@@ -162,13 +165,14 @@ def _build(path: Path, architectures: tuple[str, ...]) -> None:
                 [arch, model_id, len(gains), 0.41 if flagged else 0.97, n_collapsed, flagged, flagged,
                  FLAG_REASON if flagged else None],
             )
-        ranking, reliability = _ranking({m: g for m, g in by_model.items() if m != FLAGGED_MODEL})
+        ranking, reliability = _ranking({m: g for m, g in by_model.items() if m != FLAGGED_MODEL}, pretrained)
         con.execute(
-            "insert into ranking_reliability values (?, ?, ?, ?, ?, ?, ?, 1.5)",
+            "insert into ranking_reliability values (?, ?, ?, ?, ?, ?, ?, null, null, ?, 1.5)",
             [arch, reliability["n_models"], len(TARGETS), reliability["n_cells"], reliability["var_base"],
-             reliability["var_residual"], reliability["reliability"]],
+             reliability["var_residual"], reliability["reliability"], reliability["var_base"] > 0],
         )
-        for model_id, gains in by_model.items():
+        for model_id, gains in [*by_model.items(), (pretrained, [0.0] * len(TARGETS))]:
+            is_pretrained = model_id == pretrained
             mean = sum(gains) / len(gains)
             sd = math.sqrt(sum((g - mean) ** 2 for g in gains) / (len(gains) - 1))
             half = 2.306 * sd / math.sqrt(len(gains))
@@ -176,11 +180,13 @@ def _build(path: Path, architectures: tuple[str, ...]) -> None:
             win = sum(g > 0 for g in gains) / len(gains)
             r = ranking.get(model_id, {})
             con.execute(
-                "insert into base_model_effects values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [arch, model_id, len(gains), mean, median, mean - half, mean + half, win,
-                 5 if model_id == FLAGGED_MODEL else 0, r.get("effect"), r.get("shrinkage"), r.get("posterior"),
-                 r.get("low"), r.get("high"), r.get("rank"), r.get("n_shared"), r.get("diff"), r.get("diff_low"),
-                 r.get("diff_high"), r.get("p_better"), r.get("tied"), model_id == FLAGGED_MODEL],
+                "insert into base_model_effects values "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [arch, model_id, is_pretrained, len(gains), mean, median, mean - half, mean + half,
+                 None if is_pretrained else win, 5 if model_id == FLAGGED_MODEL else 0, r.get("effect"),
+                 r.get("shrinkage"), r.get("score"), r.get("rank"), reliability["var_base"] > 0, r.get("n_shared"),
+                 r.get("diff"), r.get("diff_low"), r.get("diff_high"), r.get("p_better"), r.get("tied"),
+                 r.get("tied"), model_id == FLAGGED_MODEL],
             )
         con.execute(
             """insert into target_effects
@@ -201,17 +207,17 @@ def _build(path: Path, architectures: tuple[str, ...]) -> None:
         pretrained_avg = sum(t[5] for t in TARGETS.values()) / len(TARGETS)
         con.execute(
             """insert into leaderboard
-               select b.architecture, b.rank, b.model_id, ? + b.mean_gain, ?,
-                      b.posterior_gain, b.posterior_low, b.posterior_high, r.reliability,
-                      b.p_better_than_rank1, b.tied_with_rank1,
-                      b.mean_gain, b.ci_low, b.ci_high, b.win_rate, b.n_targets, b.n_collapsed,
-                      p.score, p.proxy_dataset, b.flagged, f.flag_reason
+               select b.architecture, b.rank, b.model_id, b.is_pretrained, ? + b.mean_gain, ?,
+                      b.mean_gain, b.ci_low, b.ci_high, b.ranking_score, r.reliability, b.order_has_evidence,
+                      b.p_better_than_rank1, b.tied_with_rank1, b.tied,
+                      bool_or(b.is_pretrained and b.rank = 1) over (), b.median_gain, b.win_rate, b.n_targets,
+                      b.n_collapsed, p.score, p.proxy_dataset, b.flagged, f.flag_reason
                from base_model_effects b
-               join model_flags f using (architecture, model_id)
+               left join model_flags f using (architecture, model_id)
                left join ranking_reliability r using (architecture)
                left join probe_scores p using (architecture, model_id)
                where b.architecture = ?
-               order by b.rank nulls last, b.model_id""",
+               order by b.rank nulls last, b.mean_gain desc""",
             [pretrained_avg, pretrained_avg, arch],
         )
     con.close()
@@ -221,8 +227,9 @@ def _normal_cdf(z: float) -> float:
     return 0.5 * (1 + math.erf(z / math.sqrt(2)))
 
 
-def _ranking(gains: dict[str, list[float]]) -> tuple[dict[str, dict], dict]:
-    """The two-way random-effects ranking of the dbt models on complete data (every model on every target)."""
+def _ranking(gains: dict[str, list[float]], pretrained: str) -> tuple[dict[str, dict], dict]:
+    """The two-way random-effects ranking of the dbt models on complete data (every model on every target), the
+    pretrained model a row of zeros scored with the models' target means."""
     models = list(gains)
     n_m, n_t = len(models), len(next(iter(gains.values())))
     target_means = [sum(gains[m][t] for m in models) / n_m for t in range(n_t)]
@@ -235,13 +242,13 @@ def _ranking(gains: dict[str, list[float]]) -> tuple[dict[str, dict], dict]:
     reliability = var_base / (var_base + var_residual / n_t) if var_base > 0 else 0.0
     shrinkage = var_base / (var_base + var_residual / n_t) if var_base > 0 else 0.0
     grand = sum(target_means) / n_t
-    var_grand = sum((x - grand) ** 2 for x in target_means) / (n_t - 1) / n_t
-    sd = math.sqrt(shrinkage * var_residual / n_t + var_grand)
-    out = {m: {"effect": effects[m], "shrinkage": shrinkage, "posterior": grand + shrinkage * effects[m]} for m in models}
-    for rank, m in enumerate(sorted(models, key=lambda m: (-out[m]["posterior"], m)), 1):
-        out[m].update(rank=rank, low=out[m]["posterior"] - Z975 * sd, high=out[m]["posterior"] + Z975 * sd)
-    top = next(m for m in models if out[m]["rank"] == 1)
-    for m in models:
+    gains = {**gains, pretrained: [0.0] * n_t}
+    effects[pretrained] = -grand
+    out = {m: {"effect": effects[m], "shrinkage": shrinkage, "score": grand + shrinkage * effects[m]} for m in gains}
+    for rank, m in enumerate(sorted(gains, key=lambda m: -out[m]["score"]), 1):
+        out[m]["rank"] = rank
+    top = next(m for m in gains if out[m]["rank"] == 1)
+    for m in gains:
         d = [gains[m][t] - gains[top][t] for t in range(n_t)]
         out[m]["n_shared"] = n_t
         if m == top:

@@ -280,7 +280,7 @@ def test_leaderboard_metadata_shows_each_architectures_table_and_numbers(ui):
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     try:
         expected = con.execute(
-            """select l.architecture, count(l.rank), arg_min(l.model_id, l.rank), min(l.posterior_gain) filter (
+            """select l.architecture, count(l.rank), arg_min(l.model_id, l.rank), min(l.mean_gain) filter (
                       where l.rank = 1), any_value(r.reliability)
                from leaderboard l join ranking_reliability r using (architecture) group by 1 order by 1"""
         ).fetchall()
@@ -290,8 +290,8 @@ def test_leaderboard_metadata_shows_each_architectures_table_and_numbers(ui):
     browser.open(f"{url}/assets/leaderboard")
     assert _wait_for(browser, "document.body.innerText.includes('/top_score')"), _text(browser)[:3000]
     text = _text(browser)
-    # One typed table per architecture: the order column and its 95% interval as columns.
-    assert text.count("posterior_gain\tposterior_low\tposterior_high") == len(expected), text[:3000]
+    # One typed table per architecture: the gain and its 95% interval as columns.
+    assert text.count("mean_gain\tci_low\tci_high") == len(expected), text[:3000]
     for arch, models, top_model, top_score, reliability in expected:
         assert f"{arch}/top_10" in text and top_model in text, arch
         # The numbers are the warehouse's (the dbt models), as SQL gives them.

@@ -46,18 +46,19 @@ def test_leaderboard_tables_and_numbers_are_what_sql_gives(built):
         assert len(archs) >= 2
         for arch in archs:
             top = con.execute(
-                """select rank, model_id, posterior_gain, posterior_low, posterior_high from leaderboard
-                   where architecture = ? and rank <= 10 order by rank""", [arch]).fetchall()
+                """select rank, model_id, mean_gain, ci_low, ci_high from leaderboard
+                   where architecture = ? and rank <= 10 order by rank, mean_gain desc""", [arch]).fetchall()
             table = meta[f"{arch}/top_10"]
             assert isinstance(table, dg.TableMetadataValue)
-            assert [c.name for c in table.schema.columns][:5] == ["rank", "model_id", "posterior_gain",
-                                                                   "posterior_low", "posterior_high"]
-            shown = [(r.data["rank"], r.data["model_id"], r.data["posterior_gain"], r.data["posterior_low"],
-                      r.data["posterior_high"]) for r in table.records]
+            assert [c.name for c in table.schema.columns][:6] == ["rank", "model_id", "is_pretrained", "mean_gain",
+                                                                   "ci_low", "ci_high"]
+            shown = [(r.data["rank"], r.data["model_id"], r.data["mean_gain"], r.data["ci_low"],
+                      r.data["ci_high"]) for r in table.records]
             assert shown == top
-            # ordered by the column that sets the order, each row inside its own interval
-            assert all(a[2] >= b[2] for a, b in zip(shown, shown[1:]))
+            # in rank order, every gain inside its own interval; no posterior (not a gain) anywhere
+            assert all(a[0] <= b[0] for a, b in zip(shown, shown[1:]))
             assert all(low <= gain <= high for _, _, gain, low, high in shown)
+            assert not any("posterior" in c.name for c in table.schema.columns)
             models, = con.execute("select count(rank) from leaderboard where architecture = ?", [arch]).fetchone()
             reliability, = con.execute("select reliability from ranking_reliability where architecture = ?",
                                        [arch]).fetchone()

@@ -125,7 +125,7 @@ def test_auto_ranking_follows_the_warehouse_leaderboard_when_it_ranks_enough(env
     _, _, home, _ = env
     con = duckdb.connect(str(home / "warehouse.duckdb"))
     con.execute("create table leaderboard (architecture varchar, rank bigint, model_id varchar, "
-                "posterior_gain double, n_targets bigint)")
+                "mean_gain double, n_targets bigint)")
     # The leaderboard disagrees with the lake's mean gains: c first, then a; a published model is no candidate.
     con.execute("insert into leaderboard values (?, 1, 'org/published', 9.0, 3), (?, 2, 'local/tiny-c', 2.0, 3), "
                 "(?, 3, 'local/tiny-a', 1.0, 3), (?, 4, 'local/tiny-b', -1.0, 3)", [ARCH] * 4)

@@ -63,9 +63,13 @@ def test_a_weak_pretrained_model_flags_nothing_more_and_keeps_the_ranking(built)
     gains = weak["gains"].merge(plain["gains"], on=["model_id", "dataset_id"], suffixes=("_weak", "_plain"))
     assert (gains["gain_weak"] - gains["gain_plain"]).mean() > 7  # good starts now gain 5-10 points everywhere
     assert set(weak["model_flags"].query("flagged").model_id) == set(plain["model_flags"].query("flagged").model_id)
-    order = [b.sort_values("rank").dropna(subset=["rank"]).model_id.tolist() for b in (plain["base_model_effects"],
-                                                                                        weak["base_model_effects"])]
+    order = [b[~b.is_pretrained].sort_values("rank").dropna(subset=["rank"]).model_id.tolist()
+             for b in (plain["base_model_effects"], weak["base_model_effects"])]
     assert order[0] == order[1]
+    # the pretrained model is a row of both rankings; with a weaker pretrained model more candidates beat it
+    rank_of_stay = [int(b.loc[b.is_pretrained, "rank"].iloc[0]) for b in (plain["base_model_effects"],
+                                                                         weak["base_model_effects"])]
+    assert rank_of_stay[1] > rank_of_stay[0]
 
 
 def test_partial_evaluations_are_ranked_and_shrunk_more(built):
@@ -76,25 +80,26 @@ def test_partial_evaluations_are_ranked_and_shrunk_more(built):
     assert some, "the partial models should pass the integrity flags"
     full = ranked.drop(index=some)
     assert (ranked.loc[some, "n_targets"] == 18).all() and (full["n_targets"] == 36).all()
-    # fewer targets: a smaller weight on the model's own mean (pulled further toward the average model), and a
-    # wider posterior interval
+    full = full[~full.is_pretrained]
+    # fewer targets: a smaller weight on the model's own mean in the ranking score (pulled further toward the
+    # average model)
     assert ranked.loc[some, "shrinkage"].max() < full["shrinkage"].min()
-    width = ranked["posterior_high"] - ranked["posterior_low"]
-    assert width[some].min() > width[full.index].max()
     reliability = tables["partial"]["ranking_reliability"].iloc[0]
     assert 0 < reliability["reliability"] < 1 and reliability["n_targets"] == 36
 
 
 def test_the_paired_comparison_with_rank_1_matches_scipy(built):
-    """diff, interval and p_better_than_rank1 against an independent paired-t computation (the SQL approximates the
-    t quantile and CDF; partial models share 18 targets with rank 1, the others 36)."""
+    """diff, interval and p_better_than_rank1 against an independent paired-t computation on the raw gains of the
+    kept cells, the pretrained model's zeros included (the SQL approximates the t quantile and CDF; partial models
+    share 18 targets with rank 1, the others 36)."""
     from scipy import stats
 
     tables, _, homes = built
     effects = tables["partial"]["base_model_effects"].set_index("model_id")
     with duckdb.connect(str(homes["partial"] / "warehouse.duckdb"), read_only=True) as con:
-        w = con.execute("select model_id, dataset_id, gain_w from winsorized_gains where architecture = ?",
-                        [ARCH]).df().pivot(index="model_id", columns="dataset_id", values="gain_w")
+        w = con.execute("select model_id, dataset_id, gain from gains where architecture = ? and not collapsed",
+                        [ARCH]).df().pivot(index="model_id", columns="dataset_id", values="gain")
+    w.loc[effects.index[effects["is_pretrained"]][0]] = 0.0
     top = effects.index[effects["rank"] == 1][0]
     checked = 0
     for model, row in effects[effects["rank"] > 1].iterrows():

@@ -25,7 +25,7 @@ def test_every_page_is_written(tmp_path, warehouse):
     summary = build_site(warehouse, tmp_path / "site", progress=progress.append)
     site = summary.out_dir
     assert summary.architectures == ["all-MiniLM-L6-v2", "roberta-base"]
-    assert summary.models == 2 * 8 and summary.targets == 2 * len(TARGETS)
+    assert summary.models == 2 * 9 and summary.targets == 2 * len(TARGETS)
     assert summary.pages == 1 + 2 + summary.models + summary.targets
     assert len(list(site.rglob("*.html"))) == summary.pages
     for arch in summary.architectures:
@@ -101,53 +101,71 @@ def _ranking_table(page: str) -> str:
     return page.split('<table class="ranking">', 1)[1].split("</table>", 1)[0]
 
 
-def test_ranking_shows_posterior_reliability_and_ties_with_rank_1(tmp_path, warehouse):
+def test_ranking_shows_the_gain_on_one_scale_reliability_and_ties_with_rank_1(tmp_path, warehouse):
     site = build_site(warehouse, tmp_path / "site").out_dir
     con = duckdb.connect(str(warehouse), read_only=True)
     for arch in ("roberta-base", "all-MiniLM-L6-v2"):
         page = (site / arch_href(arch)).read_text()
         rows = con.execute(
-            """select rank, posterior_gain, posterior_low, posterior_high, mean_gain, ci_low, ci_high,
-                      p_better_than_rank1, tied_with_rank1, reliability
+            """select rank, mean_gain, ci_low, ci_high, p_better_than_rank1, tied, reliability, is_pretrained,
+                      ranking_score
                from leaderboard where architecture = ? and rank is not null order by rank""",
             [arch],
         ).fetchall()
-        reliability = rows[0][-1]
+        reliability = rows[0][6]
         assert f"<h2>Ranking · reliability {reliability:.2f}: {reliability:.0%} of the spread" in page
         ranking = _ranking_table(page)
-        for th in ("posterior gain [95%]", "mean gain [95% CI]", "win rate", "P(better than #1)", "tied with #1"):
+        for th in ("gain, points [95% CI]", "win rate", "P(better than #1)", "tied with #1"):
             assert f"<th>{th}</th>" in ranking
+        assert "posterior" not in ranking.lower() and "ranking_score" not in ranking
         body_rows = ranking.split("<tbody>", 1)[1].split("</tr>")[:-1]
         assert len(body_rows) == len(rows)
-        posteriors = [r[1] for r in rows]
-        assert posteriors == sorted(posteriors, reverse=True)  # the rank follows the posterior gain
-        for html_row, (rank, post, low, high, mean, mlow, mhigh, p, tied, _) in zip(body_rows, rows):
+        scores = [r[8] for r in rows]
+        assert scores == sorted(scores, reverse=True)  # the rank follows the ranking score
+        assert sum(1 for r in rows if r[7]) == 1  # the pretrained model is a row of the ranking
+        for html_row, (rank, mean, mlow, mhigh, p, tied, _, pretrained, _) in zip(body_rows, rows):
             assert f"<td class='num'>{rank}</td>" in html_row
-            assert f"{post:+.2f} <span class='note'>[{low:+.2f}, {high:+.2f}]</span>" in html_row
             assert f"{mean:+.2f} <span class='note'>[{mlow:+.2f}, {mhigh:+.2f}]</span>" in html_row
+            assert ("(pretrained: stay)" in html_row) == pretrained
             if rank == 1:
-                assert p is None and "<td>#1</td>" in html_row
+                assert p is None
             else:
                 shown = "<1%" if p < 0.005 else ">99%" if p > 0.995 else f"{p:.0%}"
                 assert f"<td class='num'>{escape(shown)}</td>" in html_row
-                assert ("<td>≈ #1</td>" in html_row) == tied
-                assert ('class="tied"' in html_row) == tied
-        n_tied = sum(1 for r in rows if r[0] > 1 and r[8])
-        assert f"{n_tied} of the {len(rows) - 1} other ranked models cannot be told apart from #1 on these targets" in page
-        assert "cannot be told apart from #1 on these targets" in page
+            assert ("<td>≈ #1</td>" in html_row) == bool(tied)
+            assert ('class="tied"' in html_row) == bool(tied)
+        n_tied = sum(1 for r in rows if r[0] > 1 and r[5])
+        assert f"{n_tied} of the {len(rows) - 1} other ranked rows cannot be told apart from #1 on these targets" in page
+        assert "The order follows a ranking score, not a gain" in page
     # the fixture ties one model with #1 in one architecture and none in the other
-    assert con.execute("select count(*) from leaderboard where tied_with_rank1 and rank > 1").fetchone()[0] >= 1
+    assert con.execute("select count(*) from leaderboard where tied and rank > 1").fetchone()[0] >= 1
     best = con.execute(
-        "select model_id, posterior_gain, posterior_low, posterior_high, reliability from leaderboard "
+        "select model_id, mean_gain, ci_low, ci_high, reliability from leaderboard "
         "where architecture = 'roberta-base' and rank = 1"
     ).fetchone()
     index = (site / "index.html").read_text()
     assert f"{best[1]:+.2f} <span class='note'>[{best[2]:+.2f}, {best[3]:+.2f}]</span>" in index
     assert f"<td class='num'>{best[4]:.2f}</td>" in index
     model = (site / model_href("roberta-base", best[0])).read_text()
-    assert f"Posterior gain {best[1]:+.2f} [{best[2]:+.2f}, {best[3]:+.2f}]" in model
+    assert f"mean gain {best[1]:+.2f} [{best[2]:+.2f}, {best[3]:+.2f}]" in model
     assert f"reliability {best[4]:.2f}" in model
     con.close()
+
+
+def test_a_ranking_whose_best_row_is_the_pretrained_model_says_stay(tmp_path, warehouse):
+    con = duckdb.connect(str(warehouse))
+    con.execute("update leaderboard set rank = rank + 1 where architecture = 'roberta-base' and not is_pretrained "
+                "and rank is not null")
+    con.execute("update leaderboard set rank = 1 where architecture = 'roberta-base' and is_pretrained")
+    con.execute("update leaderboard set best_is_pretrained = true, order_has_evidence = false, tied = true "
+                "where architecture = 'roberta-base'")
+    con.close()
+    site = build_site(warehouse, tmp_path / "site").out_dir
+    page = (site / arch_href("roberta-base")).read_text()
+    assert "No candidate ranks above the pretrained model: start from the pretrained model (stay)." in page
+    assert "the order carries no evidence" in page
+    index = (site / "index.html").read_text()
+    assert "roberta-base (pretrained: stay)" in index
 
 
 def test_variance_shares_with_intervals_and_the_old_columns(tmp_path, warehouse):
@@ -166,20 +184,19 @@ def test_variance_shares_with_intervals_and_the_old_columns(tmp_path, warehouse)
     assert "<th>share</th>" in page and "<th>sum of squares</th>" in page and "0.300" in page
 
 
-def test_a_leaderboard_without_the_posterior_columns_falls_back_to_the_mean_gain(tmp_path, warehouse):
+def test_a_leaderboard_without_the_ranking_columns_still_builds(tmp_path, warehouse):
     con = duckdb.connect(str(warehouse))
-    for column in ("posterior_gain", "posterior_low", "posterior_high", "reliability", "p_better_than_rank1",
-                   "tied_with_rank1", "n_collapsed"):
+    for column in ("ranking_score", "reliability", "p_better_than_rank1", "tied_with_rank1", "tied", "is_pretrained",
+                   "order_has_evidence", "best_is_pretrained", "n_collapsed"):
         con.execute(f"alter table leaderboard drop column {column}")
     con.execute("drop table ranking_reliability")
     con.close()
     site = build_site(warehouse, tmp_path / "site").out_dir
     page = (site / arch_href("roberta-base")).read_text()
-    assert "<h2>Ranking</h2>" in page and "posterior" not in _ranking_table(page)
-    assert "Mean gain of the top" in page
+    assert "gain, points [95% CI]" in _ranking_table(page) and "Gain of the top" in page
 
 
-def test_cli_leaderboard_shows_the_posterior_and_ties(tmp_path, warehouse, monkeypatch, capsys):
+def test_cli_leaderboard_shows_the_gain_the_stay_row_and_ties(tmp_path, warehouse, monkeypatch, capsys):
     from pipelines.cli import main
 
     home = tmp_path / "home"
@@ -189,8 +206,8 @@ def test_cli_leaderboard_shows_the_posterior_and_ties(tmp_path, warehouse, monke
     con = duckdb.connect(str(home / "warehouse.duckdb"))
     con.execute("update leaderboard set model_id = 'org/evil\x1b[2J\r|name' where rank = 3")
     rows = con.execute(
-        """select architecture, rank, posterior_gain, posterior_low, posterior_high, tied_with_rank1, reliability,
-                  p_better_than_rank1
+        """select architecture, rank, mean_gain, ci_low, ci_high, tied, reliability, p_better_than_rank1,
+                  is_pretrained
            from leaderboard where rank is not null order by architecture, rank"""
     ).fetchall()
     con.close()
@@ -198,13 +215,15 @@ def test_cli_leaderboard_shows_the_posterior_and_ties(tmp_path, warehouse, monke
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\r" not in out  # no raw control characters reach the terminal
     assert "org/evil\\x1b[2J\\r\\|name" in out
+    assert "posterior" not in out
     sections = {part.split("  (", 1)[0]: part for part in out.split("\n## ")[1:]}
     assert sorted(sections) == ["all-MiniLM-L6-v2", "roberta-base"]
-    for arch, rank, post, low, high, tied, rel, p in rows:
-        assert f"(pretrained average" in sections[arch] and f"reliability {rel:.2f}: " in sections[arch]
+    for arch, rank, mean, low, high, tied, rel, p, pretrained in rows:
+        assert "(pretrained average" in sections[arch] and f"reliability {rel:.2f}: " in sections[arch]
         line = next(x for x in sections[arch].splitlines() if x.startswith(f"| {rank} |"))
-        assert f"{post:+.2f} ({low:+.2f}..{high:+.2f})" in line
-        assert (f"| {rank} | ≈1 |" in line) == (tied and rank > 1)
+        assert f"{mean:+.2f} ({low:+.2f}..{high:+.2f})" in line
+        assert (f"| {rank} | ≈1 |" in line) == bool(tied)
+        assert ("(pretrained: stay)" in line) == pretrained
         if rank > 1:
-            assert ("<1%" if p < 0.005 else f"{p:.0%}") in line
+            assert ("<1%" if p < 0.005 else ">99%" if p > 0.995 else f"{p:.0%}") in line
     assert "cannot be told apart from #1 on these targets" in out

@@ -25,16 +25,17 @@ def test_site_and_model_card_assets_materialize_with_previews(tmp_path):
     }
     site = mats["leaderboard_site"]
     assert (home / "artifacts" / "site" / "index.html").is_file()
-    assert site["pages"].value == 37
+    assert site["pages"].value == 39  # index, 2 architectures, 9 rows each (the pretrained model's too), 18 targets
     assert "org0/roberta-base-inter-0" in site["preview"].value
     plot = site["plot"].value
     import duckdb
 
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
-        top = con.execute("select posterior_gain, posterior_low from leaderboard where rank = 1 order by posterior_gain "
+        top = con.execute("select mean_gain, ci_low from leaderboard where rank = 1 order by mean_gain "
                           "desc limit 1").fetchone()
     assert plot.count("```") == 4 and "█" in plot  # one bar block per architecture
-    assert f"{top[0]:+.2f} [{top[1]:+.2f}," in plot  # the bar shows what ranks: the posterior gain and its interval
+    assert f"{top[0]:+.2f} [{top[1]:+.2f}," in plot  # the bar shows the gain and its interval, in rank order
+    assert "posterior" not in plot
     cards = mats["model_cards"]
     assert cards["cards"].value == 6
     assert "## Finetuning from" in cards["preview"].value
@@ -42,7 +43,7 @@ def test_site_and_model_card_assets_materialize_with_previews(tmp_path):
     assert dg.AssetKey(["leaderboard"]) in {d.asset_key for d in leaderboard_site.specs_by_key[dg.AssetKey("leaderboard_site")].deps}
 
 
-def test_previews_show_the_posterior_ranking_and_variance_shares(tmp_path):
+def test_previews_show_the_gain_the_ranking_and_variance_shares(tmp_path):
     import duckdb
 
     from assets.previews import preview_metadata
@@ -52,18 +53,18 @@ def test_previews_show_the_posterior_ranking_and_variance_shares(tmp_path):
     preview = preview_metadata("leaderboard", warehouse)["preview"].value
     con = duckdb.connect(str(path), read_only=True)
     rows = con.execute(
-        """select architecture, rank, model_id, posterior_gain, posterior_low, posterior_high, reliability,
-                  tied_with_rank1
+        """select architecture, rank, model_id, mean_gain, ci_low, ci_high, reliability, tied
            from leaderboard where rank is not null order by architecture, rank"""
     ).fetchall()
     con.close()
-    assert "| rank | tied | model | posterior gain (95%) | mean gain (95% CI) | win rate | P(better than #1) |" in preview
-    for arch, rank, model_id, post, low, high, rel, tied in rows:
+    assert "| rank | tied | model | gain, points (95% CI) | win rate | P(better than #1) |" in preview
+    assert "posterior" not in preview
+    for arch, rank, model_id, mean, low, high, rel, tied in rows:
         assert f"**{arch}** (reliability {rel:.2f}: " in preview
-        assert f"{post:+.2f} ({low:+.2f}..{high:+.2f})" in preview
-        if tied and rank > 1:
+        assert f"{mean:+.2f} ({low:+.2f}..{high:+.2f})" in preview
+        if tied:
             assert f"| {rank} | ≈1 |" in preview
-    assert "cannot be told apart from #1 on these targets" in preview
+    assert "cannot be told apart from \\#1 on these targets" in preview  # markdown-escaped
     assert "<script>" not in preview and "evil/\\<script\\>" in preview  # markdown-escaped untrusted id
     shares = preview_metadata("variance_decomposition", warehouse)["preview"].value
     assert "| roberta-base | base | 0.300 (0.180..0.450) |" in shares

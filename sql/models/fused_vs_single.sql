@@ -2,17 +2,16 @@
 -- on a single source? Choshen et al. 2023 find fused models among the best starts. docs/analyses.md.
 --
 -- fused: the model id contains 'ColD-Fusion' (any case), or a hub_models row with role 'fused'. single: every other
--- unflagged intermediate model of the architecture. Per group: the mean over models of mean_gain (raw mean gain over
--- the targets) and of posterior_gain (the shrunken effect the ranking orders by), each with a t-interval over
--- models; the difference fused - single with a Welch interval (t quantile at the floor of the Welch df).
+-- unflagged intermediate model of the architecture. Per group: the mean over models of mean_gain (the leaderboard's
+-- gain: mean over the model's kept cells), with a t-interval over models; the difference fused - single with a Welch interval (t quantile at the floor of the Welch df).
 -- n_fused_top10: how many of ranks 1-10 are fused. Models are treated as independent draws; ColD-Fusion
 -- checkpoints of one run (itrN-seedS) are not, so the intervals are, if anything, too narrow for the fused side.
 with models as (
-    select e.architecture, e.model_id, e.mean_gain, e.posterior_gain, e.rank,
+    select e.architecture, e.model_id, e.mean_gain, e.rank,
            e.model_id ilike '%cold-fusion%' or coalesce(h.role = 'fused', false) as fused
     from {{ ref('base_model_effects') }} e
     left join {{ source('warehouse', 'hub_models') }} h using (architecture, model_id)
-    where not e.flagged and coalesce(h.role, '') <> 'pretrained'
+    where not e.flagged and not e.is_pretrained and coalesce(h.role, '') <> 'pretrained'
 ),
 groups as (
     select architecture,
@@ -22,19 +21,13 @@ groups as (
            var_samp(mean_gain) filter (where fused) as fused_var,
            avg(mean_gain) filter (where not fused) as single_mean,
            var_samp(mean_gain) filter (where not fused) as single_var,
-           avg(posterior_gain) filter (where fused) as fused_post,
-           var_samp(posterior_gain) filter (where fused) as fused_post_var,
-           avg(posterior_gain) filter (where not fused) as single_post,
-           var_samp(posterior_gain) filter (where not fused) as single_post_var,
            count(*) filter (where fused and rank <= 10) as n_fused_top10
     from models group by all
 ),
 welch as (
     select *,
            fused_var / n_fused + single_var / n_single as diff_var,
-           fused_post_var / n_fused + single_post_var / n_single as diff_post_var,
-           {{ welch_df('fused_var', 'n_fused', 'single_var', 'n_single') }} as diff_df,
-           {{ welch_df('fused_post_var', 'n_fused', 'single_post_var', 'n_single') }} as diff_post_df
+           {{ welch_df('fused_var', 'n_fused', 'single_var', 'n_single') }} as diff_df
     from groups
 )
 select
@@ -45,15 +38,6 @@ select
     {{ t_bounds('single_mean', 'sqrt(single_var / n_single)', 'n_single - 1', 'single_low', 'single_high') }},
     fused_mean - single_mean as diff_mean_gain,
     {{ t_bounds('fused_mean - single_mean', 'sqrt(diff_var)', 'diff_df', 'diff_low', 'diff_high') }},
-    fused_post as fused_posterior_gain,
-    {{ t_bounds('fused_post', 'sqrt(fused_post_var / n_fused)', 'n_fused - 1',
-                'fused_posterior_low', 'fused_posterior_high') }},
-    single_post as single_posterior_gain,
-    {{ t_bounds('single_post', 'sqrt(single_post_var / n_single)', 'n_single - 1',
-                'single_posterior_low', 'single_posterior_high') }},
-    fused_post - single_post as diff_posterior_gain,
-    {{ t_bounds('fused_post - single_post', 'sqrt(diff_post_var)', 'diff_post_df',
-                'diff_posterior_low', 'diff_posterior_high') }},
     n_fused_top10
 from welch
 order by architecture

@@ -16,7 +16,7 @@
 --                  finetuned set was cut from the pool by the probe; many such models say it was not.
 -- u < 1 (the finetuned models vary more than the whole pool) is reported as it is; the correction then shrinks r.
 with effects as (
-    select architecture, model_id, mean_gain from {{ ref('base_model_effects') }} where not flagged
+    select architecture, model_id, mean_gain from {{ ref('base_model_effects') }} where not flagged and not is_pretrained
 ),
 flagged as (select architecture, model_id from {{ ref('model_flags') }} where flagged),
 pretrained as (

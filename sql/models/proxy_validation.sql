@@ -4,7 +4,7 @@
 with effects as (
     select architecture, model_id, mean_gain
     from {{ ref('base_model_effects') }}
-    where not flagged
+    where not flagged and not is_pretrained
 ),
 probes as (
     select p.architecture, p.model_id, p.method, p.proxy_dataset, p.score, e.mean_gain

@@ -6,6 +6,11 @@
 --                  for complete data this is (MS_model - MS_resid) / T. At or below 0: no detectable differences.
 --   reliability  = var_base / (var_base + var_residual / n): the share of a model's observed mean (over the
 --                  typical n targets) that is signal; 0 when var_base <= 0, never 1.
+--   f_statistic  = var_effects / (var_residual * avg(1 / n_m)): the models' F test (MS_model / MS_resid for
+--                  complete data), df (M - 1, N - M - T + 1); f_p_value from Paulson's normal approximation of
+--                  the F distribution.
+--   order_has_evidence = var_base > 0 and f_p_value < 0.05: the models can be told apart at all. When false the
+--                  leaderboard orders by the raw-scale mean gain, marks every row tied and says so.
 with w as (select * from {{ ref('winsorized_gains') }}),
 target_means as (
     select architecture, dataset_id, avg(gain_w) as target_mean from w group by all
@@ -34,6 +39,21 @@ moments as (
            avg(m.n_targets) as mean_n
     from residual r join model_means m using (architecture)
     group by all
+),
+tested as (
+    select *,
+           var_effects / nullif(var_residual * mean_inv_n, 0) as f,
+           n_models - 1 as df1,
+           n_cells - n_models - n_targets + 1 as df2
+    from moments
+),
+p_values as (
+    select *,
+           case when f is null or df1 < 1 or df2 < 1 then null
+                when f <= 0 then 1.0
+                else 1 - {{ normal_cdf('((1 - 2 / (9 * df2)) * f ^ (1 / 3) - (1 - 2 / (9 * df1)))
+                                       / sqrt(2 / (9 * df1) + f ^ (2 / 3) * 2 / (9 * df2))') }} end as f_p_value
+    from tested
 )
 select
     architecture, n_models, n_targets, n_cells,
@@ -43,6 +63,9 @@ select
          then (var_effects - var_residual * mean_inv_n)
               / (var_effects - var_residual * mean_inv_n + var_residual / mean_n)
          else 0.0 end as reliability,
+    f as f_statistic,
+    f_p_value,
+    coalesce(var_effects - var_residual * mean_inv_n > 0 and f_p_value < 0.05, false) as order_has_evidence,
     {{ var('ranking_clip') }}::double as clip
-from moments
+from p_values
 order by architecture

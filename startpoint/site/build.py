@@ -63,31 +63,50 @@ def _true(value) -> bool:
     return bool(value) if value is not None else False
 
 
+def tie_mark(r: dict) -> str:
+    """'≈1' for a row that cannot be told apart from #1 (rank 1 too when another row is tied with it)."""
+    return "≈1" if _true(r.get("tied")) else ""
+
+
+def model_label(r: dict) -> str:
+    return f"{r['model_id']} (pretrained: stay)" if _true(r.get("is_pretrained")) else str(r["model_id"])
+
+
 def ranking_table(rows: list[dict]) -> tuple[list[str], list[list]]:
     """The ranking columns of leaderboard rows (rank order) as a text table, for the CLI and the Dagster preview:
-    rank, ≈1 when tied with #1, model, posterior gain and mean gain with intervals, win rate, P(better than #1).
-    Cells are unescaped; each medium escapes the strings it prints."""
+    rank, ≈1 when tied with #1, model (the pretrained row marked "stay"), gain over the pretrained model in points
+    with its 95% interval (the mean over kept cells), win rate, P(better than #1). Cells are unescaped; each medium
+    escapes the strings it prints."""
     from startpoint.tables import interval_text
 
     n = _float
-    posterior = any(n(r.get("posterior_gain")) is not None for r in rows)
-    table = []
-    for r in rows:
-        cells = [int(r["rank"]), "≈1" if r["rank"] != 1 and _true(r.get("tied_with_rank1")) else "", r["model_id"]]
-        if posterior:
-            cells.append(interval_text(n(r["posterior_gain"]), n(r["posterior_low"]), n(r["posterior_high"])))
-        cells += [interval_text(n(r["mean_gain"]), n(r["ci_low"]), n(r["ci_high"])), n(r["win_rate"])]
-        if posterior:
-            cells.append("" if r["rank"] == 1 else percent(r["p_better_than_rank1"]))
-        table.append(cells)
-    names = ["rank", "tied", "model", *(["posterior gain (95%)"] if posterior else []), "mean gain (95% CI)",
-             "win rate", *(["P(better than #1)"] if posterior else [])]
-    return names, table
+    table = [[int(r["rank"]), tie_mark(r), model_label(r),
+              interval_text(n(r["mean_gain"]), n(r["ci_low"]), n(r["ci_high"])),
+              None if _true(r.get("is_pretrained")) else n(r["win_rate"]),
+              "" if r["rank"] == 1 else percent(r.get("p_better_than_rank1"))]
+             for r in rows]
+    return ["rank", "tied", "model", "gain, points (95% CI)", "win rate", "P(better than #1)"], table
 
 
-def has_posterior(lb: pl.DataFrame) -> bool:
-    """Whether the leaderboard carries the random-effects ranking (warehouses built before it do not)."""
-    return "posterior_gain" in lb.columns and lb["posterior_gain"].drop_nans().drop_nulls().len() > 0
+def tie_summary(n_tied: int, n_others: int) -> str:
+    """One line on how crowded the top is, for the CLI and the previews."""
+    return (f"{n_tied} of the {n_others} other ranked rows cannot be told apart from #1 on these targets (≈1: the "
+            "95% interval of their paired difference in gain from #1 holds zero). The order follows the ranking "
+            "score (winsorized, shrunk; not a gain); P(better than #1) comes from the paired comparison.")
+
+
+def board_notes(rows: list[dict]) -> list[str]:
+    """What a reader must know before reading the order of one architecture's ranked rows (rank order): whether the
+    order carries evidence at all, and whether the best start is the pretrained model itself."""
+    notes = []
+    if rows and not _true(rows[0].get("order_has_evidence")):
+        notes.append("The models cannot be told apart on these targets (no evidence that their gains differ): "
+                     "the rows are ordered by their mean gain, every row is a tie, and the order carries no evidence.")
+    if rows and _true(rows[0].get("best_is_pretrained")):
+        notes.append("No candidate ranks above the pretrained model: start from the pretrained model (stay).")
+    elif rows and _float(rows[0].get("mean_gain")) is not None and _float(rows[0]["mean_gain"]) <= 0:
+        notes.append("Rank 1's gain is not above 0: starting from the pretrained model is expected to do as well.")
+    return notes
 
 
 @dataclass
@@ -125,25 +144,28 @@ def reliability_text(rel: Reliability | None) -> str:
 
 
 def tied_count(ranked: pl.DataFrame) -> int:
-    """Ranked models other than #1 that cannot be told apart from #1."""
-    if "tied_with_rank1" not in ranked.columns:
+    """Ranked rows other than #1 that cannot be told apart from #1."""
+    if "tied" not in ranked.columns:
         return 0
-    return int(sum(_true(t) for t, r in zip(ranked["tied_with_rank1"], ranked["rank"]) if r != 1))
+    return int(sum(_true(t) for t, r in zip(ranked["tied"], ranked["rank"]) if r != 1))
 
 
 TIED_NOTE = (
-    "Models marked ≈ #1 cannot be told apart from #1 on these targets: over the targets they share with #1, the "
-    "95% interval of their mean difference from it holds zero. P(better than #1) is the chance, from that paired "
-    "comparison, that the model's true gain is above #1's."
+    "Rows marked ≈ #1 cannot be told apart from #1 on these targets: over the targets they share with #1, the "
+    "95% interval of their mean difference in gain from it holds zero. P(better than #1) is the chance, from that "
+    "paired comparison, that the model's true gain is above #1's."
 )
-def posterior_note(rel: Reliability | None) -> str:
+
+
+def ranking_note(rel: Reliability | None) -> str:
     clip = f" at {rel.clip:g} robust SDs" if rel is not None and rel.clip is not None else ""
     return (
-        "The rank follows the posterior gain: a random-effects estimate of the model's gain over the pretrained "
-        f"model (each target's gains clipped{clip}, the model's mean shrunk toward the architecture's mean as far as "
-        "the reliability says), with its 95% interval. That interval includes the uncertainty of the "
-        "architecture's mean gain, which all models share, so overlapping intervals do not make two models a tie; "
-        "the paired comparison with #1 does. The mean gain is the plain mean over targets with its 95% interval."
+        "The gain is the mean over the targets where the model's finetune did not collapse, in points over the "
+        "pretrained model, with its 95% interval across those targets. The order follows a ranking score, not a "
+        f"gain: each target's gains winsorized{clip} and the models' means shrunk toward the architecture's mean "
+        "as far as the reliability says, which held-out evaluation found picks better starts than the plain mean "
+        "(docs/ranking.md). So a row can show a higher gain than a row ranked above it. The pretrained model is a "
+        "row of the ranking (stay, gain 0)."
     )
 
 
@@ -170,7 +192,7 @@ def index_page(data: SiteData, footer: str) -> str:
             "arch": arch,
             "best": ranked.row(0, named=True) if len(ranked) else None,
             "reliability": rel.value if rel else None,
-            "n_tied": str(tied_count(ranked)) if has_posterior(ranked) else "",
+            "n_tied": str(tied_count(ranked)),
             "pretrained": _pretrained_avg(lb),
             "n_ranked": len(ranked),
             "n_flagged": int(lb["flagged"].sum()),
@@ -214,22 +236,20 @@ def _variance(data: SiteData, arch: str) -> dict:
 def arch_page(data: SiteData, arch: str, footer: str) -> str:
     lb = _of(data.leaderboard, arch)
     ranked = _ranked(lb)
-    posterior = has_posterior(ranked)
-    gain, low, high = ("posterior_gain", "posterior_low", "posterior_high") if posterior else ("mean_gain", "ci_low", "ci_high")
     bars = [
-        Bar(r["model_id"], r[gain], r[low], r[high], "../" + model_href(arch, r["model_id"]))
+        Bar(model_label(r), r["mean_gain"], r["ci_low"], r["ci_high"], "../" + model_href(arch, r["model_id"]))
         for r in ranked.head(RANKED_BARS).iter_rows(named=True)
-        if _float(r[gain]) is not None
+        if _float(r["mean_gain"]) is not None
     ]
-    rows = [{**r, "tied": posterior and r["rank"] != 1 and _true(r["tied_with_rank1"])} for r in ranked.iter_rows(named=True)]
+    rows = list(ranked.iter_rows(named=True))
     rel = arch_reliability(data, arch)
-    title = (f"Posterior gain of the top {len(bars)} base models of {arch} (95% interval)" if posterior
-             else f"Mean gain of the top {len(bars)} base models of {arch}")
+    title = f"Gain of the top {len(bars)} rows of {arch}, in rank order (points, 95% interval)"
     return _page(
         "arch.html.j2", f"{arch} leaderboard", 1, footer, arch=arch, pretrained=_pretrained_avg(lb),
-        chart=bar_chart(bars, title), posterior=posterior, reliability=reliability_text(rel),
+        chart=bar_chart(bars, title), reliability=reliability_text(rel), notes=board_notes(rows),
+        has_evidence=bool(rows) and _true(rows[0].get("order_has_evidence")),
         n_tied=tied_count(ranked), n_others=max(len(ranked) - 1, 0), tied_note=TIED_NOTE,
-        posterior_note=posterior_note(rel), ranked=rows, flagged=list(lb.filter(pl.col("flagged")).iter_rows(named=True)),
+        ranking_note=ranking_note(rel), ranked=rows, flagged=list(lb.filter(pl.col("flagged")).iter_rows(named=True)),
         variance=_variance(data, arch), targets=list(_of(data.target_effects, arch).iter_rows(named=True)),
         proxy=list(_of(data.proxy, arch).iter_rows(named=True)),
     )
@@ -245,7 +265,6 @@ def model_page(data: SiteData, arch: str, row: dict, gains: pl.DataFrame, footer
             "../../" + target_href(arch, g["dataset_id"]))
         for g in rows
     ]
-    row = {**row, "tied": _true(row.get("tied_with_rank1"))}
     return _page(
         "model.html.j2", row["model_id"], 2, footer, arch=arch, row=row, gains=rows,
         reliability=reliability_text(arch_reliability(data, arch)),
@@ -304,10 +323,9 @@ def build_site(
             if len(ranked):
                 top = ranked.row(0, named=True)
                 rel = arch_reliability(data, arch)
-                best[arch] = {"model_id": top["model_id"], "mean_gain": float(top["mean_gain"]),
-                              "pretrained_avg": _pretrained_avg(lb),
-                              "posterior_gain": _float(top["posterior_gain"]), "posterior_low": _float(top["posterior_low"]),
-                              "posterior_high": _float(top["posterior_high"]),
+                best[arch] = {"model_id": top["model_id"], "is_pretrained": _true(top.get("is_pretrained")),
+                              "mean_gain": float(top["mean_gain"]), "ci_low": _float(top["ci_low"]),
+                              "ci_high": _float(top["ci_high"]), "pretrained_avg": _pretrained_avg(lb),
                               "reliability": rel.value if rel else None, "n_tied_with_rank1": tied_count(ranked)}
             arch_gains = gains_by_arch.get(arch, data.gains.clear())
             by_model = {k[0]: g for k, g in arch_gains.group_by("model_id", maintain_order=True)}

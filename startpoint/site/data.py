@@ -15,10 +15,11 @@ REQUIRED = ("leaderboard", "gains", "target_effects", "variance_decomposition")
 OPTIONAL = ("proxy_validation", "ranking_reliability")
 
 # Columns of the ranking (sql/models/base_model_effects.sql, leaderboard.sql) read when the leaderboard has them;
-# a warehouse built before them reads NULL, and the pages fall back to the plain mean gain.
+# a warehouse built before them reads NULL.
 RANKING_COLUMNS = {
-    "posterior_gain": "double", "posterior_low": "double", "posterior_high": "double", "reliability": "double",
-    "p_better_than_rank1": "double", "tied_with_rank1": "boolean", "n_collapsed": "bigint",
+    "ranking_score": "double", "reliability": "double", "p_better_than_rank1": "double",
+    "tied_with_rank1": "boolean", "tied": "boolean", "is_pretrained": "boolean", "order_has_evidence": "boolean",
+    "best_is_pretrained": "boolean", "n_collapsed": "bigint",
 }
 # variance_decomposition: component with its share of the variance (and 95% interval); older warehouses have
 # sum_sq and fraction instead, read as share = fraction without an interval.

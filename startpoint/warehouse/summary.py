@@ -9,16 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# The columns of the per-architecture table: the one that sets the order, its 95% interval, what ties it to #1.
+# The columns of the per-architecture table: rank, the gain with its 95% interval, what ties it to #1.
 TOP_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("rank", "int", "Rank by posterior gain (1 = best)."),
+    ("rank", "int", "Rank by the ranking score (1 = best; the ranking score is not a gain)."),
     ("model_id", "string", "Base model."),
-    ("posterior_gain", "float", "Posterior gain over the pretrained model in points: what sets the order."),
-    ("posterior_low", "float", "Lower end of the posterior gain's 95% interval."),
-    ("posterior_high", "float", "Upper end of the posterior gain's 95% interval."),
+    ("is_pretrained", "bool", "The pretrained model itself (stay; gain 0)."),
+    ("mean_gain", "float", "Gain over the pretrained model in points: mean over the model's kept cells."),
+    ("ci_low", "float", "Lower end of the gain's 95% interval."),
+    ("ci_high", "float", "Upper end of the gain's 95% interval."),
     ("p_better_than_rank1", "float", "Probability this model beats rank 1 (empty for rank 1)."),
-    ("tied_with_rank1", "bool", "Cannot be told apart from rank 1 on these targets."),
-    ("n_targets", "int", "Targets the model was finetuned on."),
+    ("tied", "bool", "Cannot be told apart from rank 1 on these targets, or the order carries no evidence."),
+    ("n_targets", "int", "Targets the gain is the mean over."),
 )
 
 
@@ -27,7 +28,7 @@ class ArchitectureSummary:
     architecture: str
     models: int  # ranked models (flagged ones keep a row without a rank)
     top_model: str | None
-    top_score: float | None  # rank 1's posterior gain, points over the pretrained model
+    top_score: float | None  # rank 1's gain (mean over its kept cells), points over the pretrained model
     top_score_low: float | None
     top_score_high: float | None
     reliability: float | None  # reliability of a model's mean gain (ranking_reliability)
@@ -44,7 +45,7 @@ def top_rows(con, top: int = 10) -> dict[str, list[dict]]:
     names = [c for c, _, _ in TOP_COLUMNS]
     rows = con.execute(
         f"select architecture, {', '.join(names)} from leaderboard where rank is not null and rank <= ? "
-        "order by architecture, rank",
+        "order by architecture, rank, mean_gain desc",
         [top],
     ).fetchall()
     out: dict[str, list[dict]] = {}
@@ -59,9 +60,9 @@ def summaries(con) -> list[ArchitectureSummary]:
         """with ranked as (
                select architecture, count(rank) as models,
                       arg_min(model_id, rank) filter (where rank is not null) as top_model,
-                      arg_min(posterior_gain, rank) filter (where rank is not null) as top_score,
-                      arg_min(posterior_low, rank) filter (where rank is not null) as top_score_low,
-                      arg_min(posterior_high, rank) filter (where rank is not null) as top_score_high
+                      arg_min(mean_gain, rank) filter (where rank is not null) as top_score,
+                      arg_min(ci_low, rank) filter (where rank is not null) as top_score_low,
+                      arg_min(ci_high, rank) filter (where rank is not null) as top_score_high
                from leaderboard group by architecture),
            shares as (
                select architecture,

@@ -336,8 +336,8 @@ def local_candidates(base_model: str, models_dir: Path) -> list[str]:
 
 
 def _warehouse_ranking(warehouse_path: Path, architecture: str, base_model: str, candidates: list[str]) -> list[Ranked]:
-    """The warehouse leaderboard's order (posterior gain over the pretrained model; the pretrained model itself at
-    0) restricted to `candidates`; [] when there is no warehouse or no leaderboard yet."""
+    """The warehouse leaderboard's rows in its rank order, with their gains (mean over kept cells, points over the
+    pretrained model; the pretrained model itself at 0), restricted to `candidates`; [] when there is no warehouse or no leaderboard yet."""
     import duckdb
 
     from startpoint.warehouse.load import connect
@@ -350,17 +350,19 @@ def _warehouse_ranking(warehouse_path: Path, architecture: str, base_model: str,
         return []
     try:
         rows = con.execute(
-            "select model_id, posterior_gain, n_targets from leaderboard "
+            "select model_id, mean_gain, n_targets, rank from leaderboard "
             "where architecture = ? and rank is not null", [architecture]).fetchall()
     except duckdb.Error:  # no leaderboard built yet
         return []
     finally:
         con.close()
     wanted = set(candidates)
-    ranked = [Ranked(m, float(g), int(n)) for m, g, n in rows if m in wanted and g is not None]
+    rank_of = {m: r for m, _, _, r in rows}
+    ranked = [Ranked(m, float(g), int(n)) for m, g, n, _ in rows if m in wanted and g is not None]
     if ranked and base_model in wanted and base_model not in {r.model_id for r in ranked}:
         ranked.append(Ranked(base_model, 0.0, max(r.n_targets for r in ranked)))
-    return sorted(ranked, key=lambda r: (-r.mean_gain, r.model_id))
+    # the leaderboard's order (its rank), then the gain; the pretrained model ranks where the leaderboard puts it
+    return sorted(ranked, key=lambda r: (rank_of.get(r.model_id, float("inf")), -r.mean_gain, r.model_id))
 
 
 def choose_members(base_model: str, architecture: str, k: int, *, lake_url: str, models_dir: Path,
