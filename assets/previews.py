@@ -46,6 +46,7 @@ def _leaderboard_preview(warehouse: WarehouseResource) -> str:
     the notes a reader needs first (no evidence for the order; the pretrained model ranks first)."""
     from startpoint.site.build import Reliability, board_notes, ranking_table, reliability_text, tie_summary
     from startpoint.site.data import RANKING_COLUMNS, _select
+    from startpoint.warehouse.reliability import read_top_reliability
 
     ranking = _select(_columns(warehouse, "leaderboard"), RANKING_COLUMNS)
     cols, rows = _query(
@@ -61,11 +62,16 @@ def _leaderboard_preview(warehouse: WarehouseResource) -> str:
     blocks: dict[str, list[dict]] = {}
     for row in rows:
         blocks.setdefault(row[0], []).append(dict(zip(cols, row)))
+    con = warehouse.connect(read_only=True)
+    try:
+        tops = read_top_reliability(con)
+    finally:
+        con.close()
     out = []
     for arch, lines in blocks.items():
         first = lines[0]
         rel = first["reliability"]
-        head = f"**{_md(arch)}** ({reliability_text(Reliability(rel) if rel is not None else None)})"
+        head = f"**{_md(arch)}** ({reliability_text(Reliability(rel, top=tops.get(arch)) if rel is not None else None)})"
         notes = "".join(f"\n{_md(note)}\n" for note in board_notes(lines))
         names, cells = ranking_table(lines)
         table = [tuple(_md(c) if isinstance(c, str) else c for c in row) for row in cells]

@@ -85,6 +85,7 @@ def _print_leaderboard(args: argparse.Namespace, con) -> int:
     from startpoint.site.build import Reliability, board_notes, ranking_table, reliability_text, tie_summary
     from startpoint.site.data import RANKING_COLUMNS, _columns, _select
     from startpoint.tables import markdown_table
+    from startpoint.warehouse.reliability import read_top_reliability
 
     try:
         archs = [r[0] for r in con.execute("select distinct architecture from leaderboard order by 1").fetchall()]
@@ -95,6 +96,7 @@ def _print_leaderboard(args: argparse.Namespace, con) -> int:
                 return _error(f"no leaderboard for architecture {args.architecture!r}; the warehouse has "
                               f"{', '.join(known) or 'none'} (pass one of them to --architecture)")
         ranking = _select(_columns(con, "leaderboard"), RANKING_COLUMNS)
+        tops = read_top_reliability(con)
         for arch in archs:
             rows = frame(con.execute(
                 f"""select rank, model_id, avg_score, mean_gain, ci_low, ci_high, win_rate, n_targets, probe_score,
@@ -110,7 +112,7 @@ def _print_leaderboard(args: argparse.Namespace, con) -> int:
             rel = rows["reliability"].drop_nans().drop_nulls()
             pretrained = rows["pretrained_avg"].drop_nans().drop_nulls()
             heading = f"pretrained average {pretrained[0]:.2f}" if len(pretrained) else "pretrained average n/a"
-            heading += f"; {reliability_text(Reliability(float(rel[0])) if len(rel) else None)}"
+            heading += f"; {reliability_text(Reliability(float(rel[0]), top=tops.get(arch)) if len(rel) else None)}"
             print(f"\n## {_terminal(arch)}  ({heading})\n")
             n = lambda v: None if v is None or v != v else float(v)  # noqa: E731  NULL / NaN -> None
             records = rows.to_dicts()

@@ -227,3 +227,24 @@ def test_cli_leaderboard_shows_the_gain_the_stay_row_and_ties(tmp_path, warehous
         if rank > 1:
             assert ("<1%" if p < 0.005 else ">99%" if p > 0.995 else f"{p:.0%}") in line
     assert "cannot be told apart from #1 on these targets" in out
+
+
+def test_the_reliability_sentence_reads_the_top_figure_when_the_warehouse_has_it(tmp_path, warehouse):
+    from startpoint.warehouse.reliability import top_reliability_sentence
+
+    con = duckdb.connect(str(warehouse))
+    con.execute("""create table top_reliability as select 'roberta-base' as architecture, 8 as n_models,
+                   0.07 as p_rank1_in_top10, 0.0 as p_rank1_in_top10_low, 0.4 as p_rank1_in_top10_high,
+                   0.3 as top10_overlap""")
+    row = dict(zip(["architecture", "n_models", "p_rank1_in_top10", "p_rank1_in_top10_low",
+                    "p_rank1_in_top10_high", "top10_overlap"],
+                   con.execute("select * from top_reliability").fetchone()))
+    reliability, = con.execute("select reliability from ranking_reliability where architecture = 'roberta-base'"
+                               ).fetchone()
+    con.close()
+    page = (build_site(warehouse, tmp_path / "site").out_dir / arch_href("roberta-base")).read_text()
+    sentence = top_reliability_sentence(row)
+    assert "not stable" in sentence
+    assert f"<h2>Ranking · {escape(sentence)} All models: reliability {reliability:.2f}" in page
+    other = (tmp_path / "site" / arch_href("all-MiniLM-L6-v2")).read_text()
+    assert "<h2>Ranking · reliability" in other  # no top figure for it: the all-model sentence alone

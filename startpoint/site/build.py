@@ -115,6 +115,7 @@ class Reliability:
     n_targets: int | None = None
     n_models: int | None = None
     clip: float | None = None
+    top: dict | None = None  # the architecture's top_reliability row: what the sentence a user reads is about
 
 
 def arch_reliability(data: SiteData, arch: str) -> Reliability | None:
@@ -125,22 +126,31 @@ def arch_reliability(data: SiteData, arch: str) -> Reliability | None:
         if rows and _float(rows[0]["reliability"]) is not None:
             r = rows[0]
             return Reliability(float(r["reliability"]), None if r["n_targets"] is None else int(r["n_targets"]),
-                               None if r["n_models"] is None else int(r["n_models"]), _float(r["clip"]))
+                               None if r["n_models"] is None else int(r["n_models"]), _float(r["clip"]),
+                               data.top_reliability.get(arch))
     lb = data.leaderboard.filter(pl.col("architecture") == arch)
     values = [v for v in lb["reliability"].to_list() if _float(v) is not None] if "reliability" in lb.columns else []
     return Reliability(float(values[0])) if values else None
 
 
 def reliability_text(rel: Reliability | None) -> str:
-    """'reliability 0.79: ...', the share of the spread of models' mean gains that is signal rather than noise."""
+    """What a user reads about how far the order holds: the stability of the top (top_reliability, where the
+    warehouse has it) first, then 'reliability 0.79: ...', the share of the spread of all models' mean gains that is
+    signal rather than noise."""
     if rel is None:
         return "reliability n/a"
     over = f" over {rel.n_targets} targets" if rel.n_targets else ""
     if rel.value <= 0:
-        return (f"reliability {rel.value:.2f}: no difference between the models' mean gains{over} stands out from "
+        text = (f"reliability {rel.value:.2f}: no difference between the models' mean gains{over} stands out from "
                 "the noise")
-    return (f"reliability {rel.value:.2f}: {rel.value:.0%} of the spread of the models' mean gains{over} is signal, "
-            f"{1 - rel.value:.0%} noise")
+    else:
+        text = (f"reliability {rel.value:.2f}: {rel.value:.0%} of the spread of the models' mean gains{over} is "
+                f"signal, {1 - rel.value:.0%} noise")
+    if rel.top is None:
+        return text
+    from startpoint.warehouse.reliability import top_reliability_sentence
+
+    return f"{top_reliability_sentence(rel.top)} All models: {text}."
 
 
 def tied_count(ranked: pl.DataFrame) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -10,6 +10,7 @@ import polars as pl
 
 from startpoint.frames import frame
 from startpoint.warehouse.load import connect
+from startpoint.warehouse.reliability import read_top_reliability
 
 REQUIRED = ("leaderboard", "gains", "target_effects", "variance_decomposition")
 OPTIONAL = ("proxy_validation", "ranking_reliability")
@@ -46,6 +47,7 @@ class SiteData:
     datasets: pl.DataFrame
     warehouse: str
     reliability: pl.DataFrame | None = None  # ranking_reliability, one row per architecture (empty when absent)
+    top_reliability: dict = field(default_factory=dict)  # top_reliability rows by architecture ({} when absent)
 
     @property
     def architectures(self) -> list[str]:
@@ -115,6 +117,7 @@ def read_site_data(warehouse_path: str | Path) -> SiteData:
             reliability=q(f"select {', '.join(RELIABILITY_COLUMNS)} from ranking_reliability")
             if "ranking_reliability" in have
             else empty(RELIABILITY_COLUMNS),
+            top_reliability=read_top_reliability(con),
         )
     finally:
         con.close()

@@ -75,3 +75,13 @@ def top_reliability_sentence(row: Mapping[str, Any]) -> str:
         return (f"{head}{tail}: the top of this list is only partly stable; "
                 "compare the top 10 on your own target before picking one.")
     return f"{head}{tail}: the top of this list is not stable; treat the top 10 as a shortlist, not an order."
+
+
+def read_top_reliability(con) -> dict[str, dict]:
+    """The `top_reliability` rows of a warehouse by architecture; {} for a warehouse built before the table."""
+    if not con.execute("select count(*) from information_schema.tables where table_name = 'top_reliability'"
+                       ).fetchone()[0]:
+        return {}
+    cur = con.execute("select * from top_reliability")
+    names = [d[0] for d in cur.description]
+    return {row[0]: dict(zip(names, row)) for row in cur.fetchall()}
