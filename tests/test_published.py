@@ -75,11 +75,26 @@ def test_gains_equal_an_independent_recomputation(built):
         seeds["score"] = seeds["accuracy"].fillna(seeds["spearmanr"]) * 100
         seeds = seeds.dropna(subset=["score"])
 
-        def robust_mean(s: pd.Series) -> float:
-            """Mean of the seeds above median - max(10, 4 * 1.4826 * MAD): collapsed seeds left out."""
+        def distance_floor(s: pd.Series) -> float:
             med = s.median()
-            floor = med - max(10.0, 4 * 1.4826 * (s - med).abs().median())
-            return s[s >= floor].mean()
+            return med - max(10.0, 4 * 1.4826 * (s - med).abs().median())
+
+        def robust_mean(s: pd.Series) -> float:
+            """Mean of the seeds that did not collapse (docs/data_quality.md): below median - max(10, 4 * 1.4826 *
+            MAD), or, where a gap of >= 5 points and >= 3 pooled SDs splits the sorted seeds into two clusters of
+            >= 2, below the healthy upper cluster's own floor or within 0.5 of the lower cluster's top."""
+            x = s.sort_values().reset_index(drop=True)
+            floor = distance_floor(x)
+            top = None
+            for k in range(2, len(x) - 1):
+                lo, hi = x[:k][x[:k] >= floor], x[k:][x[k:] >= floor]
+                df = max(len(lo) - 1, 0) + max(len(hi) - 1, 0)
+                sd = (((lo - lo.mean()) ** 2).sum() + ((hi - hi.mean()) ** 2).sum()) ** 0.5 / df ** 0.5 if df else 0.0
+                if x[k] - x[k - 1] >= max(5.0, 3 * sd):
+                    top = k
+            if top is not None:
+                floor = max(distance_floor(x[top:]), x[top - 1] + 0.5)
+            return x[x >= floor].mean()
 
         baseline = seeds.groupby("dataset name")["score"].apply(robust_mean)
         plain = seeds.groupby("dataset name")["score"].mean()
