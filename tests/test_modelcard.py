@@ -152,7 +152,7 @@ def test_without_a_site_url_the_cards_link_nowhere(tmp_path, warehouse):
     _no_local_links(summary, warehouse.parent, tmp_path)
     for card in summary.cards:
         text = card.markdown_path.read_text()
-        assert "](" not in text and "in the startpoint leaderboard." in text  # plain text, no link
+        assert "](" not in text and "in the startpoint leaderboard" in text  # plain text, no link
         for result in yaml.safe_load(card.yaml_path.read_text())["model-index"][0]["results"]:
             assert "source" not in result  # a source name needs a url: none at all
 

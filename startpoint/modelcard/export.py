@@ -32,6 +32,7 @@ from startpoint.site.build import model_href
 from startpoint.site.html import slug
 from startpoint.tables import markdown_table, visible_text
 from startpoint.warehouse.load import connect
+from startpoint.warehouse.reliability import read_top_reliability, top_reliability_sentence
 
 SITE_URL_ENV = "STARTPOINT_SITE_URL"
 _HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?")
@@ -165,6 +166,7 @@ def _standing(row: dict) -> dict:
         "ranked_below": ranked_below,
         "interval": not _missing(row.get("ci_low")) and not _missing(row.get("ci_high")),
         "reliability": row.get("reliability") if not _missing(row.get("reliability")) else None,
+        "top_sentence": top_reliability_sentence(row["top_reliability"]) if row.get("top_reliability") else None,
     }
 
 
@@ -221,6 +223,7 @@ def export_model_cards(warehouse_path: str | Path, out_dir: str | Path, top: int
     con = connect(warehouse_path, read_only=True)
     try:
         leaders = _leaders(con).group_by("architecture", maintain_order=True).head(top)
+        tops = read_top_reliability(con)
         gains = frame(con.execute(
             """select g.architecture, g.model_id, g.dataset_id, g.n_seeds, g.score_mean, g.baseline_mean, g.gain,
                       d.metric
@@ -235,6 +238,7 @@ def export_model_cards(warehouse_path: str | Path, out_dir: str | Path, top: int
     listed = []
     for row in leaders.iter_rows(named=True):
         arch, model_id = row["architecture"], row["model_id"]
+        row["top_reliability"] = tops.get(arch)
         g = gains.filter((pl.col("architecture") == arch) & (pl.col("model_id") == model_id))
         link = model_url(site_url, arch, model_id) if site_url else None
         meta = model_index(model_id, g, f"startpoint leaderboard ({arch})", link)
