@@ -6,8 +6,9 @@
 -- architecture whose order carries no evidence (order_has_evidence false). best_is_pretrained: no candidate ranks
 -- above the pretrained model. rank is NULL for flagged models.
 with pretrained as (
-    select architecture, avg(baseline_robust) as pretrained_avg
-    from (select distinct architecture, dataset_id, baseline_robust from {{ ref('gains') }})
+    -- the plain mean of the pretrained seeds, as published (row 0); gains are over the robust baseline
+    select architecture, avg(baseline_mean) as pretrained_avg
+    from (select distinct architecture, dataset_id, baseline_mean from {{ ref('gains') }})
     group by all
 ),
 scores as (
