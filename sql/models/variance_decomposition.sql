@@ -1,15 +1,24 @@
 -- Variance components of the gain, per architecture: base model, target, their interaction and seed noise, each
 -- with a 95% bootstrap interval (method and figures: docs/variance.md).
 --
--- Data: the complete block, i.e. the unflagged models that have a gain on every target of the architecture
--- (cells are never imputed; n_models and n_targets say what was used).
+-- Scale: the raw gain in points (`gains.gain`, the kept cell's mean score less the robust pretrained baseline), never
+-- the winsorized `gain_w`; every variance is in points squared.
+-- Data: the kept rows and kept cells. Rows: the unflagged models (`model_flags`). Cells: the gains that did not
+-- collapse (`gains.collapsed` is not true); a collapsed cell is missing, never imputed. The design is a complete
+-- block: the architecture's targets are those with a kept cell, and the models are the unflagged ones with a kept
+-- cell on every one of them, so a model with a collapsed (or missing) cell is left out whole. n_models / n_targets
+-- say what was used, n_models_unflagged and n_models_with_collapsed what was left out. For comparison,
+-- variance_all_cells / share_all_cells are the point estimates on the block that keeps collapsed cells (the
+-- unflagged models with a gain on every target, collapsed or not); they show how much the collapsed cells move the
+-- figures and have no interval.
 -- Point estimates: two-way ANOVA without replication, models and targets random, on the M x T gains:
 --   MS_model = SS_model / (M - 1), MS_target = SS_target / (T - 1), MS_resid = SS_resid / ((M - 1)(T - 1));
 --   base = (MS_model - MS_resid) / T, target = (MS_target - MS_resid) / M;
---   noise = the variance a cell's gain has between reruns, baseline_robust_sd^2 / n_seeds (robust SD of the
---           pretrained seeds that did not collapse), averaged over the cells (targets whose robust SD is unknown
---           are left out of the average); the baseline mean is shared by a target column and cancels in the residual,
---           and with independent cell errors E[MS_resid] = interaction + mean cell noise variance exactly;
+--   noise = the variance a cell's gain has between reruns, baseline_robust_sd^2 / n_seeds, averaged over the cells:
+--           baseline_robust_sd is the SD of the healthy pretrained seeds only (collapsed seeds left out by gains.sql;
+--           a target with fewer than 2 healthy seeds has none and is left out of the average); the baseline mean is
+--           shared by a target column and cancels in the residual, and with independent cell errors
+--           E[MS_resid] = interaction + mean cell noise variance exactly;
 --   interaction = MS_resid - noise.
 -- Estimates are reported as they come: one may be negative (`negative` is then true); only the shares floor
 -- the components at 0: share = max(component, 0) / sum of max(component, 0).
@@ -17,25 +26,81 @@
 -- and T targets per replicate), components recomputed on the resampled block. The draws are hash-based
 -- (hash(replicate, architecture, 'model' | 'target', position) mod M | T), so the table is reproducible from the
 -- warehouse. Replicate 0 is the data itself (every model and target once) and gives the point estimates.
+-- An interval that cannot be estimated is NULL, never a made-up [0, 0]: when the block has fewer than
+-- {{ min_models }} models or {{ min_targets }} targets, when fewer than 95% of the replicates give the figure (no seed
+-- noise known in the drawn cells), or when the percentile interval does not hold the point estimate (e.g. a
+-- positive share whose replicates are all floored at 0). A replicate in which a component is unknown has no shares.
 -- A replicate is computed from weights: u = how often a model is drawn, w = how often a target is drawn; with
 -- N = M T, S = sum u w x, R_m = sum_t w x (row sum), C_t = sum_m u x (column sum):
 --   SS_total = sum u w x^2 - S^2/N, SS_model = sum_m u R_m^2 / T - S^2/N, SS_target = sum_t w C_t^2 / M - S^2/N.
 -- x is the gain less the architecture's grand mean (shift invariant; keeps the sums well conditioned).
 {% set n_replicates = 400 %}
+{% set min_models = 10 %}
+{% set min_targets = 5 %}
 with g as (
-    select g.* from {{ ref('gains') }} g
+    -- the kept rows: unflagged models; kept = the cell did not collapse
+    select g.architecture, g.model_id, g.dataset_id, g.gain, g.collapsed is not true as kept,
+           g.baseline_robust_sd ^ 2 / g.n_seeds as noise_var
+    from {{ ref('gains') }} g
     join {{ ref('model_flags') }} f using (architecture, model_id)
     where not f.flagged
 ),
-n_targets as (select architecture, count(distinct dataset_id) as t from g group by all),
+n_targets as (select architecture, count(distinct dataset_id) as t from g where kept group by all),
 complete as (
+    -- the models with a kept cell on every target that has one
     select g.architecture, g.model_id from g join n_targets n using (architecture)
-    group by all having count(*) = any_value(n.t)
+    where g.kept
+    group by all having count(distinct g.dataset_id) = any_value(n.t)
 ),
 cells0 as (
-    select g.architecture, g.model_id, g.dataset_id, g.gain,
-           g.baseline_robust_sd ^ 2 / g.n_seeds as noise_var
+    select g.architecture, g.model_id, g.dataset_id, g.gain, g.noise_var
     from g semi join complete c using (architecture, model_id)
+    where g.kept
+),
+left_out as (
+    select architecture, count(distinct model_id) as n_models_unflagged,
+           count(distinct model_id) filter (where not kept) as n_models_with_collapsed
+    from g group by all
+),
+-- the comparison block: collapsed cells kept (the unflagged models with a gain on every target); point estimates only
+all_t as (select architecture, count(distinct dataset_id) as t from g group by all),
+all_cells as (
+    select g.* from g
+    semi join (
+        select g.architecture, g.model_id from g join all_t n using (architecture)
+        group by all having count(distinct g.dataset_id) = any_value(n.t)
+    ) c using (architecture, model_id)
+),
+all_grand as (
+    select architecture, avg(gain) as grand, count(distinct model_id) as m, count(distinct dataset_id) as t,
+           sum(gain * gain) - count(*) * avg(gain) ^ 2 as ss_total, avg(noise_var) as noise
+    from all_cells group by all
+),
+all_ms as (
+    select a.architecture, a.m, a.t, a.noise,
+           r.ss_model / (a.m - 1) as ms_model, c.ss_target / (a.t - 1) as ms_target,
+           (a.ss_total - r.ss_model - c.ss_target) / ((a.m - 1) * (a.t - 1)) as ms_resid
+    from all_grand a
+    join (select c.architecture, any_value(a.t) * sum((c.r - a.grand) ^ 2) as ss_model
+          from (select architecture, model_id, avg(gain) as r from all_cells group by all) c
+          join all_grand a using (architecture) group by all) r using (architecture)
+    join (select c.architecture, any_value(a.m) * sum((c.c - a.grand) ^ 2) as ss_target
+          from (select architecture, dataset_id, avg(gain) as c from all_cells group by all) c
+          join all_grand a using (architecture) group by all) c using (architecture)
+    where a.m > 1 and a.t > 1
+),
+all_components as (
+    select architecture, m as n_models_all_cells, component, variance,
+           case when count(variance) over w = 4
+                then greatest(variance, 0) / nullif(sum(greatest(variance, 0)) over w, 0) end as share
+    from all_ms,
+    lateral (select * from (values
+        ('base', (ms_model - ms_resid) / t),
+        ('target', (ms_target - ms_resid) / m),
+        ('interaction', ms_resid - noise),
+        ('noise', noise)
+    ) v(component, variance))
+    window w as (partition by architecture)
 ),
 dims as (
     select *, dense_rank() over (order by architecture) as a
@@ -132,23 +197,46 @@ components as (
     ) v(component, variance))
 ),
 shares as (
-    select *, greatest(variance, 0) / nullif(sum(greatest(variance, 0)) over (partition by architecture, b), 0) as share
+    -- a replicate in which a component is unknown (no seed noise in its drawn cells) has no shares
+    select *, case when count(variance) over w = 4
+                   then greatest(variance, 0) / nullif(sum(greatest(variance, 0)) over w, 0) end as share
     from components
+    window w as (partition by architecture, b)
 ),
 intervals as (
     select architecture, component,
            quantile_cont(variance, 0.025) as variance_low, quantile_cont(variance, 0.975) as variance_high,
            quantile_cont(share, 0.025) as share_low, quantile_cont(share, 0.975) as share_high,
-           count(*) as n_replicates
+           count(variance) as n_variance, count(share) as n_share, count(*) as n_replicates
     from shares where b > 0 group by all
+),
+checked as (
+    -- an interval is kept when the block is large enough, at least 95% of the replicates give the figure and
+    -- the interval holds the point estimate; otherwise NULL
+    select p.architecture, p.component, p.variance, p.share, p.m, p.t, i.n_replicates,
+           p.m >= {{ min_models }} and p.t >= {{ min_targets }} as enough,
+           i.variance_low, i.variance_high, i.share_low, i.share_high,
+           enough and i.n_variance >= 0.95 * i.n_replicates
+               and i.variance_low <= p.variance + 1e-9 and p.variance <= i.variance_high + 1e-9 as variance_ok,
+           enough and i.n_share >= 0.95 * i.n_replicates
+               and i.share_low <= p.share + 1e-9 and p.share <= i.share_high + 1e-9 as share_ok
+    from shares p
+    join intervals i using (architecture, component)
+    where p.b = 0
 )
 select
-    p.architecture, p.component,
-    p.variance, i.variance_low, i.variance_high,
-    p.share, i.share_low, i.share_high,
-    p.variance < 0 as negative,
-    p.m as n_models, p.t as n_targets, i.n_replicates
-from shares p
-join intervals i using (architecture, component)
-where p.b = 0
-order by p.architecture, p.component
+    c.architecture, c.component,
+    c.variance,
+    case when c.variance_ok then c.variance_low end as variance_low,
+    case when c.variance_ok then c.variance_high end as variance_high,
+    c.share,
+    case when c.share_ok then c.share_low end as share_low,
+    case when c.share_ok then c.share_high end as share_high,
+    c.variance < 0 as negative,
+    c.m as n_models, c.t as n_targets, c.n_replicates,
+    o.n_models_unflagged, o.n_models_with_collapsed,
+    a.variance as variance_all_cells, a.share as share_all_cells, a.n_models_all_cells
+from checked c
+join left_out o using (architecture)
+left join all_components a using (architecture, component)
+order by c.architecture, c.component
