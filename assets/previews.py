@@ -93,8 +93,10 @@ def _variance_preview(warehouse: WarehouseResource) -> str:
     else:
         return "_no share column in variance_decomposition_"
     _, rows = _query(warehouse, sql + " order by architecture, component")
+    has_interval = any(low is not None for *_, low, _high in rows)
     table = [
-        (_md(arch), _md(component), interval_text(share, low, high, digits=3, signed=False))
+        (_md(arch), _md(component), interval_text(share, low, high, digits=3, signed=False)
+         + (" (n/a)" if has_interval and share is not None and low is None else ""))
         for arch, component, share, low, high in rows
     ]
     return markdown_table(["architecture", "component", "share (95%)"], table)

@@ -259,15 +259,43 @@ def paired_markdown(results: dict) -> str:
     return markdown_table(["architecture", "paired difference", "top-1, A", "top-1, B"], rows, align="llrr")
 
 
+def _verdicts(res: dict, metric: str) -> tuple[list[str], list[str]]:
+    """Rules the nested choice beats / loses to on `metric` (paired interval excluding 0)."""
+    beats = [label(n) for n, d in res["paired_nested_minus"].items() if d[metric]["high"] < 0]
+    loses = [label(n) for n, d in res["paired_nested_minus"].items() if d[metric]["low"] > 0]
+    return beats, loses
+
+
+def reading(results: dict) -> str:
+    """What the tables say, per architecture, written from the results file (so the docs' words follow its numbers)."""
+    lines = [f"The product ships **{label(results['shipped'])}** (chosen on all {len(results['architectures'])} "
+             f"architectures by: {results['shipped_decided_by']})."]
+    for arch, res in results["architectures"].items():
+        b_beats, b_loses = _verdicts(res, "top1_B")
+        a_beats, a_loses = _verdicts(res, "top1_A")
+        nested = res["rules"][res["nested"]]
+        lines.append(
+            f"- {arch}: chosen on {', '.join(res['chosen_on'])}: {label(res['nested'])} "
+            f"({res['nested_decided_by']}); top-1 regret {nested['top1_B']['mean']:.2f} (B) and "
+            f"{nested['top1_A']['mean']:.2f} (A), top-1 garbled in {nested['garbled_top1']['mean']:.0%} of splits. "
+            f"Scoring B: lower than {', '.join(b_beats) or 'no other rule'}"
+            f"{'; higher than ' + ', '.join(b_loses) if b_loses else ''}. "
+            f"Scoring A: lower than {', '.join(a_beats) or 'no other rule'}"
+            f"{'; higher than ' + ', '.join(a_loses) if a_loses else ''}. "
+            f"Lowest top-1 regret: {label(res['lowest_top1_B'])} (B), {label(res['lowest_top1_A'])} (A).")
+    return "\n".join(lines)
+
+
 def render(results: dict) -> str:
-    return (markdown(results) + "\n\n" + paired_markdown(results) + f"\n\nshipped: {label(results['shipped'])}")
+    return markdown(results) + "\n\n" + paired_markdown(results) + "\n\n" + reading(results)
 
 
 def write_docs(results: dict) -> None:
     """Replace the tables between the benchmark's markers in docs/ranking.md."""
     path = ROOT / "docs" / "ranking.md"
     text = path.read_text()
-    for tag, table in (("regret", markdown(results)), ("paired", paired_markdown(results))):
+    for tag, table in (("regret", markdown(results)), ("paired", paired_markdown(results)),
+                       ("reading", reading(results))):
         start, end = f"<!-- heldout:{tag} -->", f"<!-- /heldout:{tag} -->"
         head, rest = text.split(start, 1)
         text = head + start + "\n" + table + "\n" + end + rest.split(end, 1)[1]

@@ -19,7 +19,7 @@ def test_docs_quote_the_results_file():
     docs = (REPO_ROOT / "docs" / "ranking.md").read_text()
     assert heldout_ranking.markdown(results) in docs
     assert heldout_ranking.paired_markdown(results) in docs
-    assert f"ships **{heldout_ranking.label(results['shipped'])}**" in docs
+    assert heldout_ranking.reading(results) in docs
 
 
 def test_the_product_ships_the_rule_the_evaluation_chose():

@@ -248,3 +248,26 @@ def test_the_reliability_sentence_reads_the_top_figure_when_the_warehouse_has_it
     assert f"<h2>Ranking · {escape(sentence)} All models: reliability {reliability:.2f}" in page
     other = (tmp_path / "site" / arch_href("all-MiniLM-L6-v2")).read_text()
     assert "<h2>Ranking · reliability" in other  # no top figure for it: the all-model sentence alone
+
+
+def test_cli_and_previews_say_stay_when_the_pretrained_model_ranks_first(tmp_path, warehouse, monkeypatch, capsys):
+    from assets.previews import preview_metadata
+    from assets.resources import WarehouseResource
+    from pipelines.cli import main
+
+    con = duckdb.connect(str(warehouse))
+    con.execute("update leaderboard set rank = rank + 1 where architecture = 'roberta-base' and not is_pretrained "
+                "and rank is not null")
+    con.execute("update leaderboard set rank = 1 where architecture = 'roberta-base' and is_pretrained")
+    con.execute("update leaderboard set best_is_pretrained = true where architecture = 'roberta-base'")
+    con.close()
+    stay = "No candidate ranks above the pretrained model: start from the pretrained model (stay)."
+    preview = preview_metadata("leaderboard", WarehouseResource(path=str(warehouse)))["preview"].value
+    assert stay.replace("(", "\\(").replace(")", "\\)") in preview or stay in preview
+    home = tmp_path / "home"
+    home.mkdir()
+    warehouse.rename(home / "warehouse.duckdb")
+    monkeypatch.setenv("STARTPOINT_HOME", str(home))
+    assert main(["leaderboard", "--architecture", "roberta-base"]) == 0
+    out = capsys.readouterr().out
+    assert stay in out and "| 1 |" in out and "(pretrained: stay)" in out

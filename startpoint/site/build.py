@@ -216,11 +216,14 @@ def _variance(data: SiteData, arch: str) -> dict:
     var = _of(data.variance, arch)
     has_variance = var["variance"].drop_nulls().len() > 0
     has_sum_sq = not has_variance and var["sum_sq"].drop_nulls().len() > 0
+    has_interval = var["share_low"].drop_nulls().len() > 0 or var["n_replicates"].drop_nulls().len() > 0
     rows = []
     for r in var.iter_rows(named=True):
         share = num(r["share"], 3)
         if share and r["share_low"] is not None and r["share_high"] is not None:
             share += f" [{num(r['share_low'], 3)}, {num(r['share_high'], 3)}]"
+        elif share and has_interval:
+            share += " [n/a]"  # the bootstrap could not estimate this one's interval
         extra = ""
         if has_variance:
             extra = num(r["variance"], 3)
@@ -238,7 +241,7 @@ def _variance(data: SiteData, arch: str) -> dict:
         used += " A variance estimated below 0 is shown as it came; its share counts as 0."
     return {
         "rows": rows, "used": used, "has_variance": has_variance, "has_sum_sq": has_sum_sq,
-        "has_interval": var["share_low"].drop_nulls().len() > 0,
+        "has_interval": has_interval,
         "chart": stacked_share(list(zip(var["component"], var["share"])), f"Variance decomposition of {arch}"),
     }
 
