@@ -118,7 +118,7 @@ def test_candidate_gain_is_base_effect_plus_target_offset(home):
     offset = target.mean - ev.mean_target_effect
     for p, row in zip(preds, ev.candidates.iter_rows(named=True)):
         assert p.expected_gain == pytest.approx(row["base_effect"] + offset)
-        assert p.base_effect == pytest.approx(row["posterior_gain"])  # the random-effects posterior orders the ranking
+        assert p.base_effect == pytest.approx(row["mean_gain"])  # the raw-scale gain, never the ranking_score
         assert p.low < p.expected_gain < p.high
         assert p.sd > target.sd and p.sd > ev.interaction_sd  # every error source is counted
         assert 0.0 < p.p_beats_pretrained < 1.0
@@ -219,32 +219,57 @@ def test_run_without_local_pretrained_weights_is_a_clear_error(home, tmp_path, c
     assert rc == 2 and "--run needs the pretrained model 'roberta-base'" in err and "Traceback" not in err
 
 
-def test_base_effect_is_the_posterior_else_robust_score_else_mean_gain(home):
-    """posterior_gain (with posterior_low/high as its interval) where the leaderboard has it; else the older
-    robust_score; else the mean gain."""
-    ev = evidence(home)
-    preds = predict_candidates(ev, predict_target_effect(ev, {}))
-    lb = {r["model_id"]: r for r in ev.candidates.iter_rows(named=True)}
-    for p in preds:
-        assert p.base_effect == pytest.approx(lb[p.model_id]["posterior_gain"])
-        assert (p.base_ci_low, p.base_ci_high) == pytest.approx(
-            (lb[p.model_id]["posterior_low"], lb[p.model_id]["posterior_high"]))
-    con = duckdb.connect(str(home / "warehouse.duckdb"))
-    con.execute("create table lb_old as select * exclude (posterior_gain, posterior_low, posterior_high) from leaderboard")
-    con.execute("drop table leaderboard")
-    con.execute("create table leaderboard as select *, 10.0 - rank as robust_score from lb_old")
-    con.close()
+def test_base_effect_is_the_raw_mean_gain_never_the_ranking_score(home):
+    """The base effect is the leaderboard's mean_gain with ci_low..ci_high; on a target whose predicted effect is
+    the architecture mean, a candidate's expected gain is its mean_gain (within 0.01). The ranking_score (what
+    orders the list) changes nothing; the pretrained model's own row is never a candidate."""
     ev = evidence(home)
     target = predict_target_effect(ev, {})
+    assert target.mean == pytest.approx(ev.mean_target_effect)
     preds = predict_candidates(ev, target)
-    offset = target.mean - ev.mean_target_effect
-    assert [p.expected_gain for p in preds] == pytest.approx([10.0 - p.rank + offset for p in preds])
-    assert preds[0].rank == 1 and preds[0].expected_gain == max(p.expected_gain for p in preds)
-    con = duckdb.connect(str(home / "warehouse.duckdb"))
-    con.execute("create or replace table leaderboard as select * from lb_old")
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    lb = {r[0]: r[1:] for r in con.execute(
+        "select model_id, mean_gain, ci_low, ci_high, is_pretrained from leaderboard where architecture = ?",
+        [ARCH]).fetchall()}
     con.close()
-    ev = evidence(home)
-    assert list(ev.candidates["base_effect"]) == pytest.approx(list(ev.candidates["mean_gain"]))
+    assert ev.pretrained_model in lb and lb[ev.pretrained_model][3]  # a ranked row of the leaderboard ...
+    assert ev.pretrained_model not in {p.model_id for p in preds}  # ... but not a candidate
+    for p in preds:
+        mean_gain, ci_low, ci_high, _ = lb[p.model_id]
+        assert abs(p.expected_gain - mean_gain) <= 0.01
+        assert p.base_effect == pytest.approx(mean_gain)
+        assert (p.base_ci_low, p.base_ci_high) == pytest.approx((ci_low, ci_high))
+    con = duckdb.connect(str(home / "warehouse.duckdb"))
+    con.execute("update leaderboard set ranking_score = 100.0 - 7 * rank")
+    con.close()
+    again = predict_candidates(evidence(home), target)
+    assert [(p.model_id, p.expected_gain, p.low, p.high) for p in again] == \
+        [(p.model_id, p.expected_gain, p.low, p.high) for p in preds]
+
+
+def test_collapsed_cells_are_left_out_of_target_effects_and_residuals(home):
+    """Kept cells only: a cell marked collapsed in `gains` moves neither the target effects nor the interaction
+    residuals (the leaderboard's mean_gain already leaves it out)."""
+    before = evidence(home)
+    con = duckdb.connect(str(home / "warehouse.duckdb"))
+    con.execute("alter table gains add column collapsed boolean default false")
+    victim, dataset = con.execute(
+        "select model_id, dataset_id from gains where architecture = ? and model_id in "
+        "(select model_id from leaderboard where rank = 1 and architecture = ?) order by dataset_id limit 1",
+        [ARCH, ARCH]).fetchone()
+    con.execute("insert into gains (architecture, model_id, dataset_id, gain, collapsed) values (?, ?, ?, -60.0, true)",
+                [ARCH, victim, "collapsed_target"])
+    con.execute("update gains set gain = gain - 60, collapsed = true where model_id = ? and dataset_id = ?",
+                [victim, dataset])
+    con.close()
+    after = evidence(home)
+    kept = before.targets.filter(pl.col("dataset_id") != dataset)
+    joined = kept.join(after.targets, on="dataset_id", suffix="_after")
+    assert len(joined) == len(kept)
+    assert list(joined["mean_gain"]) == pytest.approx(list(joined["mean_gain_after"]))
+    assert "collapsed_target" not in set(after.targets["dataset_id"])
+    assert len(after.interaction_residuals) == len(before.interaction_residuals) - 1
+    assert after.interaction_sd < before.interaction_sd * 1.2  # a -60 point cell would have blown it up
 
 
 def test_dagster_recommend_job_with_run_config(home, tmp_path):

@@ -6,15 +6,25 @@ The warehouse's effect tables describe gains as base effect + target effect + in
   by least squares; the feature set is chosen by leave-one-out error among the targets that have those
   features, and the intercept-only model (the architecture's mean target effect) competes too, so features
   that do not help are dropped rather than trusted;
-- a candidate's expected gain = its base effect (the leaderboard's random-effects `posterior_gain` where present,
-  else its `robust_score`, else its mean gain over the known targets) + (predicted target effect - the mean target
-  effect), with a 95% interval from three independent error sources: the base effect's interval, the
-  target-effect prediction error (leave-one-out) and the per-cell interaction residuals seen in `gains`.
+- a candidate's expected gain = its base effect (the leaderboard's `mean_gain`: the plain mean of its gains over
+  its kept cells, i.e. cells that did not collapse, in points, with `ci_low..ci_high` as its interval) +
+  (predicted target effect - the mean target effect), with a 95% interval from three independent error sources:
+  the base effect's interval, the target-effect prediction error (leave-one-out) and the per-cell interaction
+  residuals seen in `gains`. Target effects and residuals come from kept cells only (`gains.collapsed` not true),
+  so every number is on the raw scale a user reads; the leaderboard's `ranking_score` (what orders the list) is
+  never used as a gain.
 
-Calibration (split-conformal, from the evidence itself): `build_evidence` leaves each known target out in turn,
-predicts it from the others exactly as a user's target is predicted, and scales the sensitivity interval and
-the candidates' spread so that 95% of those held-out figures would have been covered. The scales come from the
-architecture's own targets, never from a constant; `benchmarks/recommend_calibration.py` checks them nested.
+Calibration (split-conformal, from the evidence itself, per target): `build_evidence` leaves each known target out
+in turn, predicts it from the others exactly as a user's target is predicted, and scales the sensitivity interval
+so that 95% of those held-out sensitivities would have been covered. The candidates' spread is scaled per TARGET,
+not per cell: for each held-out known target, the scale that would have covered PER_TARGET_FLOOR (85%) of its
+candidates' gains; the scale used is the largest of those (TARGET_LEVEL = 1: every known target would have had at
+least 85% of its candidates covered). A target's errors are not exchangeable with another's (its shared
+target-effect error and its own residual variance hit all its candidates at once; a few targets have residual
+sds 5-10 times the typical one), and nothing a user's file tells predicts a new target's variance on the published
+targets, so the interval is as wide as the widest known target needs. Pooling the cells instead (a 95% scale over
+all cells) gives 95% overall but 0.3 on the high-variance targets; `benchmarks/recommend_calibration.py` measures
+both, nested.
 
 Evidence is read in two steps: `read_frames` reads the warehouse tables, `build_evidence` (pure) turns the
 frames into `Evidence`; the calibration benchmark feeds `build_evidence` frames rebuilt by the production SQL.
@@ -55,6 +65,11 @@ COVERAGE = 0.95  # nominal coverage of every interval
 MIN_CALIBRATION_TARGETS = 19
 CALIBRATION_DRAWS = 4000  # Monte Carlo draws per held-out target when calibrating the candidates' spread
 TOP_BAND = 10  # the candidates shown (and tried first) get their own conformal scale: ranks 1-10, then the rest
+PER_TARGET_FLOOR = 0.85  # share of a target's candidates its scale must cover
+# Conformal level over the known targets' per-target scales; 1.0 is the largest (every known target). Chosen by the
+# nested held-out comparison in docs/recommend.md: the pooled per-cell rule (the old one) and per-target levels 0.8,
+# 0.9 and 0.95 leave more targets below the floor.
+TARGET_LEVEL = 1.0
 USER_FEATURES = ("n_train", "n_labels", "majority_share")  # what a user's file tells before anything is run
 
 
@@ -77,9 +92,9 @@ class TargetEffectPrediction:
 class CandidatePrediction:
     rank: int
     model_id: str
-    base_effect: float  # the point estimate used: posterior_gain, else robust_score, else the mean gain
+    base_effect: float  # the point estimate used: the leaderboard's mean_gain (kept cells, points)
     base_mean_gain: float
-    base_ci_low: float  # 95% interval of the base effect (posterior_low/high; else the mean gain's t-interval)
+    base_ci_low: float  # 95% interval of the base effect (the mean gain's t-interval across targets)
     base_ci_high: float
     win_rate: float | None
     n_targets: int | None
@@ -97,9 +112,9 @@ class EvidenceFrames:
 
     architecture: str
     pretrained_model: str
-    candidates: pl.DataFrame  # ranked, unflagged leaderboard rows (every column of the table), by rank
-    targets: pl.DataFrame  # target_effects rows: dataset_id, mean_gain, pretrained_score + the datasets features
-    gains: pl.DataFrame  # model_id, dataset_id, gain of the candidates
+    candidates: pl.DataFrame  # ranked, unflagged leaderboard rows other than the pretrained model, by rank
+    targets: pl.DataFrame  # dataset_id, mean_gain (over the candidates' kept cells), pretrained_score + features
+    gains: pl.DataFrame  # model_id, dataset_id, gain of the candidates' kept cells (not collapsed)
 
 
 @dataclass
@@ -109,13 +124,14 @@ class Evidence:
     architecture: str
     pretrained_model: str
     targets: pl.DataFrame  # dataset_id, mean_gain, and the raw feature columns
-    candidates: pl.DataFrame  # ranked, unflagged leaderboard rows + base_effect, base_low, base_high, base_se
+    candidates: pl.DataFrame  # ranked, unflagged candidates + base_effect, base_low, base_high, base_se
     interaction_sd: float
     mean_target_effect: float
     # Residuals of gain(model, target) around the additive model, df-corrected: their heavy tails (a few targets
     # gain 10-25 points where most gain 1-2) are what a normal interval would understate.
     interaction_residuals: np.ndarray = field(default_factory=lambda: np.empty(0))
-    # Split-conformal scales from leave-one-target-out predictions of the known targets (1.0 when uncalibrated).
+    # Split-conformal scales from leave-one-target-out predictions of the known targets (1.0 when uncalibrated); the
+    # candidate scales are per-target ones (see `_calibrated`).
     sensitivity_scale: float = 1.0
     candidate_scale: float = 1.0  # ranks below TOP_BAND
     top_candidate_scale: float = 1.0  # the first TOP_BAND candidates
@@ -138,19 +154,32 @@ def read_frames(con: duckdb.DuckDBPyConnection, architecture: str,
             f"the warehouse has no leaderboard for architecture {architecture!r} (it has: {', '.join(known) or 'none'}); "
             "run the grid or import for it first (`make run`)"
         )
+    lb_columns = _columns(con, rel["leaderboard"])
+    not_pretrained = "and not coalesce(is_pretrained, false)" if "is_pretrained" in lb_columns else ""
     candidates = frame(con.execute(
         f"""select * from {rel['leaderboard']}
-           where architecture = ? and rank is not null and not coalesce(flagged, false) order by rank""",
+           where architecture = ? and rank is not null and not coalesce(flagged, false) {not_pretrained}
+           order by rank, mean_gain desc""",
         [architecture],
     ))
-    if candidates.is_empty():
-        raise RecommendError(f"architecture {architecture!r} has no ranked (unflagged) base models in the leaderboard")
     pretrained = con.execute(
         "select model_id from hub_models where architecture = ? and role = 'pretrained' order by model_id limit 1",
         [architecture],
     ).fetchone()
     if pretrained is None:
         raise RecommendError(f"hub_models has no pretrained model (role 'pretrained') for architecture {architecture!r}")
+    # an older leaderboard without is_pretrained: the pretrained model is never a candidate
+    candidates = candidates.filter(pl.col("model_id") != pretrained[0])
+    if candidates.is_empty():
+        raise RecommendError(f"architecture {architecture!r} has no ranked (unflagged) base models in the leaderboard")
+    # kept cells only: a collapsed cell (gains.collapsed) is not a gain the model gives
+    kept = "and not coalesce(collapsed, false)" if "collapsed" in _columns(con, rel["gains"]) else ""
+    gains = frame(con.execute(
+        f"""select model_id, dataset_id, gain from {rel['gains']}
+           where architecture = ? and gain is not null {kept} order by model_id, dataset_id""",
+        [architecture],
+    ))
+    gains = gains.filter(pl.col("model_id").is_in(candidates["model_id"].to_list()))
     targets = frame(con.execute(
         f"""select t.dataset_id, t.mean_gain, t.baseline_mean as pretrained_score, d.n_train, d.n_labels,
                   d.majority_share
@@ -160,31 +189,24 @@ def read_frames(con: duckdb.DuckDBPyConnection, architecture: str,
     ))
     if targets.is_empty():
         raise RecommendError(f"target_effects has no rows for architecture {architecture!r}")
-    gains = frame(con.execute(
-        f"""select model_id, dataset_id, gain from {rel['gains']}
-           where architecture = ? and gain is not null order by model_id, dataset_id""",
-        [architecture],
-    ))
-    gains = gains.filter(pl.col("model_id").is_in(candidates["model_id"].to_list()))
+    # the target effect on the same scale as the base effects: the mean over the candidates' kept cells
+    kept_means = gains.group_by("dataset_id").agg(kept_mean=pl.col("gain").mean())
+    targets = targets.join(kept_means, on="dataset_id", how="left").with_columns(
+        mean_gain=pl.coalesce("kept_mean", "mean_gain")).drop("kept_mean")
     return EvidenceFrames(architecture=architecture, pretrained_model=pretrained[0], candidates=candidates,
                           targets=targets, gains=gains)
 
 
+def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> set[str]:
+    return {r[0] for r in con.execute(f"select * from {relation} limit 0").description}
+
+
 def base_effects(candidates: pl.DataFrame) -> pl.DataFrame:
-    """The base effect of each candidate and its 95% interval: the random-effects posterior (posterior_gain,
-    posterior_low/high: what orders the ranking) where the leaderboard has it; else robust_score with the mean
-    gain's interval; else the mean gain."""
+    """The base effect of each candidate and its 95% interval, on the raw scale: the leaderboard's mean_gain (the
+    mean over the model's kept cells) with its t-interval ci_low..ci_high. Never the ranking_score (or an older
+    warehouse's posterior_gain / robust_score): those order the list and are not gains."""
     col = pl.col
-    if "posterior_gain" in candidates.columns:
-        has = col("posterior_gain").is_not_null()
-        c = candidates.with_columns(
-            base_effect=pl.coalesce("posterior_gain", "mean_gain"),
-            base_low=pl.when(has).then(col("posterior_low")).otherwise(col("ci_low")),
-            base_high=pl.when(has).then(col("posterior_high")).otherwise(col("ci_high")),
-        )
-    else:
-        effect = pl.coalesce("robust_score", "mean_gain") if "robust_score" in candidates.columns else col("mean_gain")
-        c = candidates.with_columns(base_effect=effect, base_low=col("ci_low"), base_high=col("ci_high"))
+    c = candidates.with_columns(base_effect=col("mean_gain"), base_low=col("ci_low"), base_high=col("ci_high"))
     c = c.with_columns(pl.col("base_effect", "base_low", "base_high").cast(pl.Float64))
     return c.with_columns(base_se=((col("base_high") - col("base_low")) / (2 * Z95)).fill_nan(None).fill_null(0.0))
 
@@ -382,11 +404,14 @@ def _calibrated(evidence: Evidence, gains: pl.DataFrame) -> Evidence:
     Each known target in turn is predicted from the others as a user's target is (features: what a file tells,
     USER_FEATURES). Sensitivity: score = |measured mean gain - predicted| / the interval's half-width; the
     scale is the conformal 95% quantile over targets. Candidates: for every ranked candidate measured on the
-    held-out target, score = (gain - expected) / the distance from the expected gain to the interval end on that
+    held-out target, score = |gain - expected| / the distance from the expected gain to the interval end on that
     side (the same draws as `predict_candidates`, with the sensitivity scale applied and the held-out target's
-    residual cells left out of the pool); the scale is the 95% quantile of the pooled scores, one for the first
-    TOP_BAND candidates (the ones shown and tried first) and one for the rest. Base effects are the
-    leaderboard's, computed with the held-out target in (a small optimism the benchmark measures)."""
+    residual cells left out of the pool). Per target and rank band (the first TOP_BAND candidates, the rest), the
+    scale that covers PER_TARGET_FLOOR of its candidates is that target's score; the band's scale is the conformal
+    TARGET_LEVEL quantile of the targets' scores (1.0: the largest), so that every known target would have had at
+    least PER_TARGET_FLOOR of its candidates covered. The old pooled rule (the 95% quantile of all cells' scores) is
+    kept in `calibration` for comparison. Base effects are the leaderboard's, computed with the held-out target in
+    (a small optimism the benchmark measures: it is nested)."""
     targets = evidence.targets
     resid = evidence.interaction_residuals
     cell_target = np.array(gains["dataset_id"].to_list(), dtype=object) if len(resid) else np.empty(0, dtype=object)
@@ -433,16 +458,42 @@ def _calibrated(evidence: Evidence, gains: pl.DataFrame) -> Evidence:
             score = np.where(err >= 0, err / q_high, err / q_low)
         cand_scores.append(np.where(np.isfinite(score), score, math.inf))
         cand_top.append(position[keep] < TOP_BAND)
-    scales = {}
+    bands = candidate_scales(cand_scores, cand_top)
+    return replace(evidence, sensitivity_scale=s_scale, top_candidate_scale=bands["top"]["scale"],
+                   candidate_scale=bands["rest"]["scale"], calibrated=True,
+                   calibration={"sensitivity_scale": s_scale, "top_candidate_scale": bands["top"]["scale"],
+                                "candidate_scale": bands["rest"]["scale"], "n_targets": len(targets),
+                                "rule": f"per target: {PER_TARGET_FLOOR:.0%} of each known target's candidates, "
+                                        f"conformal level {TARGET_LEVEL} over targets",
+                                "n_top_cells": bands["top"]["cells"], "n_rest_cells": bands["rest"]["cells"],
+                                "per_target_scores": {k: v["per_target"] for k, v in bands.items()},
+                                "pooled_scales": {k: v["pooled"] for k, v in bands.items()}})
+
+
+def per_target_score(scores: np.ndarray, floor: float = PER_TARGET_FLOOR) -> float:
+    """The smallest scale that covers `floor` of one target's candidates (|score| <= scale): the ceil(floor n)-th
+    smallest |score|."""
+    a = np.sort(np.abs(np.asarray(scores, float)))
+    return float(a[max(math.ceil(floor * len(a) - 1e-9), 1) - 1]) if len(a) else math.nan
+
+
+def candidate_scales(cand_scores: list[np.ndarray], cand_top: list[np.ndarray],
+                     target_level: float = TARGET_LEVEL, floor: float = PER_TARGET_FLOOR) -> dict[str, dict]:
+    """Per rank band: the per-target scales of the known targets, the band's scale (their conformal
+    `target_level` quantile; 1.0 where there are none), and the pooled per-cell 95% scale for comparison."""
+    out = {}
     for band, pick in (("top", True), ("rest", False)):
-        pooled = np.concatenate([sc[t == pick] for sc, t in zip(cand_scores, cand_top)]) if cand_scores else np.empty(0)
-        scale = float(np.quantile(pooled, COVERAGE)) if len(pooled) else math.nan
-        scales[band] = (scale if math.isfinite(scale) and scale > 0 else 1.0, int(len(pooled)))
-    return replace(evidence, sensitivity_scale=s_scale, top_candidate_scale=scales["top"][0],
-                   candidate_scale=scales["rest"][0], calibrated=True,
-                   calibration={"sensitivity_scale": s_scale, "top_candidate_scale": scales["top"][0],
-                                "candidate_scale": scales["rest"][0], "n_targets": len(targets),
-                                "n_top_cells": scales["top"][1], "n_rest_cells": scales["rest"][1]})
+        per_target = [per_target_score(sc[t == pick], floor) for sc, t in zip(cand_scores, cand_top)
+                      if (t == pick).any()]
+        per_target = [v for v in per_target if not math.isnan(v)]
+        cells = np.concatenate([np.abs(sc[t == pick]) for sc, t in zip(cand_scores, cand_top)]) \
+            if cand_scores else np.empty(0)
+        scale = conformal_scale(np.array(per_target), target_level) if per_target else math.nan
+        pooled = float(np.quantile(cells, COVERAGE)) if len(cells) else math.nan
+        out[band] = {"scale": scale if math.isfinite(scale) and scale > 0 else 1.0,
+                     "pooled": pooled if math.isfinite(pooled) and pooled > 0 else 1.0,
+                     "per_target": per_target, "cells": int(len(cells))}
+    return out
 
 
 def _num(v) -> float | None:
