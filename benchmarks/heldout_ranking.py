@@ -22,13 +22,15 @@ Protocol, per architecture of a warehouse built from published results (`make ru
   else the smallest worst-case excess regret). Scoring B decides because scoring A rewards picking a garbled row
   whose shifted values look like gains on the evaluation half too; both are reported. The rule the product ships
   is the same criterion over all the architectures (`shipped` in the results file).
-Usage: python benchmarks/heldout_ranking.py [--splits 200] [--seed 0] [--write-docs]
-Writes benchmarks/results/heldout_ranking.json.
+Usage: python benchmarks/heldout_ranking.py [--splits 200] [--seed 0] [--write-docs] [--published DIR] [--out FILE]
+Writes benchmarks/results/heldout_ranking.json (or FILE). With --published DIR it first builds DIR's warehouse in a
+temporary home, so it runs unchanged on any folder in the model-recycling format.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import warnings
 from pathlib import Path
@@ -40,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import ranking_rules  # noqa: E402
+from benchmarks.published_home import build_published_warehouse  # noqa: E402
 from benchmarks.results_file import write_results  # noqa: E402
 from startpoint.settings import get_settings  # noqa: E402
 from startpoint.tables import markdown_table  # noqa: E402
@@ -181,9 +184,14 @@ def main() -> int:
     parser.add_argument("--splits", type=int, default=200, help="half splits per architecture")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--write-docs", action="store_true", help="render the tables into docs/ranking.md")
+    parser.add_argument("--published", metavar="DIR",
+                        help="a folder in the model-recycling format: build its warehouse first (the published job "
+                             "in a temporary home) and evaluate that instead of $STARTPOINT_HOME's")
+    parser.add_argument("--out", metavar="FILE", help="write the results here instead of benchmarks/results/")
     args = parser.parse_args()
 
-    con = connect(get_settings().warehouse_path, read_only=True)
+    warehouse = build_published_warehouse(args.published) if args.published else get_settings().warehouse_path
+    con = connect(warehouse, read_only=True)
     archs = [r[0] for r in con.execute(
         """select distinct g.architecture from gains g join datasets d using (dataset_id)
            where d.source = 'published' order by 1""").fetchall()]
@@ -218,7 +226,11 @@ def main() -> int:
     results["shipped_decided_by"] = how
     results["shipped_not_chosen_because"] = {k: v for k, v in verdict.items() if v}
     print(render(results))
-    write_results("heldout_ranking", results)
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {args.out}")
+    else:
+        write_results("heldout_ranking", results)
     if args.write_docs:
         write_docs(results)
     return 0
