@@ -1,7 +1,9 @@
 """Every dbt model in `sql/` as a Dagster asset (group `analytics`); dbt tests become asset checks."""
 
 
+import json
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -54,13 +56,39 @@ def leaderboard_metadata(warehouse: WarehouseResource, top: int = 10) -> dict[st
     return meta
 
 
+_TESTED_SOURCE = re.compile(r"source\(\s*'([^']+)'\s*,\s*'([^']+)'\s*\)")
+
+
+def attach_source_tests(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest with every generic test on a source that reads two sources (a `relationships` test from one
+    base table to another, e.g. `finetune_runs_dataset_id_in_datasets`) attached to the source it tests.
+
+    dbt gives a test on a source no `attached_node`, and dagster-dbt infers one only when the test reads a single
+    node, so a relationship between two tables would be an observation (a failure never a failed check). Attached,
+    it is an asset check on the tested table's asset (`<table>_table`) that depends on the other table's."""
+    project = manifest.get("metadata", {}).get("project_name")
+    for node in manifest["nodes"].values():
+        if node.get("resource_type") != "test" or node.get("attached_node"):
+            continue
+        parents = node.get("depends_on", {}).get("nodes", [])
+        if len(parents) < 2 or not all(p.startswith("source.") for p in parents):
+            continue
+        tested = _TESTED_SOURCE.search((node.get("test_metadata") or {}).get("kwargs", {}).get("model") or "")
+        if tested is None:
+            continue
+        unique_id = f"source.{project}.{tested.group(1)}.{tested.group(2)}"
+        if unique_id in parents and unique_id in manifest.get("sources", {}):
+            node["attached_node"] = unique_id
+    return manifest
+
+
 class _Translator(DagsterDbtTranslator):
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         return "analytics"
 
 
 @dbt_assets(
-    manifest=manifest_path(),
+    manifest=attach_source_tests(json.loads(manifest_path().read_text())),
     # dbt tests are asset checks, those on the sources (keys, relationships) on the warehouse tables they test.
     dagster_dbt_translator=_Translator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True,
                                                                              enable_source_tests_as_checks=True)),

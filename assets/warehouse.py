@@ -6,12 +6,18 @@ Where a table's rows come from (one hop): the lake assets listed in `LAKE_WRITER
 """
 
 
+import errno
+
 import dagster as dg
 
+from assets.published import clear_failure, printable
 from assets.resources import LakeResource, WarehouseResource
 from startpoint.schema import TABLES
 from startpoint.warehouse.columns import column_docs
-from startpoint.warehouse.load import POOL, load_tables
+from startpoint.warehouse.load import POOL, WarehouseUnreadable, load_tables
+
+# The asset check on each base table that fails when a lake file of the table was quarantined by the load.
+LAKE_FILES_CHECK = "lake_files_valid"
 
 
 def table_key(name: str) -> dg.AssetKey:
@@ -50,17 +56,34 @@ LAKE_WRITERS: dict[str, list[dg.AssetKey]] = {
         )
         for name, spec in TABLES.items()
     ],
+    check_specs=[
+        dg.AssetCheckSpec(LAKE_FILES_CHECK, asset=table_key(name),
+                          description="Every lake file of the table is valid Parquet: fails naming each file the "
+                                      "load moved to `<lake>/_quarantine/` (the table loads without it)")
+        for name in TABLES
+    ],
     pool=POOL,
     can_subset=False,
 )
 def warehouse_tables(context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource):
     """Rebuild every base table from the lake into a staging copy of the warehouse and swap it in whole (newest
     row per key wins). Readers, even an open `duckdb` shell, never block it; a lake file that is not valid
-    Parquet is moved to `<lake>/_quarantine/`, logged as a WARNING and listed in the table's metadata."""
-    counts = load_tables(lake.url, warehouse.path, log=context.log)
+    Parquet is moved to `<lake>/_quarantine/`, logged as a WARNING, listed in the table's metadata and fails the
+    table's `lake_files_valid` check, naming the file. A known load error (unreadable warehouse, unknown column
+    in a named file, a busy writer, a full disk) fails the step with its one line as the description."""
+    try:
+        counts = load_tables(lake.url, warehouse.path, log=context.log)
+    except (WarehouseUnreadable, TimeoutError) as exc:
+        raise clear_failure(exc, retry=True) from None
+    except ValueError as exc:  # unknown column(s) in a named lake file, a corrupt file outside the quarantine
+        raise clear_failure(exc) from None
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        raise clear_failure(exc, retry=True) from None
     bad: dict[str, list[str]] = {}
     for q in counts.quarantined:
-        bad.setdefault(q.table, []).append(f"- `{q.path}` -> `{q.moved_to}`: {q.reason}")
+        bad.setdefault(q.table, []).append(printable(f"- `{q.path}` -> `{q.moved_to}`: {q.reason}"))
     for name, n in counts.items():
         context.log.info(f"{name}: {n} rows")
         metadata = {"dagster/row_count": n, "warehouse": warehouse.path,
@@ -68,3 +91,12 @@ def warehouse_tables(context: dg.AssetExecutionContext, lake: LakeResource, ware
         if bad.get(name):
             metadata["quarantined"] = dg.MetadataValue.md("\n".join(bad[name]))
         yield dg.MaterializeResult(asset_key=table_key(name), metadata=metadata)
+        files = [printable(q.path) for q in counts.quarantined if q.table == name]
+        yield dg.AssetCheckResult(
+            asset_key=table_key(name), check_name=LAKE_FILES_CHECK, passed=not files,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=(f"{len(files)} lake file(s) quarantined as not valid Parquet: {', '.join(files)}; rerun "
+                         "the job that wrote them" if files else "every lake file is valid Parquet"),
+            metadata={"quarantined_files": dg.MetadataValue.int(len(files)),
+                      **({"files": dg.MetadataValue.md("\n".join(bad[name]))} if files else {})},
+        )

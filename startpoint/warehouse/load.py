@@ -62,6 +62,11 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
+def _printable(text: str) -> str:
+    """`text` with control characters escaped, so a lake file name holding escape sequences never reaches a log raw."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 def _is_unreadable(exc: BaseException) -> bool:
     text = str(exc).lower()
     return any(s in text for s in ("not a valid duckdb database", "corrupt", "checksum", "invalid database",
@@ -246,7 +251,7 @@ def load_tables(lake_url: str, warehouse_path: str | Path, log: Any = None, full
             counts, modes = _load_into(lake_url, staging, quarantined, full=full)
     finally:
         for q in quarantined:
-            log.warning(f"quarantined {q.path} -> {q.moved_to}: {q.reason}")
+            log.warning(_printable(f"quarantined {q.path} -> {q.moved_to}: {q.reason}"))
     return LoadCounts(counts, quarantined, modes)
 
 
