@@ -91,7 +91,7 @@ def remote_code_reasons(facts: ModelFacts) -> list[str]:
     found = []
     if "custom_code" in facts.tags:
         found.append("tag custom_code")
-    if facts.config and facts.config.get("auto_map"):
+    if isinstance(facts.config, dict) and facts.config.get("auto_map"):
         found.append("auto_map in config.json")
     code = weight_files(facts.files)["code"]
     if code:
@@ -153,9 +153,11 @@ def facts_from_dir(path: str | Path, model_id: str) -> ModelFacts:
     config = None
     if (root / "config.json").is_file():
         try:
-            config = json.loads((root / "config.json").read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"model {model_id!r}: {root / 'config.json'} is not valid JSON ({exc})") from exc
+            config = json.loads((root / "config.json").read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:  # a binary file, or text that is not JSON
+            raise ValueError(f"model {model_id!r}: {root / 'config.json'} is not valid JSON ({exc})") from None
+        if not isinstance(config, dict):
+            raise ValueError(f"model {model_id!r}: {root / 'config.json'} is not a JSON object of settings")
     kinds = weight_files(files)
     chosen = kinds["safetensors"] or kinds["pickle"]
     size = sum((root / f).stat().st_size for f in chosen) if chosen else None

@@ -16,6 +16,7 @@ from startpoint.settings import get_settings
 from startpoint.zoo.loading import (
     ModelDirError,
     check_model_dir,
+    check_name,
     load_encoder,
     load_tokenizer,
 )
@@ -128,4 +129,5 @@ def architecture_of(model_id: str, models_dir: Path | None = None) -> str:
     card = read_model_card(local_model_dir(model_id, models_dir))
     if not isinstance(card.get("architecture"), str) or not card["architecture"]:
         raise ModelDirError(f"model {model_id!r} has no {MODEL_CARD_FILE} naming its architecture")
-    return card["architecture"]
+    # An escape sequence or invisible character must never be listed raw: refused, shown escaped.
+    return check_name(card["architecture"], "architecture", local_model_dir(model_id, models_dir) / MODEL_CARD_FILE)

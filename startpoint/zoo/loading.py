@@ -3,19 +3,26 @@
 `check_model_dir` is the one place that decides whether a local model folder may be loaded; the Hub layer
 reuses it for downloaded snapshots. It checks the folder completely without loading any tensor:
 
-- a readable `config.json`, and no code of the model's own (the catalog's remote-code rule);
+- a readable `config.json` (UTF-8 JSON object), and no code of the model's own (the catalog's remote-code rule);
+- a config whose shapes are sane (bounded layers, width, vocabulary, heads) and agree with the weights: the
+  safetensors headers list every tensor's shape, so the number of layers, the hidden, vocabulary, intermediate
+  and position sizes are checked against them before anything is built (a `num_hidden_layers: 100000` config
+  would otherwise allocate gigabytes and hang);
 - weights: every safetensors file (`model.safetensors`, and each shard `model.safetensors.index.json` names) has
   a valid header (8-byte little-endian length + JSON) and holds all the tensor bytes that header promises, so a
   truncated or fake file is refused naming the file; pickled `.bin` weights only with `allow_pickle=True`;
 - a tokenizer: `tokenizer.json`, or `vocab.txt`, or `vocab.json` + `merges.txt`, or a sentencepiece model,
   whose vocabulary is not tiny next to the config's `vocab_size` (a 5-token vocabulary maps every word to
-  [UNK] and scores chance level without any error).
+  [UNK] and scores chance level without any error), and that can emit no token id past the embedding matrix
+  (an 80k-token tokenizer on 30,522 embedding rows crashes the first forward pass with an IndexError);
+- a model card (`startpoint.json`) whose architecture and base model hold no control character.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 from pathlib import Path
 
 
@@ -53,6 +60,7 @@ def check_model_dir(path: str | Path, *, allow_pickle: bool = False) -> None:
         remote_code_reasons,
     )
 
+    config = read_config(folder / "config.json")
     try:
         facts = facts_from_dir(folder, folder.name)
     except (ValueError, OSError) as exc:  # unreadable config.json
@@ -63,24 +71,197 @@ def check_model_dir(path: str | Path, *, allow_pickle: bool = False) -> None:
             f"model folder {folder} ships its own code ({'; '.join(remote_code)}); startpoint never runs a "
             "model's code: use a checkpoint of a standard architecture"
         )
-    if not isinstance(facts.config, dict):
-        raise ModelDirError(f"model folder {folder}: config.json is not a JSON object; {_REDO}")
-    _check_weights(folder, allow_pickle)
-    check_tokenizer_files(folder, facts.config)
+    check_model_card(folder)
+    shapes = _check_weights(folder, allow_pickle)
+    check_config_shapes(folder / "config.json", config, shapes)
+    check_tokenizer_files(folder, config, embedding_rows=_embedding_rows(config, shapes))
 
 
-def _check_weights(folder: Path, allow_pickle: bool) -> None:
+def read_config(path: str | Path) -> dict:
+    """config.json as a dict; ModelDirError naming the file (one line) when it is not UTF-8 JSON holding an object."""
+    path = Path(path)
+    fix = "restore the model's own config.json (or delete the folder and download or save the model again)"
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelDirError(f"{path} cannot be read ({exc.strerror or exc}); {fix}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ModelDirError(f"{path} is not a text file (byte 0x{data[exc.start]:02x} at offset {exc.start} is not "
+                            f"UTF-8), so it is no transformers config; {fix}") from None
+    try:
+        config = json.loads(text)
+    except ValueError as exc:
+        raise ModelDirError(f"{path} is not valid JSON ({_one_line(exc)}); {fix}") from None
+    if not isinstance(config, dict):
+        raise ModelDirError(f"{path} holds a JSON {_json_kind(config)}, not an object of settings, so it is no "
+                            f"transformers config; {fix}")
+    return config
+
+
+def _json_kind(value) -> str:
+    return {list: "list", str: "string", bool: "boolean", int: "number", float: "number"}.get(type(value), "null")
+
+
+def _one_line(value) -> str:
+    """Text for an error message: control and invisible characters escaped, so a message is one printable line."""
+    text = str(value)
+    return text if text.isprintable() else repr(text)[1:-1]
+
+
+# --- the card: what startpoint lists a model under ----------------------------------------------------------------
+
+_CARD_NAMES = ("architecture", "base_model")
+MAX_NAME = 200
+
+
+def check_name(value: str, what: str, where: str | Path) -> str:
+    """`value` unless it holds a control or invisible character (an escape sequence would reach terminals and logs
+    raw) or is absurdly long; ModelDirError naming the file, with the value escaped."""
+    if not isinstance(value, str) or not value.strip():
+        raise ModelDirError(f"{where}: {what} is {value!r}, not a name; rewrite {what} or delete the model folder")
+    if not value.isprintable() or value != value.strip():
+        raise ModelDirError(f"{where}: {what} {value!r} holds a control, invisible or surrounding space character "
+                            f"(shown escaped); rewrite {what} as a plain name or delete the model folder")
+    if len(value) > MAX_NAME:
+        raise ModelDirError(f"{where}: {what} is {len(value)} characters long (at most {MAX_NAME}); rewrite {what} or "
+                            "delete the model folder")
+    return value
+
+
+def check_model_card(folder: str | Path) -> None:
+    """The names in a folder's startpoint.json (when it has one and it is a JSON object) hold no control character.
+    A malformed card is left to `read_model_card`, which names it when the card is needed."""
+    path = Path(folder) / "startpoint.json"
+    if not path.is_file():
+        return
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if isinstance(card, dict):
+        for key in _CARD_NAMES:
+            if card.get(key) is not None:
+                check_name(card[key], key, path)
+
+
+# --- config.json against sane bounds and the weights' shapes -------------------------------------------------------
+
+# (what, config keys that may spell it, upper bound); no released encoder comes near these bounds.
+_CONFIG_SIZES = (
+    ("num_hidden_layers", ("num_hidden_layers", "n_layer", "n_layers", "num_layers"), 256),
+    ("hidden_size", ("hidden_size", "d_model", "n_embd", "dim"), 32_768),
+    ("vocab_size", ("vocab_size",), 1_048_576),
+    ("intermediate_size", ("intermediate_size", "d_ff", "n_inner", "hidden_dim"), 131_072),
+    ("num_attention_heads", ("num_attention_heads", "n_head", "n_heads", "num_heads"), 1_024),
+    ("max_position_embeddings", ("max_position_embeddings", "n_positions"), 1_048_576),
+    ("type_vocab_size", ("type_vocab_size",), 1_024),
+    ("embedding_size", ("embedding_size",), 32_768),
+)
+_LAYER = re.compile(r"(?:^|\.)(?:layer|layers|h|block)\.(\d+)\.")
+_EMBEDDINGS = ("word_embeddings.weight", "embed_tokens.weight", "wte.weight", "shared.weight")
+# tensor name suffix -> (config size, axis of the tensor's shape that holds it)
+_SHAPE_OF = (
+    ("word_embeddings.weight", "vocab_size", 0),
+    ("embed_tokens.weight", "vocab_size", 0),
+    ("wte.weight", "vocab_size", 0),
+    ("shared.weight", "vocab_size", 0),
+    ("intermediate.dense.weight", "intermediate_size", 0),
+    ("ffn.lin1.weight", "intermediate_size", 0),
+    ("position_embeddings.weight", "max_position_embeddings", 0),
+    ("token_type_embeddings.weight", "type_vocab_size", 0),
+)
+
+
+def config_sizes(path: str | Path, config: dict) -> dict[str, int]:
+    """The config's sizes (canonical name -> value); ModelDirError naming the file for a size that is not a
+    positive integer or exceeds any real model's."""
+    sizes: dict[str, int] = {}
+    for name, keys, bound in _CONFIG_SIZES:
+        key = next((k for k in keys if k in config and config[k] is not None), None)
+        if key is None:
+            continue
+        value = config[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ModelDirError(f"{path}: {key} is {_one_line(repr(value))}, not a positive whole number; restore "
+                                "the model's own config.json")
+        if value > bound:
+            raise ModelDirError(f"{path}: {key} is {value}, beyond any real model (at most {bound}); building it would "
+                                "allocate without bound: restore the model's own config.json")
+        sizes[name] = value
+    heads, hidden = sizes.get("num_attention_heads"), sizes.get("hidden_size")
+    if heads and hidden and hidden % heads:
+        raise ModelDirError(f"{path}: hidden_size {hidden} is not a multiple of num_attention_heads {heads}, so no "
+                            "attention layer can be built; restore the model's own config.json")
+    return sizes
+
+
+def check_config_shapes(path: str | Path, config: dict, shapes: dict[str, tuple[list[int], Path]] | None) -> None:
+    """ModelDirError naming config.json unless its sizes are sane and agree with the tensor shapes the weights'
+    headers list (`shapes`: tensor name -> (shape, file); None for pickled weights, which are bounded only)."""
+    sizes = config_sizes(path, config)
+    if not shapes:
+        return
+    fix = "config.json and the weights belong to different models: restore the model's own config.json"
+
+    def disagree(what: str, expected: int, found: str) -> ModelDirError:
+        return ModelDirError(f"{path}: {what} is {expected} but {found}; {fix}")
+
+    layers = {int(m.group(1)) for name in shapes if (m := _LAYER.search(name))}
+    if layers and "num_hidden_layers" in sizes and sizes["num_hidden_layers"] != max(layers) + 1:
+        files = sorted({shapes[n][1].name for n in shapes if _LAYER.search(n)})
+        raise disagree("num_hidden_layers", sizes["num_hidden_layers"],
+                       f"{', '.join(files)} holds {max(layers) + 1} layers (0-{max(layers)})")
+    for suffix, what, axis in _SHAPE_OF:
+        name = next((n for n in sorted(shapes) if n == suffix or n.endswith("." + suffix)), None)
+        if name is None or what not in sizes:
+            continue
+        shape, file = shapes[name]
+        if len(shape) > axis and shape[axis] != sizes[what]:
+            raise disagree(what, sizes[what], f"{file.name} has {name} of shape {shape}")
+    embedding = _word_embedding(shapes)
+    width = sizes.get("embedding_size", sizes.get("hidden_size"))
+    if embedding and width is not None:
+        name, (shape, file) = embedding
+        if len(shape) == 2 and shape[1] != width:
+            what = "embedding_size" if "embedding_size" in sizes else "hidden_size"
+            raise disagree(what, width, f"{file.name} has {name} of shape {shape}")
+
+
+def _word_embedding(shapes: dict | None):
+    """(name, (shape, file)) of the input embedding matrix among the weights, or None when there is none known."""
+    for suffix in _EMBEDDINGS:
+        name = next((n for n in sorted(shapes or ()) if n == suffix or n.endswith("." + suffix)), None)
+        if name is not None:
+            return name, shapes[name]
+    return None
+
+
+def _embedding_rows(config: dict, shapes: dict | None) -> tuple[int, str] | None:
+    """(rows of the input embedding matrix, where that number comes from): the weights' header, else the config."""
+    embedding = _word_embedding(shapes)
+    if embedding is not None and embedding[1][0]:
+        name, (shape, file) = embedding
+        return shape[0], f"the embedding matrix {name} in {file.name} has {shape[0]} rows"
+    vocab = config.get("vocab_size")
+    if isinstance(vocab, int) and not isinstance(vocab, bool) and vocab > 0:
+        return vocab, f"config.json's vocab_size is {vocab}"
+    return None
+
+
+def _check_weights(folder: Path, allow_pickle: bool) -> dict[str, tuple[list[int], Path]] | None:
+    """The tensor shapes of the safetensors weights (name -> (shape, file)), None for allowed pickled weights."""
     single, index = folder / "model.safetensors", folder / "model.safetensors.index.json"
     if single.is_file() or index.is_file():
-        if single.is_file():
-            check_safetensors_file(single)
-        if index.is_file():
-            for shard in safetensors_shards(index):
-                check_safetensors_file(shard)
-        return
+        shapes: dict[str, tuple[list[int], Path]] = {}
+        files = ([single] if single.is_file() else []) + (safetensors_shards(index) if index.is_file() else [])
+        for file in files:
+            shapes.update({name: (shape, file) for name, shape in check_safetensors_file(file).items()})
+        return shapes
     if any((folder / name).is_file() for name in _PICKLE_WEIGHTS):
         if allow_pickle:
-            return
+            return None
         raise ModelDirError(
             f"model folder {folder} has only pickled pytorch_model.bin weights, which can execute code when "
             "loaded; convert them to safetensors or pass allow_pickle=True if you trust the source"
@@ -115,8 +296,9 @@ def safetensors_shards(index: Path) -> list[Path]:
     return shards
 
 
-def check_safetensors_file(path: str | Path) -> None:
-    """Read only the header of a safetensors file: ModelDirError naming the file when it is truncated or not one."""
+def check_safetensors_file(path: str | Path) -> dict[str, list[int]]:
+    """Read only the header of a safetensors file: ModelDirError naming the file when it is truncated or not one;
+    else every tensor's shape (name -> shape), read without loading any tensor data."""
     path = Path(path)
     size = path.stat().st_size
     if size < 8:
@@ -136,7 +318,7 @@ def check_safetensors_file(path: str | Path) -> None:
         raise ModelDirError(f"{path} is not a safetensors file (its header is not JSON); {_REDO}") from None
     if not isinstance(header, dict):
         raise ModelDirError(f"{path} is not a safetensors file (its header is not a JSON object); {_REDO}")
-    end, tensors = 0, 0
+    end, shapes = 0, {}
     for name, info in header.items():
         if name == "__metadata__":
             continue
@@ -153,17 +335,21 @@ def check_safetensors_file(path: str | Path) -> None:
         if not 0 <= begin <= stop or (dtype in _DTYPE_BYTES and stop - begin != count * _DTYPE_BYTES[dtype]):
             raise ModelDirError(f"{path} is corrupt: tensor {name!r} ({dtype} {shape}) has data offsets "
                                 f"[{begin}, {stop}] that do not fit its size; {_REDO}")
-        end, tensors = max(end, stop), tensors + 1
-    if not tensors:
+        end, shapes[name] = max(end, stop), shape
+    if not shapes:
         raise ModelDirError(f"{path} holds no tensors; {_REDO}")
     if 8 + n + end > size:
         raise ModelDirError(
             f"{path} is truncated: its tensors need {8 + n + end} bytes but the file has {size}; {_REDO}"
         )
+    return shapes
 
 
-def check_tokenizer_files(folder: str | Path, config: dict | None = None) -> None:
-    """ModelDirError unless `folder` has tokenizer files whose vocabulary fits the model (see MIN_VOCAB)."""
+def check_tokenizer_files(folder: str | Path, config: dict | None = None,
+                          embedding_rows: tuple[int, str] | None = None) -> None:
+    """ModelDirError unless `folder` has tokenizer files whose vocabulary fits the model: not tiny (see MIN_VOCAB),
+    and no token id past the embedding matrix (`embedding_rows`: (rows, where that number comes from), from the
+    weights' header; by default config.json's vocab_size)."""
     folder = Path(folder)
     present = {name for name in TOKENIZER_FILES if (folder / name).is_file()}
     usable = bool({"tokenizer.json", "vocab.txt", *_SENTENCEPIECE} & present) or {"vocab.json", "merges.txt"} <= present
@@ -175,12 +361,26 @@ def check_tokenizer_files(folder: str | Path, config: dict | None = None) -> Non
             "without its tokenizer: save the tokenizer next to the weights (tokenizer.save_pretrained)"
         )
     tok_config = folder / "tokenizer_config.json"
+    extra_ids: dict[Path, int] = {}  # added-token files -> the highest id they add
     if tok_config.is_file():
         try:
-            if not isinstance(json.loads(tok_config.read_text()), dict):
+            data = json.loads(tok_config.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
                 raise ValueError("not a JSON object")
         except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise ModelDirError(f"{tok_config} is not valid JSON ({exc}); {_REDO}") from None
+            raise ModelDirError(f"{tok_config} is not valid JSON ({_one_line(exc)}); {_REDO}") from None
+        decoder = data.get("added_tokens_decoder")
+        if isinstance(decoder, dict):
+            extra_ids[tok_config] = max((int(k) for k in decoder if str(k).isdigit()), default=-1)
+    added = folder / "added_tokens.json"
+    if added.is_file():
+        try:
+            data = json.loads(added.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError("not a token -> id mapping")
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ModelDirError(f"{added} is not valid JSON ({_one_line(exc)}); {_REDO}") from None
+        extra_ids[added] = max((v for v in data.values() if isinstance(v, int) and not isinstance(v, bool)), default=-1)
     config = config if config is not None else _read_json(folder / "config.json")
     vocab_size = config.get("vocab_size") if isinstance(config, dict) else None
     vocab_size = vocab_size if isinstance(vocab_size, int) and vocab_size > 0 else None
@@ -194,40 +394,67 @@ def check_tokenizer_files(folder: str | Path, config: dict | None = None) -> Non
                 "to another model, and every word would become an unknown token; save the model's own tokenizer "
                 "next to its weights"
             )
+    if embedding_rows is None and vocab_size:
+        embedding_rows = vocab_size, f"config.json's vocab_size is {vocab_size}"
+    if embedding_rows is not None:
+        rows, where = embedding_rows
+        bounds = {folder / name: vocabulary_ids(folder / name) - 1 for name in sorted(present - {"merges.txt"})}
+        for file, top in {**bounds, **extra_ids}.items():
+            if top >= rows:
+                raise ModelDirError(
+                    f"{file} can emit token ids up to {top} but {where}: ids from {rows} on would crash the forward "
+                    "pass (IndexError); the tokenizer belongs to another model: save the model's own tokenizer "
+                    "next to its weights"
+                )
 
 
 def vocabulary_size(path: Path) -> int:
     """Tokens in one vocabulary file (tokenizer.json, vocab.txt, vocab.json or a sentencepiece model)."""
     path = Path(path)
     stat = path.stat()
-    return _vocabulary_size(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    return _vocabulary_size(str(path.resolve()), stat.st_size, stat.st_mtime_ns)[0]
+
+
+def vocabulary_ids(path: Path) -> int:
+    """One past the highest token id a vocabulary file can emit (its size, unless its ids have gaps)."""
+    path = Path(path)
+    stat = path.stat()
+    return _vocabulary_size(str(path.resolve()), stat.st_size, stat.st_mtime_ns)[1]
+
+
+def _int_ids(values) -> list[int]:
+    return [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
 
 
 @functools.lru_cache(maxsize=64)
-def _vocabulary_size(where: str, _size: int, _mtime_ns: int) -> int:
-    """Cached per file version: a run checks the same folder several times (check, tokenizer, encoder)."""
+def _vocabulary_size(where: str, _size: int, _mtime_ns: int) -> tuple[int, int]:
+    """(tokens, one past the highest id), cached per file version: a run checks the same folder several times."""
     path = Path(where)
     name = path.name
     try:
         if name == "vocab.txt":
             with path.open("rb") as f:
-                return sum(1 for line in f if line.strip(b"\r\n"))
+                n = sum(1 for line in f if line.strip(b"\r\n"))
+            return n, n
         if name in _SENTENCEPIECE:
-            return _sentencepiece_pieces(path.read_bytes())
+            n = _sentencepiece_pieces(path.read_bytes())
+            return n, n
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ModelDirError(f"{path} cannot be read as a vocabulary ({exc}); {_REDO}") from None
+        raise ModelDirError(f"{path} cannot be read as a vocabulary ({_one_line(exc)}); {_REDO}") from None
     if name == "vocab.json":
         if not isinstance(data, dict):
             raise ModelDirError(f"{path} is not a token -> id mapping; {_REDO}")
-        return len(data)
+        return len(data), max(len(data), max(_int_ids(data.values()), default=-1) + 1)
     model = data.get("model") if isinstance(data, dict) else None
     vocab = model.get("vocab") if isinstance(model, dict) else None
     if not isinstance(vocab, (dict, list)):
         raise ModelDirError(f"{path} has no model.vocab; it is not a tokenizers file: {_REDO}")
     known = set(vocab) if isinstance(vocab, dict) else set()
-    added = [t.get("content") for t in data.get("added_tokens") or [] if isinstance(t, dict)]
-    return len(vocab) + sum(1 for t in added if t not in known)
+    added = [t for t in data.get("added_tokens") or [] if isinstance(t, dict)]
+    n = len(vocab) + sum(1 for t in added if t.get("content") not in known)
+    ids = _int_ids(vocab.values()) if isinstance(vocab, dict) else [len(vocab) - 1]
+    return n, max(ids + _int_ids(t.get("id") for t in added), default=-1) + 1
 
 
 def _sentencepiece_pieces(data: bytes) -> int:
