@@ -89,6 +89,9 @@ def _print_leaderboard(args: argparse.Namespace, con) -> int:
 
     try:
         archs = [r[0] for r in con.execute("select distinct architecture from leaderboard order by 1").fetchall()]
+        if not archs:
+            return _error("the leaderboard is empty: no model was ranked; see the warehouse's rejected_rows for what "
+                          "the import refused, fix the results and rerun the `published` job")
         if args.architecture:
             known = archs
             archs = [a for a in archs if a == args.architecture]

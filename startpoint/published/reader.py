@@ -37,6 +37,7 @@ PRETRAIN_SCORE = {"accuracy": "accuracy", "spearman": "spearmanr"}  # metric -> 
 CATALOG_FILE = "models_tested.csv"
 CATALOG_REQUIRED = ["model_name", "base_model", "size", "model_type", "layers", "last_modified", "mnli_lp"]
 
+PROBE_DATASET = "mnli"  # the dataset the published linear probe (mnli_lp) is scored on
 RECIPE = "model-recycling"  # the recipe of every published run: the model-recycling project's own
 
 
@@ -83,6 +84,7 @@ class ImportedArchitecture:
     rejected_rows: list[dict] = field(default_factory=list)
     counts: list[FileCounts] = field(default_factory=list)
     row0_max_abs_diff: float = 0.0  # table row 0 vs the mean of the pretrain seeds, in points
+    pretrained_name: str = ""  # row 0's model name as the table writes it
 
 
 @dataclass
@@ -336,7 +338,8 @@ def _pretrained_row(
             path, line, "the first row must be the pretrained model (with an empty mnli_lp); found a probed model"
         )
     architecture, model = _table_ids(row[1].strip())
-    result = ImportedArchitecture(architecture=architecture, table_targets=list(targets))
+    result = ImportedArchitecture(architecture=architecture, table_targets=list(targets),
+                                  pretrained_name=row[1].strip())
     result.hub_models.append(
         {"model_id": model, "architecture": architecture, "source": "published", "role": "pretrained",
          "status": "accepted"}
@@ -369,7 +372,7 @@ def _cell_value(cell: str, metric: str) -> tuple[float | None, str | None]:
 
 
 def _model_row(result: ImportedArchitecture, path: Path, line: int, row: list[str], model: str,
-               metrics: dict[str, str], counts: FileCounts) -> None:
+               metrics: dict[str, str], counts: FileCounts, baselines: dict[str, float] | None = None) -> None:
     """One finetuned model's row (`model`: its warehouse id): its probe score and one single-seed run per filled
     target cell."""
     arch = result.architecture
@@ -381,6 +384,11 @@ def _model_row(result: ImportedArchitecture, path: Path, line: int, row: list[st
         cell = cell.strip()
         metric = "accuracy" if column == "mnli_lp" else metrics[column]
         value, reason = _cell_value(cell, metric)
+        baseline = (baselines or {}).get(column)
+        if not reason and metric == "accuracy" and column != "mnli_lp" and _fraction_like(value, baseline):
+            reason = (f"looks like a fraction ({value:g} where the pretrained model scores {baseline:.1f}): scale "
+                      "mismatch; write it in percent (x100)")
+            value = None
         if reason:
             counts.cells_rejected += 1
             result.rejected_rows.append(_reject(path, line, column, cell, reason))
@@ -389,7 +397,7 @@ def _model_row(result: ImportedArchitecture, path: Path, line: int, row: list[st
         elif column == "mnli_lp":
             counts.cells_loaded += 1
             result.probe_scores.append(
-                {"model_id": model, "architecture": arch, "proxy_dataset": "mnli", "method": "linear_probe",
+                {"model_id": model, "architecture": arch, "proxy_dataset": PROBE_DATASET, "method": "linear_probe",
                  "score": value, "origin": "published"}
             )
         else:
@@ -412,9 +420,89 @@ def _model_row(result: ImportedArchitecture, path: Path, line: int, row: list[st
             )
 
 
-def read_table(path: Path, metrics: dict[str, str] | None = None) -> tuple[ImportedArchitecture, dict[str, float]]:
+FRACTION_BASELINE = 10.0  # a target whose pretrained scores exceed this (percent) cannot score within [-1, 1]
+DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+$")
+
+
+def _fraction_like(value: float | None, baseline: float | None) -> bool:
+    """A percent cell that looks like a fraction: within [-1, 1] on a target the pretrained model scores well above
+    that (in percent)."""
+    return value is not None and baseline is not None and abs(baseline) > FRACTION_BASELINE and abs(value) <= 1
+
+
+def _scale_problem(path: Path, rows: list[tuple[int, list[str]]], targets: list[str], n_fields: int,
+                   baselines: dict[str, float], row0: dict[str, float]) -> None:
+    """Refuse the file when a target column is mostly on the fraction scale while the pretrained row and its seeds
+    are in percent: the column (or the table) was exported on another scale, which no row can fix."""
+    bad: list[str] = []
+    for i, target in enumerate(targets, start=len(TABLE_HEAD)):
+        values = [_number(row[i].strip()) for _, row in rows if len(row) == n_fields and row[i].strip()]
+        values = [v for v in values if v is not None]
+        small = sum(_fraction_like(v, baselines.get(target)) for v in values)
+        if len(values) >= 3 and small * 2 > len(values):
+            r0 = row0.get(target)
+            bad.append(f"{target!r} ({small} of {len(values)} model scores within [-1, 1], pretrained row "
+                       f"{'n/a' if r0 is None else f'{r0:.1f}'}, seed mean {baselines[target]:.1f})")
+    if bad:
+        what = "every target column" if len(bad) == len(targets) else f"column(s) {', '.join(bad)}"
+        detail = f": {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}" if len(bad) == len(targets) else ""
+        raise PublishedFormatError(
+            path, None, f"scale mismatch in {what}{detail}: the model rows are fractions while the pretrained row and "
+            "its seeds are percent; write every score in percent (multiply the fractions by 100) and import again")
+
+
+def _fraction_row(row: list[str], targets: list[str], baselines: dict[str, float]) -> str | None:
+    """Why a model row is on the fraction scale, or None: at least two filled target cells, all within [-1, 1],
+    where the pretrained model scores above FRACTION_BASELINE."""
+    cells = [(t, _number(c.strip())) for t, c in zip(targets, row[len(TABLE_HEAD):]) if c.strip()]
+    judged = [(t, v) for t, v in cells if v is not None and baselines.get(t) is not None
+              and abs(baselines[t]) > FRACTION_BASELINE]
+    if len(judged) >= 2 and all(abs(v) <= 1 for _, v in judged):
+        t, v = judged[0]
+        return (f"scores are fractions (e.g. {t} {v:g} where the pretrained model scores {baselines[t]:.1f}): "
+                "scale mismatch; write the row in percent (x100)")
+    return None
+
+
+def _foreign_problem(model: str, architecture: str, catalog: dict[str, set[str]] | None,
+                     covered: set[str]) -> str | None:
+    """Why a model row belongs to another architecture, or None: it is another architecture's pretrained model,
+    or the catalog (which describes this architecture) gives it only other base models."""
+    spec = pretrained_architecture(model)
+    if spec is not None and spec.name != architecture:
+        return (f"{model!r} is the pretrained {spec.name} model, not a model finetuned from {architecture}; "
+                f"another architecture's row: move it to {spec.name}{TABLE_SUFFIX}")
+    bases = (catalog or {}).get(model)
+    if bases and architecture in covered and architecture not in bases:
+        return (f"{CATALOG_FILE} gives {model!r} the base model {', '.join(sorted(bases))}, not {architecture}: "
+                f"another architecture's row; move it to that architecture's {TABLE_SUFFIX} or fix its base_model")
+    return None
+
+
+def _no_score_survives(path: Path, result: ImportedArchitecture) -> PublishedFormatError:
+    """The error for a table whose model rows gave no score at all, with the likeliest cause."""
+    cells = [r for r in result.rejected_rows if r["column"] is not None]
+    commas = [r for r in cells if r["value"] and DECIMAL_COMMA.match(r["value"].strip())]
+    if commas:
+        first = commas[0]
+        hint = (f"decimal commas? {len(commas)} cell(s) like {first['value']!r} (line {first['line']}, column "
+                f"{first['column']}); write {first['value'].replace(',', '.')!r} (a dot) and import again")
+    elif result.rejected_rows:
+        first = result.rejected_rows[0]
+        hint = f"first at line {first['line']}: {first['reason']}; fix the rows and import again"
+    else:
+        hint = "every score cell is empty; fill the table and import again"
+    return PublishedFormatError(
+        path, None, f"no score survives the import ({len(result.rejected_rows)} rejected row(s)/cell(s)): {hint}")
+
+
+def read_table(path: Path, metrics: dict[str, str] | None = None, *, baselines: dict[str, float] | None = None,
+               catalog: dict[str, set[str]] | None = None) -> tuple[ImportedArchitecture, dict[str, float]]:
     """One architecture's table: finetune runs, probe scores and model rows; returns row 0's values too.
-    `metrics` (from :func:`target_metrics`) gives each target column's metric; by default only known targets."""
+    `metrics` (from :func:`target_metrics`) gives each target column's metric; by default only known targets.
+    `baselines`: the seed mean of each target in percent (default: row 0's values), against which a scale
+    mismatch is detected. `catalog`: model -> its catalog base models' architectures (:func:`catalog_base_models`);
+    a row the catalog gives only to other architectures is rejected."""
     reader = csv.reader(io.StringIO(_read_text(path)))
     header = next(reader)
     targets = table_targets(path, header)
@@ -424,14 +512,16 @@ def read_table(path: Path, metrics: dict[str, str] | None = None) -> tuple[Impor
     if unresolved:
         raise PublishedFormatError(path, 1, f"no metric for target column(s) {unresolved}; read the folder with "
                                    "read_folder, which takes unknown targets' metrics from the pretrain file")
+    rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
+    if not rows:
+        raise PublishedFormatError(path, 2, "no data rows: the table must hold at least the pretrained model's row")
     counts = FileCounts(file=path.name)
     result: ImportedArchitecture | None = None
     row0: dict[str, float] = {}
+    base: dict[str, float] = {}
+    covered = set().union(*catalog.values()) if catalog else set()
     seen: dict[str, int] = {}
-    for row in reader:
-        line = reader.line_num
-        if not any(cell.strip() for cell in row):
-            continue
+    for line, row in rows:
         counts.rows_read += 1
         counts.cells_read += max(len(row) - 2, 0)  # index and model name are identifiers, not cells
         named = row[1].strip() if len(row) > 1 else ""
@@ -442,21 +532,45 @@ def read_table(path: Path, metrics: dict[str, str] | None = None) -> tuple[Impor
         if result is None:
             result, row0 = _pretrained_row(path, line, row, problem, targets)
             counts.cells_derived += len(row) - 2
-        elif problem:
+            base = {t: v for t, v in row0.items() if t != "avg"} | dict(baselines or {})
+            _scale_problem(path, rows[1:], targets, len(header), base, row0)
+            seen[model] = line
+            counts.rows_loaded += 1
+            continue
+        problem = (problem or _foreign_problem(model, result.architecture, catalog, covered)
+                   or _fraction_row(row, targets, base))
+        if problem:
             counts.rows_rejected += 1
             counts.cells_rejected += max(len(row) - 2, 0)
             result.rejected_rows.append(_reject(path, line, None, named or None, problem))
             continue
-        else:
-            _model_row(result, path, line, row, model, metrics, counts)
+        _model_row(result, path, line, row, model, metrics, counts, base)
         seen[model] = line
         counts.rows_loaded += 1
-    if result is None:
-        raise PublishedFormatError(path, 2, "no data rows: the table must hold at least the pretrained model's row")
+    assert result is not None
+    if counts.rows_read > 1 and counts.cells_loaded == 0:
+        raise _no_score_survives(path, result)
     result.metrics = {t: metrics[t] for t in targets}
     counts.check()
     result.counts.append(counts)
     return result, row0
+
+
+def catalog_base_models(folder: Path) -> dict[str, set[str]]:
+    """model id -> the architectures the catalog's `base_model` gives it; empty without a readable catalog (whose
+    format errors :func:`read_catalog` reports)."""
+    path = folder / CATALOG_FILE
+    if not path.is_file():
+        return {}
+    reader = csv.DictReader(io.StringIO(_read_text(path)))
+    if not {"model_name", "base_model"} <= set(reader.fieldnames or []):
+        return {}
+    found: dict[str, set[str]] = defaultdict(set)
+    for rec in reader:
+        name, base = (rec.get("model_name") or "").strip(), (rec.get("base_model") or "").strip()
+        if name and base:
+            found[warehouse_model_id(name)].add(_table_ids(base)[0])
+    return dict(found)
 
 
 def read_catalog(path: Path, imported: dict[str, ImportedArchitecture]) -> tuple[list[dict], FileCounts]:
@@ -565,12 +679,15 @@ def read_folder(folder: Path) -> ImportedFolder:
     target's metric comes from those seeds (:func:`target_metrics`)."""
     imported: dict[str, ImportedArchitecture] = {}
     pretrain_files: dict[str, Path] = {}
+    catalog = catalog_base_models(folder)
     for table in discover(folder):
         slug = table.name[: -len(TABLE_SUFFIX)]
         pretrain = folder / pretrain_file_name(slug)
         metrics = target_metrics(pretrain, table_targets(table), table)
-        arch_result, row0 = read_table(table, metrics)
+        arch_result, row0 = read_table(table, metrics, baselines=_seed_means(read_pretrain(pretrain, slug, metrics)[0]),
+                                       catalog=catalog)
         arch = arch_result.architecture
+        _check_file_name(table, pretrain, slug, arch_result)
         if arch in imported:
             raise PublishedFormatError(table, 2, f"architecture {arch!r} already read from another table file")
         runs, rejected, counts = read_pretrain(pretrain, arch, metrics,
@@ -581,11 +698,10 @@ def read_folder(folder: Path) -> ImportedFolder:
         arch_result.finetune_runs.extend(runs)
         arch_result.rejected_rows.extend(rejected)
         arch_result.counts.append(counts)
-        by_target: dict[str, list[float]] = defaultdict(list)
-        for r in runs:
-            by_target[r["dataset_id"]].append(r["score"])
-        diffs = [abs(sum(v) / len(v) - row0[t]) for t, v in by_target.items() if t in row0]
-        arch_result.row0_max_abs_diff = max(diffs, default=0.0)
+        means = _seed_means(runs)
+        diffs = {t: abs(m - row0[t]) for t, m in means.items() if t in row0}
+        arch_result.row0_max_abs_diff = max(diffs.values(), default=0.0)
+        _check_row0_against_seeds(table, pretrain, arch, diffs, row0, means)
         imported[arch] = arch_result
         pretrain_files[arch] = pretrain
     catalog_rejected: list[dict] = []
@@ -593,6 +709,51 @@ def read_folder(folder: Path) -> ImportedFolder:
     if (folder / CATALOG_FILE).exists():
         catalog_rejected, catalog_counts = read_catalog(folder / CATALOG_FILE, imported)
     return ImportedFolder(imported, catalog_rejected, catalog_counts, _datasets(imported, pretrain_files))
+
+
+ROW0_SEED_TOLERANCE = 0.5  # points: row 0 holds the seed means, so its median distance to them is ~0
+
+
+def _seed_means(runs: list[dict]) -> dict[str, float]:
+    by_target: dict[str, list[float]] = defaultdict(list)
+    for r in runs:
+        by_target[r["dataset_id"]].append(r["score"])
+    return {t: sum(v) / len(v) for t, v in by_target.items()}
+
+
+def _norm_name(name: str) -> str:
+    return re.sub(r"[-/]", "_", name).lower()
+
+
+def _check_file_name(table: Path, pretrain: Path, slug: str, result: ImportedArchitecture) -> None:
+    """The file name, row 0 (the pretrained model) and the seeds file (named after the file) must name one
+    architecture: a table saved under another architecture's name would take that architecture's seeds."""
+    spec = pretrained_architecture(result.architecture)
+    names = {result.pretrained_name, result.architecture, result.hub_models[0]["model_id"],
+             *(spec.base_model_ids if spec else ())}
+    if _norm_name(slug) not in {_norm_name(n) for n in names if n}:
+        right = result.architecture.replace("/", "_")
+        raise PublishedFormatError(
+            table, 2, f"row 0 is the pretrained model {result.pretrained_name!r} but the file name says {slug!r} "
+            f"(and {pretrain.name} holds {slug}'s seeds): rename the table to {right}{TABLE_SUFFIX} beside "
+            f"{pretrain_file_name(result.architecture)}, or fix row 0")
+
+
+def _check_row0_against_seeds(table: Path, pretrain: Path, arch: str, diffs: dict[str, float],
+                              row0: dict[str, float], means: dict[str, float]) -> None:
+    """Row 0's cells are the means of the pretrain seeds: a table and a seeds file that disagree on most targets
+    belong to different models, and every gain would be taken over the wrong baseline."""
+    if not diffs:
+        return
+    ordered = sorted(diffs.values())
+    half = len(ordered) // 2
+    median = ordered[half] if len(ordered) % 2 else (ordered[half - 1] + ordered[half]) / 2
+    if median > ROW0_SEED_TOLERANCE:
+        worst = max(diffs, key=diffs.get)
+        raise PublishedFormatError(
+            table, 2, f"row 0 ({arch}) disagrees with the seeds in {pretrain.name}: median |row 0 - seed mean| "
+            f"{median:.2f} points over {len(diffs)} targets (worst {worst}: {row0[worst]:.2f} vs {means[worst]:.2f}); "
+            "the table and the seeds are not the same pretrained model: pair each table with its own seeds file")
 
 
 def _datasets(imported: dict[str, ImportedArchitecture], pretrain_files: dict[str, Path]) -> list[dict]:
@@ -608,7 +769,13 @@ def _datasets(imported: dict[str, ImportedArchitecture], pretrain_files: dict[st
                     f"{pretrain_files[other[1]].name}; a target has one metric in a folder: fix the seeds or "
                     "rename one of the two targets",
                 )
-    return [
+    rows = [
         {"dataset_id": t, "metric": m, "task_group": TASK_GROUP.get(t), "source": "published"}
         for t, (m, _) in sorted(first.items())
     ]
+    # The probe (mnli_lp) is scored on mnli: its dataset gets a row of its own when no table or seeds target it,
+    # marked as the probe's dataset (source `published_probe`), so a suite without mnli keeps its probe scores valid.
+    if PROBE_DATASET not in first and any(r.probe_scores for r in imported.values()):
+        rows.append({"dataset_id": PROBE_DATASET, "metric": "accuracy", "task_group": TASK_GROUP.get(PROBE_DATASET),
+                     "source": "published_probe"})
+    return sorted(rows, key=lambda r: r["dataset_id"])
