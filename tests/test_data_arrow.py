@@ -77,8 +77,10 @@ def test_ragged_and_duplicate_header_files_fall_back_to_the_csv_module(tmp_path)
         load_file(ragged)
     dup = tmp_path / "dup.csv"
     dup.write_text("text,text,label\n" + "".join(f"t{i},u{i},{i % 2}\n" for i in range(12)), encoding="utf-8")
-    assert files_module._read_csv_arrow(dup, ",", ["text", "label"], []) is None
-    fast, slow = _both(dup)
+    with pytest.raises(Exception, match=r"repeats the column 'text' \(columns 1, 2\)"):  # a used column twice
+        load_file(dup)
+    assert files_module._read_csv_arrow(dup, ",", ["text.1", "label"], []) is not None  # pandas' name, by pyarrow
+    fast, slow = _both(dup, text_col="text.1")
     _same(fast, slow)
 
 
@@ -90,5 +92,6 @@ def test_the_fallback_names_columns_and_pads_rows_as_pandas_did(tmp_path):
     assert frame.columns == ["text", "Unnamed: 1", "text.1", "label", files_module.ROW]
     assert frame.row(11) == ("short", "", "", "", 12)  # blank lines skipped, a short row padded with empty cells
     assert frame["Unnamed: 1"][0] == "e0" and frame["text.1"][10] == "u10"
-    with pytest.raises(Exception, match=r"row 12 has an empty label"):
+    with pytest.raises(Exception, match=r"repeats the column 'text' \(columns 1, 3\)"):
         load_file(odd)
+    assert load_file(odd, text_col="text.1").notes["dropped_empty_text"] == 1  # the padded row has no text.1

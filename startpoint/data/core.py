@@ -9,6 +9,10 @@ Defaults (see :func:`build_dataset`):
 
 - empty or whitespace-only texts are dropped; labels are stripped strings; an empty label, a missing-value
   marker (``NaN``, ``None``, ``null``, ... see ``MISSING_LABELS``) or a list label is an error naming the rows;
+- two labels that print alike but are different strings (a zero-width space, NFC vs NFD accents, a Cyrillic
+  letter, a no-break space) are an error naming the character and the row: refused rather than merged, since
+  which spelling is meant is the user's call and their own training reads the same file; labels that are not
+  classes (continuous numbers, or a different label on every row) are an error that says so;
 - label ids follow the sorted label names (numeric sort when every label is a number, e.g. ``2 < 10``);
 - a source with official train/test keeps them, and validation (when absent) is carved from train:
   ``VALIDATION_FRACTION`` of each label's train rows; a source with one pool is split with
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
@@ -285,7 +290,95 @@ def _clean(frame: pl.DataFrame, where: str, notes: dict) -> pl.DataFrame:
             f"{' / '.join(repr(x) for x in spelled)}, a missing-value marker, not a class; give those rows a real "
             "label or remove them (if it really is a class, rename it, e.g. to 'no_label')"
         )
+    _check_lookalike_labels(labels, frame["row"], where)
     return frame.with_columns(labels.alias("label"))
+
+
+# Characters that do not show (format: zero-width, joiners, bidi marks, BOM, soft hyphen; controls), and letters
+# of other scripts that print like Latin ones: two labels equal once these are dropped / mapped look the same.
+_INVISIBLE = {"Cf", "Cc", "Zl", "Zp", "Cs", "Co", "Cn"}
+_LOOKALIKE = str.maketrans(
+    "\u0430\u0435\u043e\u0440\u0441\u0443\u0445\u0456\u0458\u0455\u0501\u04bb"  # Cyrillic a e o p c y x i j s d h
+    "\u0410\u0412\u0415\u041a\u041c\u041d\u041e\u0420\u0421\u0422\u0425\u0406"  # Cyrillic A B E K M H O P C T X I
+    "\u03bf\u03bd\u0391\u0392\u0395\u0396\u0397\u0399\u039a\u039c\u039d\u039f\u03a1\u03a4\u03a5\u03a7",  # Greek
+    "aeopcyxijsdhABEKMHOPCTXIovABEZHIKMNOPTYX",
+)
+_LOOKALIKE_LIMIT = 100_000  # more distinct labels than this are not classes (refused later as all-unique)
+
+
+def _skeleton(label: str) -> str:
+    """What a label looks like on screen: compatibility-normalized (NFKC: NFD accents, full-width letters, no-break
+    spaces), invisible characters dropped, look-alike letters of other scripts mapped, whitespace runs as one."""
+    text = unicodedata.normalize("NFKC", label)
+    text = "".join(c for c in text if unicodedata.category(c) not in _INVISIBLE).translate(_LOOKALIKE)
+    return " ".join(text.split())
+
+
+def _char(c: str) -> str:
+    return f"U+{ord(c):04X} {unicodedata.name(c, 'unnamed character')}"
+
+
+def _lookalike_difference(odd: str, odd_row, ref: str, ref_row) -> str:
+    """Why two labels with the same skeleton differ, naming the characters and the row that holds them."""
+    if unicodedata.normalize("NFC", odd) == unicodedata.normalize("NFC", ref):
+        decomposed, row = (odd, odd_row) if odd != unicodedata.normalize("NFC", odd) else (ref, ref_row)
+        marks = [c for c in dict.fromkeys(decomposed) if unicodedata.combining(c)]
+        return (f"they differ only in Unicode normalization: row {row} writes accents as separate combining marks "
+                f"(NFD: {', '.join(map(_char, marks)) or 'decomposed'}); save the file NFC-normalized")
+    for text, row, other in ((odd, odd_row, ref), (ref, ref_row, odd)):
+        extra = [c for c in dict.fromkeys(text) if c not in other]
+        hidden = [c for c in extra if unicodedata.category(c) in _INVISIBLE]
+        if hidden:
+            return (f"row {row}'s label holds the invisible character(s) {', '.join(map(_char, hidden))}; "
+                    "delete them")
+    extra = [c for c in dict.fromkeys(odd) if c not in ref] or [c for c in dict.fromkeys(ref) if c not in odd]
+    return f"they differ in {', '.join(map(_char, extra[:3])) or 'spacing'}; spell the class one way"
+
+
+def _check_lookalike_labels(labels: pl.Series, rows: pl.Series, where: str) -> None:
+    """Refuse two labels that print alike but are different strings ('pos' and 'pos' + U+200B, 'café' in NFC and
+    NFD, a Cyrillic 'о'): they would be two classes. Refused, not merged: which spelling is right is the user's
+    call, and their own training reads the same file, so a silent merge would rank models on other classes."""
+    counts = labels.value_counts(sort=True)
+    if len(counts) > _LOOKALIKE_LIMIT:
+        return
+    spelled: dict[str, list[tuple[str, int]]] = {}
+    for label, n in counts.iter_rows():
+        spelled.setdefault(_skeleton(label), []).append((label, n))
+    for group in spelled.values():
+        if len(group) < 2:
+            continue
+        (ref, n_ref), (odd, n_odd) = group[0], group[1]  # most rows first
+        ref_row, odd_row = (rows.filter(labels == x)[0] for x in (ref, odd))
+        raise DatasetError(
+            f"{where}: the labels {ref!r} (row {ref_row}, {n_ref} row{'s' * (n_ref > 1)}) and {odd!r} (row {odd_row}, "
+            f"{n_odd} row{'s' * (n_odd > 1)}) "
+            f"look the same but are different strings, so they would be two classes: "
+            f"{_lookalike_difference(odd, odd_row, ref, ref_row)} (if they really are different classes, rename one)"
+        )
+
+
+def _check_label_spread(labels: pl.Series, rows: pl.Series, where: str) -> None:
+    """Labels that are not classes: continuous numbers (a regression target) or a different label on every row."""
+    n, n_labels = len(labels), labels.n_unique()
+    if n_labels <= n // 2:
+        return
+    unique = labels.unique(maintain_order=True)
+    numeric = bool(unique.str.contains(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$").all())
+    fractional = numeric and bool(unique.str.contains(r"\.\d*[1-9]|[eE]-").any())
+    shown = ", ".join(f"{v!r} (row {r})" for v, r in zip(labels.head(3).to_list(), rows.head(3).to_list()))
+    if fractional:
+        raise DatasetError(
+            f"{where}: the labels look continuous (a regression target, not classes): {n_labels} distinct numbers "
+            f"in {n} rows, e.g. {shown}; startpoint ranks models for classification: bin the values into a few "
+            "classes (e.g. low / mid / high) or choose a class column with --label-col"
+        )
+    if n_labels == n:
+        raise DatasetError(
+            f"{where}: every label is unique ({n} different labels in {n} rows, e.g. {shown}), so no class has "
+            "rows to learn from; is the label column the right one (an id? the text?): choose the class column "
+            "with --label-col"
+        )
 
 
 def _split_names(values: pl.Series) -> pl.Series:
@@ -324,6 +417,7 @@ def build_dataset(
             f"{where}: every row has the label {frame['label'][0]!r}; a classifier needs at least two classes "
             "(is the label column the right one? add rows of another class)"
         )
+    _check_label_spread(frame["label"], frame["row"], where)
 
     rng = np.random.default_rng(seed)
     parts: dict[str, pl.DataFrame] = {}

@@ -14,6 +14,7 @@ from startpoint.data import (
     dataset_stats,
     load_file,
 )
+from startpoint.data.files import resolve_data_path
 
 
 @dataclass
@@ -46,7 +47,7 @@ def load_target(
     seed: int = 0,
 ) -> UserTarget:
     """Load the user's file; bad files raise DatasetError with the file, row or column and the fix."""
-    path = Path(path).expanduser().resolve()
+    path = resolve_data_path(path)  # a symbolic-link loop is a DatasetError, not a traceback
     if path.is_dir():
         raise DatasetError(f"{path}: is a directory, not a data file; pass --data <path to one CSV/TSV/JSONL/Parquet "
                            "file> (e.g. a file inside that directory)")
