@@ -113,7 +113,8 @@ def test_fraction_rows_and_cells_in_a_percent_table_are_rejected_with_their_reas
                in r["reason"] for r in rows)
     cells = [r for r in new if r["column"] is not None]
     assert [(c["line"], c["column"]) for c in cells] == [(10, "cola")]
-    assert cells[0]["reason"].startswith("looks like a fraction (0.") and "write it in percent (x100)" in cells[0]["reason"]
+    reason = cells[0]["reason"]
+    assert reason.startswith("looks like a fraction (0.") and "write it in percent (x100)" in reason
     assert len(arch.hub_models) == len(clean.hub_models) - 2
     for counts in arch.counts:
         counts.check()

@@ -9,10 +9,14 @@ and targets of the user's own suite. An unknown target's metric comes from its s
 (`accuracy` or `spearmanr` filled); one whose seeds do not say raises an error naming the target.
 
 Errors that make a whole file unusable (missing, empty, not UTF-8, another format, duplicated or nameless columns,
-a target with no known metric) raise :class:`PublishedFormatError` naming the file and line. Problems confined to a
-row or a cell (non-numeric value, score out of range, duplicated model, wrong field count, a model id that is not a
-Hub id: see :func:`model_id_problem`) become `rejected_rows` entries, and every row and cell read is accounted for in
-:class:`FileCounts`.
+a target with no known metric, a target column mostly in fractions while row 0 and the seeds are in percent, a file
+name that is not row 0's architecture, a row 0 that is not the mean of the seeds beside it, a table from which no
+score survives, e.g. decimal commas) raise :class:`PublishedFormatError` naming the file and line, before anything is
+written. Problems confined to a row or a cell (non-numeric value, score out of range, duplicated model, wrong field
+count, a model id that is not a Hub id: see :func:`model_id_problem`; a row in fractions; a row of another
+architecture, by its pretrained id or the catalog's base_model) become `rejected_rows` entries, and every row and cell
+read is accounted for in :class:`FileCounts`. The probe's dataset (mnli) gets a `datasets` row (source
+`published_probe`) when no target is mnli.
 """
 
 from __future__ import annotations
