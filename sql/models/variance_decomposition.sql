@@ -95,10 +95,10 @@ all_components as (
                 then greatest(variance, 0) / nullif(sum(greatest(variance, 0)) over w, 0) end as share
     from all_ms,
     lateral (select * from (values
-        ('base', (ms_model - ms_resid) / t),
-        ('target', (ms_target - ms_resid) / m),
-        ('interaction', ms_resid - noise),
-        ('noise', noise)
+        ('base', case when isfinite((ms_model - ms_resid) / t) then (ms_model - ms_resid) / t end),
+        ('target', case when isfinite((ms_target - ms_resid) / m) then (ms_target - ms_resid) / m end),
+        ('interaction', case when isfinite(ms_resid - noise) then ms_resid - noise end),
+        ('noise', case when isfinite(noise) then noise end)
     ) v(component, variance))
     window w as (partition by architecture)
 ),
@@ -190,10 +190,10 @@ components as (
     select architecture, b, m, t, component, variance
     from mean_squares,
     lateral (select * from (values
-        ('base', (ms_model - ms_resid) / t),
-        ('target', (ms_target - ms_resid) / m),
-        ('interaction', ms_resid - noise),
-        ('noise', noise)
+        ('base', case when isfinite((ms_model - ms_resid) / t) then (ms_model - ms_resid) / t end),
+        ('target', case when isfinite((ms_target - ms_resid) / m) then (ms_target - ms_resid) / m end),
+        ('interaction', case when isfinite(ms_resid - noise) then ms_resid - noise end),
+        ('noise', case when isfinite(noise) then noise end)
     ) v(component, variance))
 ),
 shares as (
