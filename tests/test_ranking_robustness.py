@@ -67,9 +67,21 @@ def test_a_weak_pretrained_model_flags_nothing_more_and_keeps_the_ranking(built)
     gains = weak["gains"].merge(plain["gains"], on=["model_id", "dataset_id"], suffixes=("_weak", "_plain"))
     assert (gains["gain_weak"] - gains["gain_plain"]).mean() > 7  # good starts now gain 5-10 points everywhere
     assert set(weak["model_flags"].query("flagged").model_id) == set(plain["model_flags"].query("flagged").model_id)
+    # Collapse is judged against the pretrained seeds, so with seeds 8 points lower a cell up to 8 points under the
+    # plain cut-off is kept; those cells are the only difference between the two kept sets ...
+    moved = gains[gains["collapsed_weak"] != gains["collapsed_plain"]]
+    assert (moved["collapsed_plain"] & ~moved["collapsed_weak"]).all()
+    cut = weak["gains"].groupby("dataset_id")["collapse_below"].first()
+    assert (moved["score_mean_plain"] >= moved["dataset_id"].map(cut) - 1e-9).all()
+    # ... and with them the order moves little: the same top 3, the same ranked models, rank correlation >= 0.98
+    # (0.985 on these 60 rows)
     order = [b[~b.is_pretrained].sort_values("rank").dropna(subset=["rank"]).model_id.tolist()
              for b in (plain["base_model_effects"], weak["base_model_effects"])]
-    assert order[0] == order[1]
+    assert order[0][:3] == order[1][:3] and sorted(order[0]) == sorted(order[1])
+    position = {m: i for i, m in enumerate(order[1])}
+    assert np.corrcoef(range(len(order[0])), [position[m] for m in order[0]])[0, 1] >= 0.98
+    if moved.empty:
+        assert order[0] == order[1]
     # the pretrained model is a row of both rankings; with a weaker pretrained model more candidates beat it
     rank_of_stay = [int(b.loc[b.is_pretrained, "rank"].iloc[0]) for b in (plain["base_model_effects"],
                                                                          weak["base_model_effects"])]
@@ -83,7 +95,9 @@ def test_partial_evaluations_are_ranked_and_shrunk_more(built):
     some = [m for m in partial_models if m in ranked.index]
     assert some, "the partial models should pass the integrity flags"
     full = ranked.drop(index=some)
-    assert (ranked.loc[some, "n_targets"] == 18).all() and (full["n_targets"] == 36).all()
+    # n_targets counts the kept cells: with the collapsed ones, every target the model was measured on
+    measured = ranked["n_targets"] + ranked["n_collapsed"]
+    assert (measured[some] == 18).all() and (measured[full.index] == 36).all()
     full = full[~full.is_pretrained]
     # fewer targets: a smaller weight on the model's own mean in the ranking score (pulled further toward the
     # average model)
