@@ -3,8 +3,8 @@
 Every rule scores the rows of a pool (the models that pass the integrity flags) from their kept cells (cells that
 did not collapse; NaN elsewhere) and also scores the pretrained model, a row whose gain is 0 on every target, with
 the per-target statistics of the pool (the zero row never moves a center, scale or mean). `product` is the rule
-the SQL models ship (`winsorized_gains`, `ranking_reliability`, `base_model_effects`);
-tests/test_heldout_benchmark.py checks that it orders the warehouse's models exactly as the leaderboard does.
+the SQL models ship (`winsorized_gains`, `ranking_reliability`, `base_model_effects`), where the zero row scores
+exactly 0; tests/test_one_scale.py checks that it orders the warehouse's models exactly as the leaderboard does.
 """
 
 from __future__ import annotations
@@ -95,8 +95,8 @@ def f_p_value(f: float, df1: float, df2: float) -> float:
 
 
 def product_rule(gains: np.ndarray, clip: float) -> tuple[np.ndarray, bool]:
-    """The shipped ranking score of each row (the pretrained zero row last) and whether the order has evidence.
-    Winsorize each target at center +- clip * scale, take the two-way random-effects posterior of the
+    """The shipped ranking score of each row (the pretrained zero row last, scored 0) and whether the order has
+    evidence. Winsorize each target at center +- clip * scale, take the two-way random-effects posterior of the
     target-centered gains; without evidence (var_base <= 0 or F test p >= 0.05) the order is the raw mean."""
     center, scale = _center_scale(gains)
     lo, hi = center - clip * scale, center + clip * scale
@@ -114,14 +114,12 @@ def product_rule(gains: np.ndarray, clip: float) -> tuple[np.ndarray, bool]:
     var_base = var_eff - var_res * mean_inv_n
     f = var_eff / (var_res * mean_inv_n) if var_res > 0 else math.nan
     evidence = bool(var_base > 0 and f_p_value(f, models - 1, df2) < 0.05)
-    zero = np.clip(np.where(np.isnan(tmean), np.nan, 0.0), lo, hi) - tmean
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         row_effects = np.nanmean(y, axis=1)  # NaN for a row without kept cells
-    all_effects = np.append(row_effects, np.nanmean(zero))
-    all_n = np.append(n, targets)
-    shrink = var_base / (var_base + var_res / all_n) if var_base > 0 else np.zeros(len(all_n))
-    score = float(np.nanmean(tmean)) + shrink * all_effects
+    shrink = var_base / (var_base + var_res / n) if var_base > 0 else np.zeros(len(n))
+    # the pretrained model's gains are 0 exactly: its score is 0, nothing winsorized or shrunk
+    score = np.append(float(np.nanmean(tmean)) + shrink * row_effects, 0.0)
     if not evidence:
         score = mean_rule(gains)
     return score, evidence

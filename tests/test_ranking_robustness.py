@@ -82,10 +82,11 @@ def test_a_weak_pretrained_model_flags_nothing_more_and_keeps_the_ranking(built)
     assert np.corrcoef(range(len(order[0])), [position[m] for m in order[0]])[0, 1] >= 0.98
     if moved.empty:
         assert order[0] == order[1]
-    # the pretrained model is a row of both rankings; with a weaker pretrained model more candidates beat it
-    rank_of_stay = [int(b.loc[b.is_pretrained, "rank"].iloc[0]) for b in (plain["base_model_effects"],
-                                                                         weak["base_model_effects"])]
-    assert rank_of_stay[1] > rank_of_stay[0]
+    # the pretrained model is a row of both rankings (score 0); every candidate beats the weaker one
+    effects = (plain["base_model_effects"], weak["base_model_effects"])
+    rank_of_stay = [int(b.loc[b.is_pretrained, "rank"].iloc[0]) for b in effects]
+    assert rank_of_stay[1] >= rank_of_stay[0] and rank_of_stay[1] == effects[1]["rank"].max()
+    assert (effects[1].loc[effects[1]["rank"].notna() & ~effects[1].is_pretrained, "ranking_score"] > 0).all()
 
 
 def test_partial_evaluations_are_ranked_and_shrunk_more(built):

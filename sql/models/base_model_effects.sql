@@ -6,8 +6,9 @@
 --     winsorized gains (`winsorized_gains`, `ranking_reliability`): mean target gain + shrinkage * the model's raw
 --     effect, shrinkage = var_base / (var_base + var_residual / n_targets of this model). Chosen over simpler rules
 --     by nested held-out evaluation (benchmarks/heldout_ranking.py).
--- The pretrained model is a row of every ranking ("stay"): gain 0 on every target, mean_gain 0; its ranking_score
--- treats it as a model whose gain is 0 on each target, winsorized with that target's bounds.
+-- The pretrained model is a row of every ranking ("stay"): gain 0 on every target, mean_gain 0, ranking_score 0
+-- (its gains are known exactly: nothing to winsorize or shrink), so a candidate ranks above it when its
+-- ranking_score is above 0.
 -- Rank: by ranking_score when the architecture's order has evidence (ranking_reliability.order_has_evidence), else
 -- by the raw-scale mean_gain, with every row marked `tied`. Exact ties share a rank; names never order anything.
 -- Against rank 1, over the targets both have kept cells, on the raw scale: the mean paired difference of gains, its
@@ -50,20 +51,19 @@ effects as (
     from w join target_means t using (architecture, dataset_id)
     group by all
     union all
-    -- the pretrained model: gain 0 on every target, winsorized like a model's gain
-    select p.architecture, p.model_id,
-           avg(least(greatest(0.0, t.center - {{ var('ranking_clip') }} * t.scale),
-                     t.center + {{ var('ranking_clip') }} * t.scale) - t.target_mean),
-           count(*)
+    -- the pretrained model: its gain is 0 on every target, exactly (no noise to winsorize or shrink)
+    select p.architecture, p.model_id, null, count(*)
     from pretrained p join target_means t using (architecture)
     group by all
 ),
 scored as (
     select e.*, x.mean_gain, r.order_has_evidence,
-           gr.mean_target_gain
-               + case when r.var_base > 0 then r.var_base / (r.var_base + r.var_residual / e.n_used) else 0.0 end
-               * e.model_effect as ranking_score,
-           case when r.var_base > 0 then r.var_base / (r.var_base + r.var_residual / e.n_used) else 0.0 end
+           case when x.is_pretrained then 0.0
+                else gr.mean_target_gain
+                     + case when r.var_base > 0 then r.var_base / (r.var_base + r.var_residual / e.n_used)
+                            else 0.0 end * e.model_effect end as ranking_score,
+           case when x.is_pretrained then null
+                when r.var_base > 0 then r.var_base / (r.var_base + r.var_residual / e.n_used) else 0.0 end
                as shrinkage
     from effects e
     join raw x using (architecture, model_id)

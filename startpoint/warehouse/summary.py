@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 # The columns of the per-architecture table: rank, the gain with its 95% interval, what ties it to #1.
 TOP_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("rank", "int", "Rank by the ranking score (1 = best; the ranking score is not a gain)."),
+    ("rank", "int", "Rank by the ranking score (1 = best; the ranking score is not a gain; the pretrained model scores 0)."),
     ("model_id", "string", "Base model."),
     ("is_pretrained", "bool", "The pretrained model itself (stay; gain 0)."),
     ("mean_gain", "float", "Gain over the pretrained model in points: mean over the model's kept cells."),
