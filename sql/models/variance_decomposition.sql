@@ -94,12 +94,7 @@ all_components as (
            case when count(variance) over w = 4
                 then greatest(variance, 0) / nullif(sum(greatest(variance, 0)) over w, 0) end as share
     from all_ms,
-    lateral (select * from (values
-        ('base', case when isfinite((ms_model - ms_resid) / t) then (ms_model - ms_resid) / t end),
-        ('target', case when isfinite((ms_target - ms_resid) / m) then (ms_target - ms_resid) / m end),
-        ('interaction', case when isfinite(ms_resid - noise) then ms_resid - noise end),
-        ('noise', case when isfinite(noise) then noise end)
-    ) v(component, variance))
+    {{ variance_components() }}
     window w as (partition by architecture)
 ),
 dims as (
@@ -189,12 +184,7 @@ mean_squares as (
 components as (
     select architecture, b, m, t, component, variance
     from mean_squares,
-    lateral (select * from (values
-        ('base', case when isfinite((ms_model - ms_resid) / t) then (ms_model - ms_resid) / t end),
-        ('target', case when isfinite((ms_target - ms_resid) / m) then (ms_target - ms_resid) / m end),
-        ('interaction', case when isfinite(ms_resid - noise) then ms_resid - noise end),
-        ('noise', case when isfinite(noise) then noise end)
-    ) v(component, variance))
+    {{ variance_components() }}
 ),
 shares as (
     -- a replicate in which a component is unknown (no seed noise in its drawn cells) has no shares
