@@ -284,6 +284,10 @@ def test_leaderboard_metadata_shows_each_architectures_table_and_numbers(ui):
                       where l.rank = 1), any_value(r.reliability)
                from leaderboard l join ranking_reliability r using (architecture) group by 1 order by 1"""
         ).fetchall()
+        shares: dict[str, dict] = {}
+        for arch, component, share in con.execute(
+                "select architecture, component, share from variance_decomposition").fetchall():
+            shares.setdefault(arch, {})[component] = share
     finally:
         con.close()
     assert len(expected) >= 2
@@ -298,8 +302,11 @@ def test_leaderboard_metadata_shows_each_architectures_table_and_numbers(ui):
         assert int(_metadata_value(text, f"{arch}/models")) == models
         assert float(_metadata_value(text, f"{arch}/top_score")) == pytest.approx(top_score, rel=1e-3)
         assert float(_metadata_value(text, f"{arch}/reliability")) == pytest.approx(reliability, rel=1e-3)
-        for name in ("top_score_low", "top_score_high", "base_share", "target_share"):
+        for name in ("top_score_low", "top_score_high"):
             assert f"{arch}/{name}" in text, (arch, name)
+        for name in ("base_share", "target_share"):  # shown where the decomposition could estimate it
+            assert (f"{arch}/{name}" in text) == (shares.get(arch, {}).get(name.removesuffix("_share")) is not None), (
+                arch, name)
 
 
 def test_plots_tab_charts_the_numbers_over_materializations(ui):
