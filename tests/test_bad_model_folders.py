@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import tracemalloc
 
 import numpy as np
@@ -18,19 +17,9 @@ from startpoint.keys import encode_key
 from startpoint.zoo import ModelDirError, check_model_dir
 from startpoint.zoo.loading import load_encoder
 
+from model_folder_fixture import copy_model
+
 ARCH = "all-MiniLM-L6-v2"
-
-
-def copy_model(base, dest):
-    """A working copy of the packaged MiniLM: small files copied, the 90 MB weights linked."""
-    dest.mkdir(parents=True)
-    for f in base.iterdir():
-        if f.is_file():
-            if f.name == "model.safetensors":
-                (dest / f.name).symlink_to(f)
-            else:
-                shutil.copy(f, dest / f.name)
-    return dest
 
 
 def edit_config(folder, **changes):

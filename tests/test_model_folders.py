@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 
 import dagster as dg
 import numpy as np
@@ -20,21 +19,11 @@ from startpoint.engine import Recipe, finetune
 from startpoint.keys import encode_key
 from startpoint.zoo import DEFAULT_BASE, ModelDirError, check_model_dir
 
+from model_folder_fixture import copy_model
+
 TINY = Recipe(train_cap=32, epochs=1, batch_size=16, max_length=16, eval_cap=16, test_cap=16, patience=0)
 ARCH = "all-MiniLM-L6-v2"
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-
-
-def copy_model(base, dest):
-    """A working copy of the packaged MiniLM: small files copied, the 90 MB weights linked."""
-    dest.mkdir(parents=True)
-    for f in base.iterdir():
-        if f.is_file():
-            if f.name == "model.safetensors":
-                (dest / f.name).symlink_to(f)
-            else:
-                shutil.copy(f, dest / f.name)
-    return dest
 
 
 def _prefix(base, extra: int) -> bytes:

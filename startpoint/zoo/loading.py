@@ -363,23 +363,13 @@ def check_tokenizer_files(folder: str | Path, config: dict | None = None,
     tok_config = folder / "tokenizer_config.json"
     extra_ids: dict[Path, int] = {}  # added-token files -> the highest id they add
     if tok_config.is_file():
-        try:
-            data = json.loads(tok_config.read_text(encoding="utf-8"))
-            if not isinstance(data, dict):
-                raise ValueError("not a JSON object")
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise ModelDirError(f"{tok_config} is not valid JSON ({_one_line(exc)}); {_REDO}") from None
+        data = _json_object(tok_config, "not a JSON object")
         decoder = data.get("added_tokens_decoder")
         if isinstance(decoder, dict):
             extra_ids[tok_config] = max((int(k) for k in decoder if str(k).isdigit()), default=-1)
     added = folder / "added_tokens.json"
     if added.is_file():
-        try:
-            data = json.loads(added.read_text(encoding="utf-8"))
-            if not isinstance(data, dict):
-                raise ValueError("not a token -> id mapping")
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise ModelDirError(f"{added} is not valid JSON ({_one_line(exc)}); {_REDO}") from None
+        data = _json_object(added, "not a token -> id mapping")
         extra_ids[added] = max((v for v in data.values() if isinstance(v, int) and not isinstance(v, bool)), default=-1)
     config = config if config is not None else _read_json(folder / "config.json")
     vocab_size = config.get("vocab_size") if isinstance(config, dict) else None
@@ -490,6 +480,18 @@ def _sentencepiece_pieces(data: bytes) -> int:
             raise ValueError("truncated protobuf")
         count += key >> 3 == 1 and wire == 2
     return count
+
+
+def _json_object(path: Path, not_object: str) -> dict:
+    """A tokenizer file that must hold a JSON object; anything else is one ModelDirError line naming the file
+    (`not_object` says what a non-object is not)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError(not_object)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelDirError(f"{path} is not valid JSON ({_one_line(exc)}); {_REDO}") from None
+    return data
 
 
 def _read_json(path: Path) -> dict | None:
