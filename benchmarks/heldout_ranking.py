@@ -106,6 +106,39 @@ def rule_scores(kept: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
+def halves(n_targets: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """One random split of the target columns: (selection half, evaluation half)."""
+    perm = rng.permutation(n_targets)
+    return perm[: n_targets // 2], perm[n_targets // 2:]
+
+
+def judge(data: dict, held: np.ndarray) -> dict:
+    """What a pick is worth on the evaluation half (index -1: "stay", worth 0): held-out mean gain over kept cells
+    (scoring A), a garbled row worth 0 (scoring B), which rows are garbled, and the oracle (the best row that is not
+    garbled, or 0)."""
+    kept_all = np.where(data["collapsed"], np.nan, data["gain"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        held_value = np.append(np.nanmean(kept_all[:, held], axis=1), 0.0)
+    bad = np.append(garbled(data["score"][:, held], data["seed_means"][held]), False)
+    value_a = np.nan_to_num(held_value, nan=-np.inf)
+    value_b = np.where(bad, 0.0, value_a)
+    oracle = max(0.0, float(np.max(np.where(bad[:-1], -np.inf, value_a[:-1]))))
+    return {"value_a": value_a, "value_b": value_b, "bad": bad, "oracle": oracle}
+
+
+def product_pool(kept: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rows the product ranks from these columns (NaN: no cell): not flagged by its integrity rule and with a
+    kept cell. Returns the pool mask, the row positions of the ranking (the pool, then -1 for "stay") and each
+    ranked row's raw mean gain (the tie-breaker)."""
+    pool = ~flagged(score) & ~np.isnan(kept).all(axis=1)
+    rows = np.append(np.where(pool)[0], -1)  # -1: the pretrained model
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        sel_mean = np.nanmean(np.vstack([kept[pool], np.zeros(kept.shape[1])]), axis=1)
+    return pool, rows, sel_mean
+
+
 def evaluate(data: dict, splits: int, rng) -> dict[str, dict[str, np.ndarray]]:
     """Per rule, per metric: the regret of each split."""
     gain, score, collapsed = data["gain"], data["score"], data["collapsed"]
@@ -113,19 +146,11 @@ def evaluate(data: dict, splits: int, rng) -> dict[str, dict[str, np.ndarray]]:
     n_targets = gain.shape[1]
     out: dict[str, dict[str, list]] = {}
     for _ in range(splits):
-        perm = rng.permutation(n_targets)
-        sel, held = perm[: n_targets // 2], perm[n_targets // 2:]
+        sel, held = halves(n_targets, rng)
         kept = kept_all[:, sel]
-        pool = ~flagged(score[:, sel]) & ~np.isnan(kept).all(axis=1)
-        rows = np.append(np.where(pool)[0], -1)  # -1: the pretrained model
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            held_value = np.append(np.nanmean(kept_all[:, held], axis=1), 0.0)  # index -1: stay = 0
-            sel_mean = np.nanmean(np.vstack([kept[pool], np.zeros(len(sel))]), axis=1)
-        bad = np.append(garbled(score[:, held], data["seed_means"][held]), False)
-        value_a = np.nan_to_num(held_value, nan=-np.inf)
-        value_b = np.where(bad, 0.0, value_a)
-        oracle = max(0.0, float(np.max(np.where(bad[:-1], -np.inf, value_a[:-1]))))
+        pool, rows, sel_mean = product_pool(kept, score[:, sel])
+        j = judge(data, held)
+        value_a, value_b, bad, oracle = j["value_a"], j["value_b"], j["bad"], j["oracle"]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             scores = rule_scores(kept[pool])
