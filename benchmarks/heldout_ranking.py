@@ -74,24 +74,45 @@ def load(con, arch: str) -> dict:
             "seed_means": np.array([seeds.get(t, np.nan) for t in targets])}
 
 
+def _row_pearson(x: np.ndarray, y: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Pearson r of each row of x with the row(s) y over that row's `ok` cells (NaN where a row is constant)."""
+    n = ok.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dx = np.where(ok, x - np.where(ok, x, 0).sum(axis=1, keepdims=True) / n[:, None], 0.0)
+        dy = np.where(ok, y - np.where(ok, y, 0).sum(axis=1, keepdims=True) / n[:, None], 0.0)
+        return (dx * dy).sum(axis=1) / np.sqrt((dx * dx).sum(axis=1) * (dy * dy).sum(axis=1))
+
+
 def flagged(score: np.ndarray) -> np.ndarray:
-    """The product's integrity flags (model_flags) computed on the given columns only."""
-    profile = np.nanmedian(score, axis=0)
+    """The product's integrity flags (model_flags) computed on the given columns only (rows at once: the budgeted
+    replay calls this thousands of times)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        profile = np.nanmedian(score, axis=0)
     profile_sd = float(np.std(profile[~np.isnan(profile)], ddof=1))
-    out = np.zeros(len(score), bool)
-    for i, row in enumerate(score):
-        ok = ~np.isnan(row)
-        if ok.sum() >= MIN_FLAG_TARGETS:
-            r = np.corrcoef(row[ok], profile[ok])[0, 1]
-            out[i] = bool(r < PROFILE_R and np.max(row[ok] - profile[ok]) > profile_sd)
-    return out
+    ok = ~np.isnan(score)
+    profiles = np.broadcast_to(profile, score.shape)
+    r = _row_pearson(score, profiles, ok)
+    worst = np.max(np.where(ok, score - profiles, -np.inf), axis=1, initial=-np.inf)
+    with np.errstate(invalid="ignore"):
+        return (ok.sum(axis=1) >= MIN_FLAG_TARGETS) & (r < PROFILE_R) & (worst > profile_sd)
 
 
 def garbled(score: np.ndarray, seed_means: np.ndarray) -> np.ndarray:
-    """The independent integrity rule: Spearman rho with the pretrained seed means below INTEGRITY_RHO."""
+    """The independent integrity rule: Spearman rho with the pretrained seed means below INTEGRITY_RHO. Rows
+    with every cell where the seed means exist are ranked at once; the others one by one."""
     out = np.zeros(len(score), bool)
-    for i, row in enumerate(score):
-        ok = ~np.isnan(row) & ~np.isnan(seed_means)
+    valid = ~np.isnan(seed_means)
+    complete = ~np.isnan(score[:, valid]).any(axis=1)
+    if valid.sum() >= 3 and complete.any():
+        ranks = stats.rankdata(score[complete][:, valid], axis=1)
+        ref = np.broadcast_to(stats.rankdata(seed_means[valid]), ranks.shape)
+        rho = _row_pearson(ranks, ref, np.ones(ranks.shape, bool))
+        with np.errstate(invalid="ignore"):
+            out[complete] = np.isnan(rho) | (rho < INTEGRITY_RHO)
+    for i in np.flatnonzero(~complete):
+        row = score[i]
+        ok = ~np.isnan(row) & valid
         if ok.sum() >= 3:
             rho = stats.spearmanr(row[ok], seed_means[ok])[0]
             out[i] = bool(np.isnan(rho) or rho < INTEGRITY_RHO)
