@@ -44,6 +44,19 @@ LAKE_WRITERS: dict[str, list[dg.AssetKey]] = {
 }
 
 
+# The step of the dbt models (assets/sql_models.py), which publishes tables loaded in the same run.
+SQL_MODELS_STEP = "sql_models"
+
+
+def sql_models_follow(context: dg.AssetExecutionContext) -> bool:
+    """Whether this run builds the SQL models after the tables: then the tables wait in the pending file and the
+    models' swap publishes both, so a reader never sees new base tables beside old (or no) models."""
+    if not context.job_def.has_node_named(SQL_MODELS_STEP):
+        return False
+    steps = context.run.step_keys_to_execute
+    return steps is None or SQL_MODELS_STEP in steps
+
+
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
@@ -67,12 +80,15 @@ LAKE_WRITERS: dict[str, list[dg.AssetKey]] = {
 )
 def warehouse_tables(context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource):
     """Rebuild every base table from the lake into a staging copy of the warehouse and swap it in whole (newest
-    row per key wins). Readers, even an open `duckdb` shell, never block it; a lake file that is not valid
+    row per key wins); in a run that also builds the SQL models, the swap waits for them (one swap for both). Readers, even an open `duckdb` shell, never block it; a lake file that is not valid
     Parquet is moved to `<lake>/_quarantine/`, logged as a WARNING, listed in the table's metadata and fails the
     table's `lake_files_valid` check, naming the file. A known load error (unreadable warehouse, unknown column
     in a named file, a busy writer, a full disk) fails the step with its one line as the description."""
+    publish = not sql_models_follow(context)
+    if not publish:
+        context.log.info("the SQL models of this run build on these tables and publish both in one swap")
     try:
-        counts = load_tables(lake.url, warehouse.path, log=context.log)
+        counts = load_tables(lake.url, warehouse.path, log=context.log, publish=publish)
     except (WarehouseUnreadable, TimeoutError) as exc:
         raise clear_failure(exc, retry=True) from None
     except ValueError as exc:  # unknown column(s) in a named lake file, a corrupt file outside the quarantine

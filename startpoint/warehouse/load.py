@@ -102,6 +102,13 @@ def staging_dir(warehouse_path: str | Path) -> Path:
     return live.parent / f".{live.name}.staging"
 
 
+def pending_path(warehouse_path: str | Path) -> Path:
+    """Where a writer that publishes later (``staged(publish=False)``) leaves its sealed file: base tables loaded
+    for the SQL models of the same publish, which build on it and swap it in as the live file."""
+    live = Path(warehouse_path).absolute()
+    return live.parent / f".{live.name}.pending"
+
+
 def lock_path(warehouse_path: str | Path) -> Path:
     live = Path(warehouse_path).absolute()
     return live.parent / f".{live.name}.lock"
@@ -180,16 +187,22 @@ def _seal(staging: Path) -> None:
 
 @contextmanager
 def staged(warehouse_path: str | Path, *, log: Any = None, copy_live: bool = True, require_live: bool = False,
-           wait_seconds: float = 1800.0) -> Iterator[Path]:
+           publish: bool = True, wait_seconds: float = 1800.0) -> Iterator[Path]:
     """One writer step: yield a staging copy of the warehouse to write; on a clean exit it replaces the live file
     atomically. On an error (or a kill) the live file is untouched and the staging files are removed (the next
     writer removes those of a killed one). ``copy_live=False`` starts from an empty file; ``require_live`` makes
-    an unreadable live file an error instead of a fresh start (dbt needs the base tables in it)."""
+    an unreadable live file an error instead of a fresh start (dbt needs the base tables in it).
+
+    A publish in two steps (base tables, then the SQL models built on them) stays one swap for readers: the first
+    writer passes ``publish=False`` and leaves its sealed file at ``pending_path``; the next writer starts from
+    the pending file instead of the live one, and its swap publishes both steps at once and removes the pending
+    file. A reader sees the old warehouse or the new one, never new base tables beside old (or no) models."""
     log = log or _log
     live = Path(warehouse_path).absolute()
     live.parent.mkdir(parents=True, exist_ok=True)
     folder = staging_dir(live)
     staging = folder / live.name
+    pending = pending_path(live)
     with _writer_lock(live, log, wait_seconds):
         if folder.exists():
             left = sorted(p.name for p in folder.iterdir())
@@ -198,13 +211,19 @@ def staged(warehouse_path: str | Path, *, log: Any = None, copy_live: bool = Tru
                         "killed before it finished; the live warehouse was never touched by it")
         try:
             folder.mkdir()
-            if copy_live and live.exists():
-                _copy_live(live, staging, log, require_live)
+            source = pending if pending.exists() else live
+            if copy_live and source.exists():
+                _copy_live(source, staging, log, require_live)
             yield staging
             _seal(staging)
-            os.replace(staging, live)
-            _fsync(live.parent)
-            _drop_foreign_wal(live, log)
+            if publish:
+                os.replace(staging, live)
+                pending.unlink(missing_ok=True)
+                _fsync(live.parent)
+                _drop_foreign_wal(live, log)
+            else:
+                os.replace(staging, pending)
+                _fsync(live.parent)
         except BaseException as exc:
             if lake.disk_full(exc):
                 kept = f"the live warehouse {live} is unchanged" if live.exists() else "no warehouse was written"
@@ -229,7 +248,8 @@ def _drop_foreign_wal(live: Path, log: Any) -> None:
                 "tables written into the warehouse by hand do not survive a rebuild (ATTACH your own file)")
 
 
-def load_tables(lake_url: str, warehouse_path: str | Path, log: Any = None, full: bool = False) -> LoadCounts:
+def load_tables(lake_url: str, warehouse_path: str | Path, log: Any = None, full: bool = False,
+                publish: bool = True) -> LoadCounts:
     """Bring every base table up to date with the lake, newest row per key, in a staging copy swapped in whole.
 
     The warehouse remembers which lake files it holds (``_lake.loaded_files``: path, size, stamp). A table whose
@@ -242,12 +262,13 @@ def load_tables(lake_url: str, warehouse_path: str | Path, log: Any = None, full
 
     A lake file that is not valid Parquet is moved to ``<lake>/_quarantine/`` and reported (WARNING and
     ``.quarantined``); the other files load. A corrupt live warehouse does not matter: the tables come from the lake.
-    ``.modes`` says per table whether it was ``rebuilt``, ``appended`` or ``unchanged``.
+    ``.modes`` says per table whether it was ``rebuilt``, ``appended`` or ``unchanged``. With ``publish=False`` the
+    tables wait in the pending file for the SQL models of the same publish (see ``staged``).
     """
     log = log or _log
     quarantined: list[lake.Quarantined] = []
     try:
-        with staged(warehouse_path, log=log) as staging:
+        with staged(warehouse_path, log=log, publish=publish) as staging:
             counts, modes = _load_into(lake_url, staging, quarantined, full=full)
     finally:
         for q in quarantined:
