@@ -12,8 +12,7 @@ Without a GPU it still runs, at tiny sizes on CPU (fp32), to show the script wor
 encoders are then built from their configs with a fixed seed (MiniLM-L6, and a bert-base-sized 12 x 768 encoder
 with the same tokenizer) instead of loading pretrained weights: throughput does not depend on the weights, and the
 engine and the Trainer still start from the same initialisation, so accuracy parity still holds, but absolute
-accuracy is then not meaningful. If dagster is missing there, a placeholder module stands in for the partition
-definitions that `startpoint.zoo` builds at import time (nothing measured uses them); the JSON says so.
+accuracy is then not meaningful. The throughput part needs no dagster: `startpoint` never imports it.
 """
 
 from __future__ import annotations
@@ -131,25 +130,6 @@ def seeded_encoders(pack: Path, work: Path, log) -> list[tuple[str, str, dict]]:
         built.append((label, str(folder), desc))
         del model
     return built
-
-
-DAGSTER_PLACEHOLDER = '''"""Placeholder written by benchmarks/gpu_check.py on a machine without dagster.
-
-startpoint.zoo imports assets.partitions, which builds dagster partition definitions at import time; the
-throughput benchmark never uses them. Anything else asked of this module fails loudly."""
-
-
-class _Unused:
-    def __init__(self, *args, **kwargs):
-        pass
-
-
-DynamicPartitionsDefinition = MultiPartitionsDefinition = _Unused
-
-
-def __getattr__(name):
-    raise AttributeError(f"dagster is not installed on this machine (gpu_check placeholder has no {name!r})")
-'''
 
 
 def missing(*modules: str) -> list[str]:
@@ -358,13 +338,6 @@ def main(argv: list[str] | None = None) -> int:
                            "(the same split and caps as the suite loader gives here)",
                            "weights": "seeded random initialisation, not pretrained: examples/s, FLOP/s and "
                            "accuracy parity are meaningful, absolute accuracy is not"}
-            if missing("dagster"):
-                shim = work / "shim" / "dagster"
-                shim.mkdir(parents=True)
-                (shim / "__init__.py").write_text(DAGSTER_PLACEHOLDER)
-                env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(shim.parent), env.get("PYTHONPATH")]))
-                out["pack"]["dagster"] = ("not installed: a placeholder module stood in for the partition "
-                                          "definitions startpoint.zoo builds at import time (unused by the benchmark)")
         else:
             from startpoint.zoo import DEFAULT_BASE
 

@@ -395,9 +395,8 @@ def run_cluster(root: Path, deadline: float, svc: Services) -> dict:
                      .read_text(errors="replace")) and " ready." in text, 180, watch=(f"worker-{w}",))
 
     import dagster as dg
-    from dagster._core.events import DagsterEventType
+    # Dagster has no public Python API that creates a backfill (only the UI and GraphQL do): these two stay private.
     from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
-    from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
     from dagster._core.utils import make_new_backfill_id
 
     from startpoint import lake
@@ -440,24 +439,24 @@ def run_cluster(root: Path, deadline: float, svc: Services) -> dict:
     def seed_key(target: str, seed: int) -> str:
         return f"lake/finetune_runs/{run_relpath(model, target, recipe, seed)}.parquet"
 
-    step_types = {DagsterEventType.ENGINE_EVENT, DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS,
-                  DagsterEventType.STEP_FAILURE}
+    step_types = {dg.DagsterEventType.ENGINE_EVENT, dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS,
+                  dg.DagsterEventType.STEP_FAILURE}
 
     def observe() -> dict[str, dict]:
         """Per run: partition target, status, and its step's deliveries [(time, worker)] and outcome times."""
         out = {}
-        for run in instance.get_runs(RunsFilter(tags={"dagster/backfill": backfill_id})):
+        for run in instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id})):
             info = {"target": run.tags.get("dagster/partition/target"), "status": run.status.value,
                     "deliveries": [], "success": [], "failure": []}
             for entry in instance.all_logs(run.run_id, of_type=step_types):
                 ev = entry.dagster_event
-                if ev.event_type == DagsterEventType.ENGINE_EVENT:
+                if ev.event_type == dg.DagsterEventType.ENGINE_EVENT:
                     meta = ev.engine_event_data.metadata or {}
                     if "Celery worker" in meta:
                         info["deliveries"].append((entry.timestamp, str(meta["Celery worker"].value)))
-                elif ev.event_type == DagsterEventType.STEP_SUCCESS:
+                elif ev.event_type == dg.DagsterEventType.STEP_SUCCESS:
                     info["success"].append(entry.timestamp)
-                elif ev.event_type == DagsterEventType.STEP_FAILURE:
+                elif ev.event_type == dg.DagsterEventType.STEP_FAILURE:
                     info["failure"].append(entry.timestamp)
             out[run.run_id] = info
         return out
@@ -501,8 +500,8 @@ def run_cluster(root: Path, deadline: float, svc: Services) -> dict:
             try_kill(runs)
         backfill = instance.get_backfill(backfill_id)
         if backfill.status in terminal and all(
-                DagsterRunStatus(r["status"]) in (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE,
-                                                  DagsterRunStatus.CANCELED) for r in runs.values()):
+                dg.DagsterRunStatus(r["status"]) in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE,
+                                                     dg.DagsterRunStatus.CANCELED) for r in runs.values()):
             break
         if time.monotonic() > deadline:
             states = "; ".join(f"{r['target']}: {r['status']}, workers {[w for _, w in r['deliveries']]}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from startpoint.docs_figures import doc_paths, find_figures, render, stale
+from benchmarks.docs_figures import doc_paths, find_figures, render, stale
 
 from published_fixture import SHARED
 

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 
 import pytest
 
 from startpoint.settings import REPO_ROOT
-
-sys.path.insert(0, str(REPO_ROOT))
-from benchmarks import finetune_throughput as ft  # noqa: E402
-from benchmarks import gpu_check  # noqa: E402
+from benchmarks import finetune_throughput as ft
+from benchmarks import gpu_check
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "finetune_throughput.json"
 GPU_RESULTS = REPO_ROOT / "benchmarks" / "results" / "gpu_check.json"

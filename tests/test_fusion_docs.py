@@ -4,12 +4,7 @@ default grid."""
 
 from __future__ import annotations
 
-import sys
-
-from startpoint.settings import REPO_ROOT
-
-sys.path.insert(0, str(REPO_ROOT))
-from benchmarks.fusion_local import (  # noqa: E402
+from benchmarks.fusion_local import (
     CONCLUSION,
     DOC,
     MARKER,
@@ -20,7 +15,7 @@ from benchmarks.fusion_local import (  # noqa: E402
     table,
     verdict,
 )
-from startpoint.grid import DEFAULT_GRID  # noqa: E402
+from startpoint.grid import DEFAULT_GRID
 
 
 def test_docs_quote_the_committed_results():

@@ -4,16 +4,13 @@ quoted by docs/local_grid.md."""
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 
 from startpoint.engine.recipe import Recipe
 from startpoint.grid import DEFAULT_GRID, SOURCE_RECIPE
 from startpoint.settings import REPO_ROOT
-
-sys.path.insert(0, str(REPO_ROOT))
-from benchmarks import local_sources  # noqa: E402
+from benchmarks import local_sources
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "local_sources.json"
 DOC = REPO_ROOT / "docs" / "local_grid.md"

@@ -7,7 +7,6 @@ import json
 import math
 from dataclasses import replace
 import re
-import sys
 from pathlib import Path
 
 import duckdb
@@ -27,10 +26,7 @@ from startpoint.recommend.predict import (
 
 from published_fixture import make_folder, materialize_published
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from benchmarks.recommend_calibration import (  # noqa: E402
+from benchmarks.recommend_calibration import (
     FLOOR,
     MIN_CANDIDATES,
     calibration_table,
@@ -40,6 +36,8 @@ from benchmarks.recommend_calibration import (  # noqa: E402
     rule_evidence,
     rules_table,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 ARCHS = ("roberta-base", "t5-base")
 

@@ -4,7 +4,6 @@ benchmark's synthetic lake is what it claims to be (a tiny one, loaded by the re
 from __future__ import annotations
 
 import json
-import sys
 
 import duckdb
 
@@ -12,8 +11,7 @@ from startpoint import lake
 from startpoint.settings import REPO_ROOT
 from startpoint.warehouse.load import load_tables
 
-sys.path.insert(0, str(REPO_ROOT))
-from benchmarks import warehouse_scale  # noqa: E402
+from benchmarks import warehouse_scale
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "warehouse_scale.json"
 DOC = REPO_ROOT / "docs" / "scale_out.md"

@@ -66,15 +66,6 @@ ARCHITECTURES: dict[str, ArchitectureSpec] = {
 }
 
 
-def get_architecture(name: str) -> ArchitectureSpec:
-    try:
-        return ARCHITECTURES[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown architecture {name!r}; known: {sorted(ARCHITECTURES)} (add it in startpoint/hub/architectures.py)"
-        ) from None
-
-
 def _pretrained_ids() -> dict[str, ArchitectureSpec]:
     """Every id of every pretrained model -> its architecture; one id naming two pretrained models is an error."""
     out: dict[str, ArchitectureSpec] = {}

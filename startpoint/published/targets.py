@@ -39,8 +39,3 @@ TARGETS: tuple[str, ...] = tuple(sorted(TASK_GROUP))
 def metric_range(metric: str) -> tuple[float, float]:
     """Valid score range in percent: accuracy in [0, 100], Spearman x100 in [-100, 100]."""
     return (-100.0, 100.0) if metric == "spearman" else (0.0, 100.0)
-
-
-def score_range(target: str) -> tuple[float, float]:
-    """Valid score range in percent of one of the 36 known targets."""
-    return metric_range(METRIC[target])

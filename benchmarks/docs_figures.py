@@ -7,7 +7,7 @@ A docs table that quotes warehouse numbers sits right under a marker that holds 
     |---|---|
     | ... | ... |
 
-`python -m startpoint.docs_figures --write` refreshes every such table from the warehouse in $STARTPOINT_HOME;
+`python benchmarks/docs_figures.py --write` refreshes every such table from the warehouse in $STARTPOINT_HOME;
 without `--write` it lists the tables that differ and exits 1. The tests run the check on a warehouse built from
 the shared published results, so a docs number that the data do not support fails the build. Round in the SQL:
 values are rendered as the query returns them (floats to 2 decimals).
