@@ -44,34 +44,22 @@ def _leaderboard_preview(warehouse: WarehouseResource) -> str:
     """Top rows per architecture by rank (the pretrained model among them): gain with its interval, win rate, the
     comparison with rank 1 (≈1: cannot be told apart from it), under a heading with the ranking's reliability and
     the notes a reader needs first (no evidence for the order; the pretrained model ranks first)."""
-    from startpoint.site.build import Reliability, board_notes, ranking_table, reliability_text, tie_summary
-    from startpoint.site.data import RANKING_COLUMNS, _select
-    from startpoint.warehouse.reliability import read_top_reliability
-
-    ranking = _select(_columns(warehouse, "leaderboard"), RANKING_COLUMNS)
-    cols, rows = _query(
-        warehouse,
-        f"""select architecture, rank, model_id, mean_gain, ci_low, ci_high, win_rate,
-                   count(*) filter (where tied and rank > 1) over (partition by architecture) as n_tied,
-                   count(*) over (partition by architecture) as n_ranked, {ranking}
-            from (select * from leaderboard where rank is not null)
-            qualify rank <= {LEADERBOARD_TOP} order by architecture, rank""",
+    from startpoint.warehouse.leaderboard import (
+        board_notes, ranking_table, read_leaderboard, read_reliability, reliability_text, tie_summary,
     )
-    if not rows:
-        return "_no ranked models_"
-    blocks: dict[str, list[dict]] = {}
-    for row in rows:
-        blocks.setdefault(row[0], []).append(dict(zip(cols, row)))
+
     con = warehouse.connect(read_only=True)
     try:
-        tops = read_top_reliability(con)
+        board, reliability = read_leaderboard(con, top=LEADERBOARD_TOP), read_reliability(con)
     finally:
         con.close()
+    if board.is_empty():
+        return "_no ranked models_"
     out = []
-    for arch, lines in blocks.items():
+    for (arch,), block in board.group_by("architecture", maintain_order=True):
+        lines = block.to_dicts()
         first = lines[0]
-        rel = first["reliability"]
-        head = f"**{_md(arch)}** ({reliability_text(Reliability(rel, top=tops.get(arch)) if rel is not None else None)})"
+        head = f"**{_md(arch)}** ({reliability_text(reliability.get(arch))})"
         notes = "".join(f"\n{_md(note)}\n" for note in board_notes(lines))
         names, cells = ranking_table(lines)
         table = [tuple(_md(c) if isinstance(c, str) else c for c in row) for row in cells]

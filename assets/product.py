@@ -23,18 +23,16 @@ PLOT_TOP = 10
 def ranked_bars_markdown(warehouse_path: str, top: int = PLOT_TOP) -> str:
     """A text bar chart of the top rows' gain (points, 95% interval) in rank order per architecture, readable in the
     UI; the pretrained model's row is marked "stay"."""
+    from startpoint.warehouse.leaderboard import read_leaderboard
     from startpoint.warehouse.load import connect
 
     con = connect(warehouse_path, read_only=True)
     try:
-        rows = con.execute(
-            """select architecture, rank, case when is_pretrained then model_id || ' (stay)' else model_id end,
-                      mean_gain, ci_low, ci_high from leaderboard
-               where rank is not null and rank <= ? order by architecture, rank, mean_gain desc""",
-            [top],
-        ).fetchall()
+        board = read_leaderboard(con, top=top)
     finally:
         con.close()
+    rows = [(r["architecture"], r["rank"], f"{r['model_id']} (stay)" if r["is_pretrained"] else r["model_id"],
+             r["mean_gain"], r["ci_low"], r["ci_high"]) for r in board.iter_rows(named=True)]
     if not rows:
         return "_no ranked models_"
     scale = max(abs(r[3]) for r in rows if r[3] is not None) or 1.0

@@ -81,14 +81,13 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def _print_leaderboard(args: argparse.Namespace, con) -> int:
-    from startpoint.frames import frame
-    from startpoint.site.build import Reliability, board_notes, ranking_table, reliability_text, tie_summary
-    from startpoint.site.data import RANKING_COLUMNS, _columns, _select
     from startpoint.tables import markdown_table
-    from startpoint.warehouse.reliability import read_top_reliability
+    from startpoint.warehouse.leaderboard import (
+        architectures, board_notes, ranking_table, read_leaderboard, read_reliability, reliability_text, tie_summary,
+    )
 
     try:
-        archs = [r[0] for r in con.execute("select distinct architecture from leaderboard order by 1").fetchall()]
+        archs = architectures(con)
         if not archs:
             return _error("the leaderboard is empty: no model was ranked; see the warehouse's rejected_rows for what "
                           "the import refused, fix the results and rerun the `published` job")
@@ -98,27 +97,15 @@ def _print_leaderboard(args: argparse.Namespace, con) -> int:
             if not archs:
                 return _error(f"no leaderboard for architecture {args.architecture!r}; the warehouse has "
                               f"{', '.join(known) or 'none'} (pass one of them to --architecture)")
-        ranking = _select(_columns(con, "leaderboard"), RANKING_COLUMNS)
-        tops = read_top_reliability(con)
+        reliability = read_reliability(con)
         for arch in archs:
-            rows = frame(con.execute(
-                f"""select rank, model_id, avg_score, mean_gain, ci_low, ci_high, win_rate, n_targets, probe_score,
-                           pretrained_avg, {ranking}
-                    from leaderboard where architecture = ? and rank is not null order by rank, mean_gain desc limit ?""",
-                [arch, args.top],
-            ))
-            n_ranked, n_tied = con.execute(
-                f"""select count(*), count(*) filter (where tied and rank > 1)
-                    from (select rank, {ranking} from leaderboard where architecture = ? and rank is not null)""",
-                [arch],
-            ).fetchone()
-            rel = rows["reliability"].drop_nans().drop_nulls()
-            pretrained = rows["pretrained_avg"].drop_nans().drop_nulls()
+            board = read_leaderboard(con, architecture=arch, ranked=True)
+            records = board.head(args.top).to_dicts()
+            pretrained = board["pretrained_avg"].drop_nulls()
             heading = f"pretrained average {pretrained[0]:.2f}" if len(pretrained) else "pretrained average n/a"
-            heading += f"; {reliability_text(Reliability(float(rel[0]), top=tops.get(arch)) if len(rel) else None)}"
+            heading += f"; {reliability_text(reliability.get(arch))}"
             print(f"\n## {_terminal(arch)}  ({heading})\n")
             n = lambda v: None if v is None or v != v else float(v)  # noqa: E731  NULL / NaN -> None
-            records = rows.to_dicts()
             for note in board_notes(records):
                 print(note)
             names, ranking_cells = ranking_table(records)
@@ -130,7 +117,7 @@ def _print_leaderboard(args: argparse.Namespace, con) -> int:
             cols = [*names, "avg", "targets", "probe"]
             print(markdown_table(cols, table))
             if records and records[0].get("order_has_evidence"):
-                print(tie_summary(n_tied, max(n_ranked - 1, 0)))
+                print(tie_summary(int(records[0]["n_tied"]), max(int(records[0]["n_ranked"]) - 1, 0)))
     finally:
         con.close()
     return 0

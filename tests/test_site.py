@@ -9,8 +9,7 @@ import duckdb
 import pytest
 
 from startpoint.site import SiteDataError, build_site
-from startpoint.site.build import arch_href, model_href, target_href
-from startpoint.site.html import slug
+from startpoint.site.paths import SitePaths, assign_slugs, base_slug
 
 from product_fixture import FLAGGED_MODEL, HOSTILE_MODEL, TARGETS, build
 
@@ -20,20 +19,28 @@ def warehouse(tmp_path):
     return build(tmp_path / "warehouse.duckdb")
 
 
+def arch_href(arch: str) -> str:
+    """The page of an architecture: its readable name (the fixture's architectures need no suffix)."""
+    return f"arch/{arch}.html"
+
+
 def test_every_page_is_written(tmp_path, warehouse):
     progress: list[str] = []
     summary = build_site(warehouse, tmp_path / "site", progress=progress.append)
     site = summary.out_dir
     assert summary.architectures == ["all-MiniLM-L6-v2", "roberta-base"]
     assert summary.models == 2 * 9 and summary.targets == 2 * len(TARGETS)
-    assert summary.pages == 1 + 2 + summary.models + summary.targets
+    assert summary.pages == 1 + 2 * 2 + summary.models + summary.targets  # index, arch and matrix pages, ...
     assert len(list(site.rglob("*.html"))) == summary.pages
     for arch in summary.architectures:
-        assert (site / arch_href(arch)).is_file()
+        assert (site / arch_href(arch)).is_file() and (site / f"matrix/{arch}.html").is_file()
+        assert summary.paths.arch(arch) == arch_href(arch)
         for ds in TARGETS:
-            assert (site / target_href(arch, ds)).is_file()
+            assert (site / f"target/{arch}/{ds}.html").is_file()
         for model in (HOSTILE_MODEL, FLAGGED_MODEL):
-            assert (site / model_href(arch, model)).is_file()
+            assert (site / summary.paths.model(arch, model)).is_file()
+        assert (site / f"model/{arch}/org0--{arch}-inter-0.html").is_file()  # org/name -> org--name
+    assert (site / "site.js").is_file()
     assert any("model pages" in p for p in progress)
 
 
@@ -41,13 +48,16 @@ def test_untrusted_names_are_escaped(tmp_path, warehouse):
     site = build_site(warehouse, tmp_path / "site").out_dir
     for path in site.rglob("*.html"):
         text = path.read_text()
-        assert "<script" not in text, path
+        root = "../" * (len(path.relative_to(site).parts) - 1)
+        # the one script is the site's own file; no id ever opens another
+        assert text.count("<script") == 1 and f"<script src='{root}site.js' defer></script>" in text, path
     arch_page = (site / arch_href("roberta-base")).read_text()
     assert "evil/&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;co" in arch_page
 
 
 def test_numbers_match_the_warehouse(tmp_path, warehouse):
-    site = build_site(warehouse, tmp_path / "site").out_dir
+    summary = build_site(warehouse, tmp_path / "site")
+    site = summary.out_dir
     con = duckdb.connect(str(warehouse), read_only=True)
     best, gain, low, high, pretrained = con.execute(
         """select model_id, mean_gain, ci_low, ci_high, pretrained_avg from leaderboard
@@ -65,7 +75,7 @@ def test_numbers_match_the_warehouse(tmp_path, warehouse):
     g = con.execute(
         "select gain from gains where architecture = 'roberta-base' and model_id = ? and dataset_id = 'copa'", [best]
     ).fetchone()[0]
-    assert f"{g:+.2f}" in (site / model_href("roberta-base", best)).read_text()
+    assert f"{g:+.2f}" in (site / summary.paths.model("roberta-base", best)).read_text()
     con.close()
 
 
@@ -83,11 +93,27 @@ def test_rebuild_replaces_site_but_never_a_foreign_folder(tmp_path, warehouse):
     assert (foreign / "notes.txt").read_text() == "keep me"
 
 
-def test_slugs_are_distinct_and_safe():
-    ids = ["a/b", "a-b", "a b", "../../etc/passwd", HOSTILE_MODEL]
-    slugs = [slug(i) for i in ids]
-    assert len(set(slugs)) == len(ids)
-    assert all("/" not in s and not s.startswith(".") for s in slugs)
+def test_slugs_are_readable_distinct_and_safe():
+    ids = ["a/b", "a--b", "a b", "a?b", "../../etc/passwd", HOSTILE_MODEL, "x" * 200, "org/" + "y" * 200]
+    slugs = assign_slugs(ids)
+    assert len({s.lower() for s in slugs.values()}) == len(ids)  # distinct even on a case-insensitive disk
+    assert all("/" not in s and not s.startswith(".") and len(s) <= 150 for s in slugs.values())
+    assert all(set(s) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") for s in slugs.values())
+    # readable where nothing collides; a suffix only on a real collision, never on the exact spelling
+    assert sorted([slugs["a/b"], slugs["a--b"]])[0] == "a--b" and max(slugs["a/b"], slugs["a--b"]).startswith("a--b-")
+    assert slugs["../../etc/passwd"] == "etc--passwd"
+    cased = assign_slugs(["Org/A", "org/a"])
+    assert cased["Org/A"] == "Org--A" and cased["org/a"].startswith("org--a-")  # one file each on any disk
+    assert slugs["a b"] == "a-b" and slugs["a?b"].startswith("a-b-")
+    # stable: the same set in another order, or a later id that collides with none, changes no name
+    assert assign_slugs(reversed(ids)) == slugs
+    assert {k: v for k, v in assign_slugs([*ids, "new/model"]).items() if k in slugs} == slugs
+    paths = SitePaths(["roberta-base"], {"roberta-base": ["textattack/roberta-base-MNLI"]}, {"roberta-base": ["rte"]})
+    assert paths.model("roberta-base", "textattack/roberta-base-MNLI") == \
+        "model/roberta-base/textattack--roberta-base-MNLI.html"
+    assert paths.arch("roberta-base") == "arch/roberta-base.html" and paths.matrix("roberta-base") == \
+        "matrix/roberta-base.html" and paths.target("roberta-base", "rte") == "target/roberta-base/rte.html"
+    assert base_slug("...") == "x"
 
 
 def test_warehouse_without_sql_models_is_a_clear_error(tmp_path):
@@ -98,11 +124,12 @@ def test_warehouse_without_sql_models_is_a_clear_error(tmp_path):
 
 
 def _ranking_table(page: str) -> str:
-    return page.split('<table class="ranking">', 1)[1].split("</table>", 1)[0]
+    return page.split('<table class="ranking"', 1)[1].split(">", 1)[1].split("</table>", 1)[0]
 
 
 def test_ranking_shows_the_gain_on_one_scale_reliability_and_ties_with_rank_1(tmp_path, warehouse):
-    site = build_site(warehouse, tmp_path / "site").out_dir
+    summary = build_site(warehouse, tmp_path / "site")
+    site = summary.out_dir
     con = duckdb.connect(str(warehouse), read_only=True)
     for arch in ("roberta-base", "all-MiniLM-L6-v2"):
         page = (site / arch_href(arch)).read_text()
@@ -146,7 +173,7 @@ def test_ranking_shows_the_gain_on_one_scale_reliability_and_ties_with_rank_1(tm
     index = (site / "index.html").read_text()
     assert f"{best[1]:+.2f} <span class='note'>[{best[2]:+.2f}, {best[3]:+.2f}]</span>" in index
     assert f"<td class='num'>{best[4]:.2f}</td>" in index
-    model = (site / model_href("roberta-base", best[0])).read_text()
+    model = (site / summary.paths.model("roberta-base", best[0])).read_text()
     assert f"mean gain {best[1]:+.2f} [{best[2]:+.2f}, {best[3]:+.2f}]" in model
     assert f"reliability {best[4]:.2f}" in model
     con.close()

@@ -25,7 +25,8 @@ def test_site_and_model_card_assets_materialize_with_previews(tmp_path):
     }
     site = mats["leaderboard_site"]
     assert (home / "artifacts" / "site" / "index.html").is_file()
-    assert site["pages"].value == 39  # index, 2 architectures, 9 rows each (the pretrained model's too), 18 targets
+    # index, 2 architectures and their gain matrices, 9 rows each (the pretrained model's too), 18 targets
+    assert site["pages"].value == 41
     assert "org0/roberta-base-inter-0" in site["preview"].value
     plot = site["plot"].value
     import duckdb

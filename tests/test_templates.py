@@ -22,7 +22,8 @@ from product_fixture import build
 EVIL = 'x"\'><script>alert(1)</script><img src=y onerror=alert(2)>`|#*_\x1b[2J\u202e'
 ARCH, MODEL, TARGET, METRIC, REASON = (f"{role}-{EVIL}" for role in ("arch", "model", "target", "metric", "reason"))
 SAFE_TAGS = {"html", "head", "meta", "title", "link", "style", "body", "header", "a", "main", "h1", "h2", "p", "b",
-             "table", "thead", "tbody", "tr", "th", "td", "span", "svg", "line", "text", "rect", "footer"}
+             "table", "thead", "tbody", "tr", "th", "td", "span", "svg", "line", "text", "rect", "footer", "div", "dl",
+             "dt", "dd", "pre", "code", "script"}
 
 
 @pytest.fixture()
@@ -46,26 +47,44 @@ def hostile(tmp_path):
 
 
 class _Elements(HTMLParser):
+    """Tags, event-handler attributes, and scripts (their attributes and inline text) of a page."""
+
     def __init__(self):
         super().__init__()
         self.tags: set[str] = set()
         self.handlers: list[str] = []
+        self.scripts: list[dict] = []
+        self._in_script = False
 
     def handle_starttag(self, tag, attrs):
         self.tags.add(tag)
         self.handlers += [name for name, _ in attrs if name.startswith("on")]
+        if tag == "script":
+            self.scripts.append({**dict(attrs), "text": ""})
+            self._in_script = True
+
+    def handle_endtag(self, tag):
+        if tag == "script":
+            self._in_script = False
+
+    def handle_data(self, data):
+        if self._in_script:
+            self.scripts[-1]["text"] += data
 
 
 def test_every_site_template_escapes_hostile_ids(tmp_path, hostile):
     site = build_site(hostile, tmp_path / "site").out_dir
     pages = {p.relative_to(site).parts[0]: p for p in sorted(site.rglob("*.html"))}
-    assert {"index.html", "arch", "model", "target"} <= set(pages)  # every template was rendered
+    assert {"index.html", "arch", "matrix", "model", "target"} <= set(pages)  # every template was rendered
     seen = {name: False for name in ("arch", "model", "target")}
     for path in site.rglob("*.html"):
         text = path.read_text()
         parser = _Elements()
         parser.feed(text)
         assert parser.tags <= SAFE_TAGS and not parser.handlers, (path, parser.tags - SAFE_TAGS, parser.handlers)
+        # the one script is the site's own file, inline nothing: an id never becomes code
+        root = "../" * (len(path.relative_to(site).parts) - 1)
+        assert parser.scripts == [{"src": f"{root}site.js", "defer": None, "text": ""}], (path, parser.scripts)
         assert EVIL not in text and "\x1b" not in text or "&lt;script&gt;" in text, path
         for role, value in (("arch", ARCH), ("model", MODEL), ("target", TARGET)):
             seen[role] |= value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace(
@@ -78,10 +97,12 @@ def test_html_finalize_escapes_values_and_keeps_macro_markup():
                   te={"mean_gain": 1.0, "max_gain": 2.0, "baseline_mean": None, "baseline_sd": None, "n_models": 3},
                   share_positive=0.5, position=1, n_targets=2, top=[{"model_id": EVIL, "score_mean": 1.0, "gain": -1.0}],
                   chart={"title": EVIL, "bars": []}, arch_href=lambda a: f"arch/{a}.html",
-                  model_href=lambda a, m: f"m/{m}.html", target_href=lambda a, t: f"t/{t}.html")
+                  model_href=lambda a, m: f"m/{m}.html", target_href=lambda a, t: f"t/{t}.html",
+                  hub_url=lambda a, m: f"https://huggingface.co/{m}")
     parser = _Elements()
     parser.feed(page)
     assert parser.tags <= SAFE_TAGS and not parser.handlers
+    assert f'href="https://huggingface.co/{EVIL}"' not in page  # the link's text and target are escaped too
     assert "<td class='num neg'>-1.00</td>" in page and "<td class='num'></td>" in page  # macros' markup kept
 
 

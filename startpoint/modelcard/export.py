@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-import duckdb
 import polars as pl
 import yaml
 
@@ -28,9 +27,9 @@ from startpoint.frames import frame
 from startpoint.modelcard.markdown import Md, cell, number, render
 from startpoint.modelcard.markdown import code as _code  # noqa: F401  (the code-span rule, tested on its own)
 from startpoint.published.hub_datasets import hub_dataset
-from startpoint.site.build import model_href
-from startpoint.site.html import slug
+from startpoint.site.paths import SitePaths, site_paths
 from startpoint.tables import markdown_table, visible_text
+from startpoint.warehouse.leaderboard import read_leaderboard
 from startpoint.warehouse.load import connect
 from startpoint.warehouse.reliability import read_top_reliability, top_reliability_sentence
 
@@ -40,12 +39,6 @@ _HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?|\
 METRIC_TYPES = {"accuracy": "accuracy", "spearman": "spearmanr"}
 METRIC_NAMES = {"accuracy": "Accuracy", "spearman": "Spearman correlation (x100)"}
 BELOW_PRETRAINED_NOTE = Md(" (starting from the pretrained model is expected to do as well or better)")
-# leaderboard columns a card reads where the warehouse has them (a typed NULL otherwise): the ranking's newer
-# columns (is_pretrained, tied, order_has_evidence) and the paired comparison with rank 1
-OPTIONAL_COLUMNS = {
-    "is_pretrained": "boolean", "tied": "boolean", "order_has_evidence": "boolean", "tied_with_rank1": "boolean",
-    "p_better_than_rank1": "double", "reliability": "double", "flagged": "boolean",
-}
 
 
 @dataclass
@@ -89,8 +82,9 @@ def public_site_url(site_url: str | None) -> str | None:
     return f"{scheme.lower()}://{host}{slash}{path}".rstrip("/")
 
 
-def model_url(site_url: str, architecture: str, model_id: str) -> str:
-    return f"{site_url.rstrip('/')}/{model_href(architecture, model_id)}"
+def model_url(site_url: str, paths: SitePaths, architecture: str, model_id: str) -> str:
+    """The model's page on the published site (the site's own file layout, :mod:`startpoint.site.paths`)."""
+    return f"{site_url.rstrip('/')}/{paths.model(architecture, model_id)}"
 
 
 def _missing(value) -> bool:
@@ -183,33 +177,15 @@ def markdown_section(row: dict, gains: pl.DataFrame, n_ranked: int, source_url: 
     return render("section.md.j2", **_context(row, gains, n_ranked, source_url))
 
 
-def _optional(con: duckdb.DuckDBPyConnection) -> str:
-    have = {r[0] for r in con.execute(
-        "select column_name from information_schema.columns where table_name = 'leaderboard'").fetchall()}
-    return ", ".join(c if c in have else f"null::{t} as {c}" for c, t in OPTIONAL_COLUMNS.items())
-
-
-def _leaders(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """Ranked, unflagged leaderboard rows with the pretrained row's rank and id and the counts a card states; the
-    pretrained row itself left out (it is no candidate to card)."""
-    return frame(con.execute(
-        f"""with lb as (
-                select architecture, rank, model_id, avg_score, pretrained_avg, mean_gain, ci_low, ci_high, win_rate,
-                       n_targets, {_optional(con)}
-                from leaderboard),
-            ranked as (
-                select * replace (coalesce(is_pretrained, false) as is_pretrained),
-                       count(*) over (partition by architecture) as n_ranked,
-                       min(rank) filter (where coalesce(is_pretrained, false)) over (partition by architecture)
-                           as pretrained_rank,
-                       min(model_id) filter (where coalesce(is_pretrained, false)) over (partition by architecture)
-                           as pretrained_id,
-                       count(*) filter (where coalesce(tied, tied_with_rank1) and rank > 1
-                                          and not coalesce(is_pretrained, false))
-                           over (partition by architecture) as n_tied
-                from lb where rank is not null and not coalesce(flagged, false))
-            select * from ranked where not is_pretrained order by architecture, rank"""
-    ))
+def _leaders(board: pl.DataFrame) -> pl.DataFrame:
+    """Ranked, unflagged candidates of the leaderboard (read_leaderboard) with the counts a card states: the
+    pretrained row left out (it is no candidate to card), `n_tied` the other candidates tied with #1."""
+    ranked = board.filter(pl.col("rank").is_not_null() & ~pl.col("flagged"))
+    return ranked.with_columns(
+        (pl.col("tied").fill_null(False) & (pl.col("rank") > 1) & ~pl.col("is_pretrained"))
+        .sum().over("architecture").alias("n_tied"),
+        pl.len().over("architecture").alias("n_ranked"),
+    ).filter(~pl.col("is_pretrained")).sort(["architecture", "rank"], maintain_order=True)
 
 
 def export_model_cards(warehouse_path: str | Path, out_dir: str | Path, top: int = 3,
@@ -222,29 +198,29 @@ def export_model_cards(warehouse_path: str | Path, out_dir: str | Path, top: int
     site_url = public_site_url(site_url)
     con = connect(warehouse_path, read_only=True)
     try:
-        leaders = _leaders(con).group_by("architecture", maintain_order=True).head(top)
+        board = read_leaderboard(con)
+        leaders = _leaders(board).group_by("architecture", maintain_order=True).head(top)
         tops = read_top_reliability(con)
         gains = frame(con.execute(
             """select g.architecture, g.model_id, g.dataset_id, g.n_seeds, g.score_mean, g.baseline_mean, g.gain,
                       d.metric
                from gains g left join datasets d using (dataset_id)
-               semi join leaderboard l on l.architecture = g.architecture and l.model_id = g.model_id
-                                        and l.rank is not null
                where g.gain is not null""",
         ))
     finally:
         con.close()
+    paths = site_paths(board)
     summary = ExportSummary(out_dir=out_dir, site_url=site_url)
     listed = []
     for row in leaders.iter_rows(named=True):
         arch, model_id = row["architecture"], row["model_id"]
         row["top_reliability"] = tops.get(arch)
         g = gains.filter((pl.col("architecture") == arch) & (pl.col("model_id") == model_id))
-        link = model_url(site_url, arch, model_id) if site_url else None
+        link = model_url(site_url, paths, arch, model_id) if site_url else None
         meta = model_index(model_id, g, f"startpoint leaderboard ({arch})", link)
-        folder = out_dir / slug(arch)
+        folder = out_dir / paths.arch_slug(arch)
         folder.mkdir(parents=True, exist_ok=True)
-        stem = slug(model_id)
+        stem = paths.model_slug(arch, model_id)
         # ASCII only: non-ASCII (bidi overrides included) is written as \u escapes, which YAML reads back exactly.
         yaml_text = yaml.safe_dump(meta, sort_keys=False, allow_unicode=False)
         md_path, yaml_path = folder / f"{stem}.md", folder / f"{stem}.model-index.yaml"

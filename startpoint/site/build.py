@@ -1,14 +1,19 @@
-"""Build the static leaderboard site from the warehouse: index, one page per architecture, model and target.
+"""Build the static leaderboard site from the warehouse: index, one page per architecture, model and target, and a
+model × target gain matrix per architecture.
 
-Layout under the output folder: ``index.html``, ``arch/<a>.html``, ``model/<a>/<m>.html``,
-``target/<a>/<t>.html``. Pages are plain HTML with inline CSS and SVG, so the folder can be opened from disk
-or served by any static host, offline.
+Layout under the output folder (readable slugs, :mod:`startpoint.site.paths`): ``index.html``, ``arch/<a>.html``,
+``matrix/<a>.html``, ``model/<a>/<org>--<name>.html``, ``target/<a>/<t>.html``, and ``site.js``. Pages are plain
+HTML with inline CSS and SVG, so the folder can be opened from disk or served by any static host, offline;
+``site.js`` (no dependencies, no network) only adds sorting and filtering to the big tables, which read the same
+without it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -17,9 +22,14 @@ from pathlib import Path
 
 import polars as pl
 
+from startpoint.hub.architectures import pretrained_architecture
 from startpoint.site.data import SiteData, read_site_data
-from startpoint.site.html import num, percent, render, slug
+from startpoint.site.html import num, render
+from startpoint.site.paths import SitePaths, site_paths
 from startpoint.site.svg import Bar, bar_chart, stacked_share
+from startpoint.warehouse.leaderboard import (
+    TIED_NOTE, Reliability, board_notes, model_label, ranking_note, reliability_text,
+)
 
 MARKER = ".startpoint-site"  # marks a folder this module wrote, so a rebuild may replace it
 RANKED_BARS = 25  # models shown in the ranked-bars chart of an architecture page
@@ -34,18 +44,7 @@ class SiteSummary:
     models: int
     targets: int
     best: dict[str, dict] = field(default_factory=dict)  # per architecture: best model, gain, pretrained avg
-
-
-def arch_href(arch: str) -> str:
-    return f"arch/{slug(arch)}.html"
-
-
-def model_href(arch: str, model_id: str) -> str:
-    return f"model/{slug(arch)}/{slug(model_id)}.html"
-
-
-def target_href(arch: str, dataset_id: str) -> str:
-    return f"target/{slug(arch)}/{slug(dataset_id)}.html"
+    paths: SitePaths | None = None  # where each page was written (relative to out_dir)
 
 
 def _float(v) -> float | None:
@@ -63,120 +62,18 @@ def _true(value) -> bool:
     return bool(value) if value is not None else False
 
 
-def tie_mark(r: dict) -> str:
-    """'≈1' for a row that cannot be told apart from #1 (rank 1 too when another row is tied with it)."""
-    return "≈1" if _true(r.get("tied")) else ""
-
-
-def model_label(r: dict) -> str:
-    return f"{r['model_id']} (pretrained: stay)" if _true(r.get("is_pretrained")) else str(r["model_id"])
-
-
-def ranking_table(rows: list[dict]) -> tuple[list[str], list[list]]:
-    """The ranking columns of leaderboard rows (rank order) as a text table, for the CLI and the Dagster preview:
-    rank, ≈1 when tied with #1, model (the pretrained row marked "stay"), gain over the pretrained model in points
-    with its 95% interval (the mean over kept cells), win rate, P(better than #1). Cells are unescaped; each medium
-    escapes the strings it prints."""
-    from startpoint.tables import interval_text
-
-    n = _float
-    table = [[int(r["rank"]), tie_mark(r), model_label(r),
-              interval_text(n(r["mean_gain"]), n(r["ci_low"]), n(r["ci_high"])),
-              None if _true(r.get("is_pretrained")) else n(r["win_rate"]),
-              "" if r["rank"] == 1 else percent(r.get("p_better_than_rank1"))]
-             for r in rows]
-    return ["rank", "tied", "model", "gain, points (95% CI)", "win rate", "P(better than #1)"], table
-
-
-def tie_summary(n_tied: int, n_others: int) -> str:
-    """One line on how crowded the top is, for the CLI and the previews."""
-    return (f"{n_tied} of the {n_others} other ranked rows cannot be told apart from #1 on these targets (≈1: the "
-            "95% interval of their paired difference in gain from #1 holds zero). The order follows the ranking "
-            "score (winsorized, shrunk; not a gain); P(better than #1) comes from the paired comparison.")
-
-
-def board_notes(rows: list[dict]) -> list[str]:
-    """What a reader must know before reading the order of one architecture's ranked rows (rank order): whether the
-    order carries evidence at all, and whether the best start is the pretrained model itself."""
-    notes = []
-    if rows and not _true(rows[0].get("order_has_evidence")):
-        notes.append("The models cannot be told apart on these targets (no evidence that their gains differ): "
-                     "the rows are ordered by their mean gain, every row is a tie, and the order carries no evidence.")
-    if rows and _true(rows[0].get("best_is_pretrained")):
-        notes.append("No candidate ranks above the pretrained model: start from the pretrained model (stay).")
-    elif rows and _float(rows[0].get("mean_gain")) is not None and _float(rows[0]["mean_gain"]) <= 0:
-        notes.append("Rank 1's gain is not above 0: starting from the pretrained model is expected to do as well.")
-    return notes
-
-
-@dataclass
-class Reliability:
-    value: float
-    n_targets: int | None = None
-    n_models: int | None = None
-    clip: float | None = None
-    top: dict | None = None  # the architecture's top_reliability row: what the sentence a user reads is about
-
-
-def arch_reliability(data: SiteData, arch: str) -> Reliability | None:
-    """The reliability of an architecture's ranking: ranking_reliability, else the leaderboard's column."""
-    rel = data.reliability
-    if rel is not None and len(rel):
-        rows = rel.filter(pl.col("architecture") == arch).rows(named=True)
-        if rows and _float(rows[0]["reliability"]) is not None:
-            r = rows[0]
-            return Reliability(float(r["reliability"]), None if r["n_targets"] is None else int(r["n_targets"]),
-                               None if r["n_models"] is None else int(r["n_models"]), _float(r["clip"]),
-                               data.top_reliability.get(arch))
-    lb = data.leaderboard.filter(pl.col("architecture") == arch)
-    values = [v for v in lb["reliability"].to_list() if _float(v) is not None] if "reliability" in lb.columns else []
-    return Reliability(float(values[0])) if values else None
-
-
-def reliability_text(rel: Reliability | None) -> str:
-    """What a user reads about how far the order holds: the stability of the top (top_reliability, where the
-    warehouse has it) first, then 'reliability 0.79: ...', the share of the spread of all models' mean gains that is
-    signal rather than noise."""
-    if rel is None:
-        return "reliability n/a"
-    over = f" over {rel.n_targets} targets" if rel.n_targets else ""
-    if rel.value <= 0:
-        text = (f"reliability {rel.value:.2f}: no difference between the models' mean gains{over} stands out from "
-                "the noise")
-    else:
-        text = (f"reliability {rel.value:.2f}: {rel.value:.0%} of the spread of the models' mean gains{over} is "
-                f"signal, {1 - rel.value:.0%} noise")
-    if rel.top is None:
-        return text
-    from startpoint.warehouse.reliability import top_reliability_sentence
-
-    return f"{top_reliability_sentence(rel.top)} All models: {text}."
-
-
 def tied_count(ranked: pl.DataFrame) -> int:
-    """Ranked rows other than #1 that cannot be told apart from #1."""
-    if "tied" not in ranked.columns:
-        return 0
-    return int(sum(_true(t) for t, r in zip(ranked["tied"], ranked["rank"]) if r != 1))
+    """Ranked rows other than #1 that cannot be told apart from #1 (the reader's `n_tied`)."""
+    return int(ranked["n_tied"][0]) if len(ranked) else 0
 
 
-TIED_NOTE = (
-    "Rows marked ≈ #1 cannot be told apart from #1 on these targets: over the targets they share with #1, the "
-    "95% interval of their mean difference in gain from it holds zero. P(better than #1) is the chance, from that "
-    "paired comparison, that the model's true gain is above #1's."
-)
 
-
-def ranking_note(rel: Reliability | None) -> str:
-    clip = f" at {rel.clip:g} robust SDs" if rel is not None and rel.clip is not None else ""
-    return (
-        "The gain is the mean over the targets where the model's finetune did not collapse, in points over the "
-        "pretrained model, with its 95% interval across those targets. The order follows a ranking score, not a "
-        f"gain: each target's gains winsorized{clip} and the models' means shrunk toward the architecture's mean "
-        "as far as the reliability says, which held-out evaluation found picks better starts than the plain mean "
-        "(docs/ranking.md). So a row can show a higher gain than a row ranked above it. The pretrained model is a "
-        "row of the ranking (stay, gain 0)."
-    )
+SITE_JS = "site.js"
+HUB = "https://huggingface.co/"
+# A Hub repo id: [org/]name, each part of letters, digits and ._- (no leading or trailing ., -, no -- or ..).
+_HUB_PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?"
+_HUB_ID = re.compile(rf"{_HUB_PART}(?:/{_HUB_PART})?")
+HEAT_STEPS = 4  # colour steps on each side of 0 in the gain matrix
 
 
 def _of(frame: pl.DataFrame, arch: str) -> pl.DataFrame:
@@ -187,28 +84,201 @@ def _ranked(lb: pl.DataFrame) -> pl.DataFrame:
     return lb.filter(pl.col("rank").is_not_null()).sort("rank", maintain_order=True)
 
 
-def _page(template: str, title: str, depth: int, footer: str, **context) -> str:
-    return render(template, title=title, root="../" * depth, footer=footer, arch_href=arch_href,
-                  model_href=model_href, target_href=target_href, **context)
+class Pages:
+    """Renders the pages of one build: the data, the file layout and the footer every page shares."""
 
+    def __init__(self, data: SiteData, paths: SitePaths, footer: str):
+        self.data, self.paths, self.footer = data, paths, footer
+        catalog = data.catalog if data.catalog is not None else pl.DataFrame()
+        self._catalog = {(r["architecture"], r["model_id"]): r for r in catalog.iter_rows(named=True)}
 
-def index_page(data: SiteData, footer: str) -> str:
-    rows = []
-    for arch in data.architectures:
+    def render(self, template: str, title: str, depth: int, **context) -> str:
+        p = self.paths
+        return render(template, title=title, root="../" * depth, footer=self.footer, arch_href=p.arch,
+                      model_href=p.model, target_href=p.target, matrix_href=p.matrix, hub_url=self.hub_url,
+                      **context)
+
+    def reliability(self, arch: str) -> Reliability | None:
+        return self.data.reliability.get(arch)
+
+    # -- Hugging Face ----------------------------------------------------------------------------------------------
+
+    def hub_id(self, arch: str, model_id: str) -> str | None:
+        """The model's Hub repo id, or None for a model with no Hub page: a local or fused model, or an id the Hub
+        could not hold. A pretrained model links to its current Hub id; a model the warehouse's hub_models does not
+        list counts as a Hub model only in the org/name form."""
+        row = self._catalog.get((arch, model_id))
+        if row is not None and (row["source"] == "local" or row["role"] == "fused"):
+            return None
+        spec = pretrained_architecture(model_id)
+        if spec is not None:
+            return spec.hub_id
+        text = str(model_id)
+        if not _HUB_ID.fullmatch(text) or "--" in text or ".." in text or (row is None and "/" not in text):
+            return None
+        return text
+
+    def hub_url(self, arch: str, model_id: str) -> str | None:
+        hub = self.hub_id(arch, model_id)
+        return HUB + hub if hub else None  # the id is [A-Za-z0-9._-/] only: nothing to encode
+
+    def usage(self, arch: str, model_id: str) -> dict:
+        """The "how to use" block of a model page: the id for `from_pretrained`, and what the catalog
+        (hub_models) knows: license, size, downloads, last change, the safe-loading verdict. A field the catalog
+        lacks says so instead of guessing."""
+        row = self._catalog.get((arch, model_id))
+        hub = self.hub_id(arch, model_id)
+        from_hub = row is not None and row["source"] == "hub"  # a row of the Hub catalog (jobs hub_catalog)
+        missing = "not declared on the Hub" if from_hub else "not in the catalog"
+
+        def shown(value, fmt) -> str:
+            return missing if value is None or (isinstance(value, float) and not math.isfinite(value)) else fmt(value)
+
+        if row is None:
+            kind = "not in the catalog"
+        elif row["role"] == "fused":
+            kind = "a fused model (merged by startpoint; weights on this machine, not on the Hub)"
+        elif row["source"] == "local":
+            kind = "a local model (finetuned by startpoint; weights on this machine, not on the Hub)"
+        else:
+            kind = {"hub": "Hub catalog", "published": "published results' catalog"}.get(row["source"],
+                                                                                      str(row["source"]))
+        if not from_hub:
+            verdict = "not checked: not in the Hub catalog (the hub_catalog job checks a model's files)"
+        elif row["status"] == "accepted":
+            verdict = ("accepted by startpoint's loading policy: "
+                       + ("safetensors weights" if _true(row["has_safetensors"]) else "weights allowed by opt-in")
+                       + ", no remote code, within the download cap")
+        elif row["status"] == "refused":
+            verdict = f"refused: {row['refusal_reason'] or 'no reason recorded'}"
+        else:
+            verdict = f"{row['status'] or 'unknown'} (no verdict for its current files)"
+        size = shown(row["n_params"] if row else None, lambda n: f"{n / 1e6:.1f}M parameters")
+        if row is not None and row["download_bytes"] is not None:
+            size += f", {row['download_bytes'] / 1e6:.0f} MB of weights"
+        return {
+            "hub_id": hub, "kind": kind, "verdict": verdict,
+            "license": shown(row["license"] if row else None, str),
+            "size": size,
+            "downloads": shown(row["downloads"] if row else None, lambda n: f"{int(n):,}"),
+            "last_modified": shown(row["last_modified"] if row else None,
+                                   lambda t: t.strftime("%Y-%m-%d") if hasattr(t, "strftime") else str(t)[:10]),
+        }
+
+    # -- pages -----------------------------------------------------------------------------------------------------
+
+    def index(self) -> str:
+        data, rows = self.data, []
+        for arch in data.architectures:
+            lb = _of(data.leaderboard, arch)
+            ranked = _ranked(lb)
+            rel = self.reliability(arch)
+            rows.append({
+                "arch": arch,
+                "best": ranked.row(0, named=True) if len(ranked) else None,
+                "reliability": rel.value if rel else None,
+                "n_tied": str(tied_count(ranked)),
+                "pretrained": _pretrained_avg(lb),
+                "n_ranked": len(ranked),
+                "n_flagged": int(lb["flagged"].sum()),
+                "n_targets": _of(data.target_effects, arch)["dataset_id"].n_unique(),
+            })
+        return self.render("index.html.j2", "Architectures", 0, rows=rows)
+
+    def arch(self, arch: str) -> str:
+        data = self.data
         lb = _of(data.leaderboard, arch)
         ranked = _ranked(lb)
-        rel = arch_reliability(data, arch)
-        rows.append({
-            "arch": arch,
-            "best": ranked.row(0, named=True) if len(ranked) else None,
-            "reliability": rel.value if rel else None,
-            "n_tied": str(tied_count(ranked)),
-            "pretrained": _pretrained_avg(lb),
-            "n_ranked": len(ranked),
-            "n_flagged": int(lb["flagged"].sum()),
-            "n_targets": _of(data.target_effects, arch)["dataset_id"].n_unique(),
-        })
-    return _page("index.html.j2", "Architectures", 0, footer, rows=rows)
+        bars = [
+            Bar(model_label(r), r["mean_gain"], r["ci_low"], r["ci_high"], "../" + self.paths.model(arch, r["model_id"]))
+            for r in ranked.head(RANKED_BARS).iter_rows(named=True)
+            if _float(r["mean_gain"]) is not None
+        ]
+        rows = list(ranked.iter_rows(named=True))
+        rel = self.reliability(arch)
+        title = f"Gain of the top {len(bars)} rows of {arch}, in rank order (points, 95% interval)"
+        return self.render(
+            "arch.html.j2", f"{arch} leaderboard", 1, arch=arch, pretrained=_pretrained_avg(lb),
+            chart=bar_chart(bars, title), reliability=reliability_text(rel), notes=board_notes(rows),
+            has_evidence=bool(rows) and _true(rows[0].get("order_has_evidence")),
+            n_tied=tied_count(ranked), n_others=max(len(ranked) - 1, 0), tied_note=TIED_NOTE,
+            ranking_note=ranking_note(rel), ranked=rows,
+            flagged=list(lb.filter(pl.col("flagged")).iter_rows(named=True)),
+            variance=_variance(data, arch), targets=list(_of(data.target_effects, arch).iter_rows(named=True)),
+            proxy=list(_of(data.proxy, arch).iter_rows(named=True)),
+        )
+
+    def model(self, arch: str, row: dict, gains: pl.DataFrame) -> str:
+        gains = gains.sort("gain", descending=True, maintain_order=True, nulls_last=True)
+        rows = list(gains.iter_rows(named=True))
+        bars = [
+            Bar(g["dataset_id"], g["gain"],
+                g["gain"] - 1.96 * g["gain_se"] if _float(g["gain_se"]) is not None else None,
+                g["gain"] + 1.96 * g["gain_se"] if _float(g["gain_se"]) is not None else None,
+                "../../" + self.paths.target(arch, g["dataset_id"]))
+            for g in rows
+        ]
+        return self.render(
+            "model.html.j2", row["model_id"], 2, arch=arch, row=row, gains=rows,
+            reliability=reliability_text(self.reliability(arch)), usage=self.usage(arch, row["model_id"]),
+            chart=bar_chart(bars, f"Gain of {row['model_id']} per target (points, ±1.96 se)"),
+        )
+
+    def target(self, arch: str, te_row: dict, gains: pl.DataFrame, ranked_ids: set[str]) -> str:
+        data = self.data
+        gains = gains.filter(pl.col("model_id").is_in(list(ranked_ids))).sort(
+            "gain", descending=True, maintain_order=True, nulls_last=True)
+        top = list(gains.head(TARGET_TOP).iter_rows(named=True))
+        bars = [Bar(g["model_id"], g["gain"], None, None, "../../" + self.paths.model(arch, g["model_id"]))
+                for g in top]
+        te_all = _of(data.target_effects, arch).sort("mean_gain", descending=True, maintain_order=True,
+                                                     nulls_last=True)
+        meta = data.datasets.filter(pl.col("dataset_id") == te_row["dataset_id"])
+        return self.render(
+            "target.html.j2", f"{te_row['dataset_id']} ({arch})", 2, arch=arch, te=te_row, top=top,
+            metric=meta["metric"][0] if len(meta) else "",
+            position=te_all["dataset_id"].to_list().index(te_row["dataset_id"]) + 1, n_targets=len(te_all),
+            share_positive=float((gains["gain"] > 0).mean()) if len(gains) else float("nan"),
+            chart=bar_chart(bars, f"Gain on {te_row['dataset_id']} of the best {len(bars)} ranked models"),
+        )
+
+    def matrix(self, arch: str, gains: pl.DataFrame) -> str:
+        """The model × target gain matrix of an architecture: a row per leaderboard row with gains (rank order,
+        unranked rows last), a column per target (most sensitive first, as on the architecture page), each cell
+        the gain in points coloured on a diverging scale that saturates at the 95th percentile of |gain| over the
+        kept cells."""
+        lb = _of(self.data.leaderboard, arch)
+        te = _of(self.data.target_effects, arch)
+        present = set(gains["dataset_id"].to_list())
+        targets = [t for t in te["dataset_id"].to_list() if t in present]
+        targets += sorted(present - set(targets))
+        cells: dict[tuple[str, str], dict] = {(g["model_id"], g["dataset_id"]): g for g in gains.iter_rows(named=True)}
+        # the scale from the kept cells (unflagged models, runs that did not collapse), so one flagged model with
+        # shifted columns cannot wash out every other cell; its own cells saturate
+        flagged = set(lb.filter(pl.col("flagged"))["model_id"].to_list())
+        kept = gains.filter(~pl.col("model_id").is_in(list(flagged)) & ~pl.col("collapsed").fill_null(False))
+        values = (kept if len(kept) else gains)["gain"].drop_nulls()
+        scale = max(float(values.abs().quantile(0.95, "linear")), 0.5) if len(values) else 1.0
+        with_gains = set(gains["model_id"].to_list())
+        rows = []
+        for r in lb.iter_rows(named=True):
+            if r["model_id"] not in with_gains:
+                continue
+            line = []
+            for t in targets:
+                g = cells.get((r["model_id"], t))
+                if g is None or _float(g["gain"]) is None:
+                    line.append(None)
+                    continue
+                step = round(max(-1.0, min(1.0, g["gain"] / scale)) * HEAT_STEPS)
+                line.append({"text": num(g["gain"], 1, signed=True), "cls": f"h{step:+d}".replace("+", "p").replace("-", "m"),
+                             "collapsed": _true(g.get("collapsed"))})
+            rows.append({"row": r, "cells": line})
+        legend = [{"cls": f"h{s:+d}".replace("+", "p").replace("-", "m"),
+                   "text": num(s * scale / HEAT_STEPS, 1, signed=True)} for s in range(-HEAT_STEPS, HEAT_STEPS + 1)]
+        return self.render("matrix.html.j2", f"{arch}: gain per model and target", 1, arch=arch, targets=targets,
+                           rows=rows, scale=scale, legend=legend, steps=HEAT_STEPS,
+                           n_collapsed=int(gains["collapsed"].fill_null(False).sum()))
 
 
 def _variance(data: SiteData, arch: str) -> dict:
@@ -246,60 +316,6 @@ def _variance(data: SiteData, arch: str) -> dict:
     }
 
 
-def arch_page(data: SiteData, arch: str, footer: str) -> str:
-    lb = _of(data.leaderboard, arch)
-    ranked = _ranked(lb)
-    bars = [
-        Bar(model_label(r), r["mean_gain"], r["ci_low"], r["ci_high"], "../" + model_href(arch, r["model_id"]))
-        for r in ranked.head(RANKED_BARS).iter_rows(named=True)
-        if _float(r["mean_gain"]) is not None
-    ]
-    rows = list(ranked.iter_rows(named=True))
-    rel = arch_reliability(data, arch)
-    title = f"Gain of the top {len(bars)} rows of {arch}, in rank order (points, 95% interval)"
-    return _page(
-        "arch.html.j2", f"{arch} leaderboard", 1, footer, arch=arch, pretrained=_pretrained_avg(lb),
-        chart=bar_chart(bars, title), reliability=reliability_text(rel), notes=board_notes(rows),
-        has_evidence=bool(rows) and _true(rows[0].get("order_has_evidence")),
-        n_tied=tied_count(ranked), n_others=max(len(ranked) - 1, 0), tied_note=TIED_NOTE,
-        ranking_note=ranking_note(rel), ranked=rows, flagged=list(lb.filter(pl.col("flagged")).iter_rows(named=True)),
-        variance=_variance(data, arch), targets=list(_of(data.target_effects, arch).iter_rows(named=True)),
-        proxy=list(_of(data.proxy, arch).iter_rows(named=True)),
-    )
-
-
-def model_page(data: SiteData, arch: str, row: dict, gains: pl.DataFrame, footer: str) -> str:
-    gains = gains.sort("gain", descending=True, maintain_order=True, nulls_last=True)
-    rows = list(gains.iter_rows(named=True))
-    bars = [
-        Bar(g["dataset_id"], g["gain"],
-            g["gain"] - 1.96 * g["gain_se"] if _float(g["gain_se"]) is not None else None,
-            g["gain"] + 1.96 * g["gain_se"] if _float(g["gain_se"]) is not None else None,
-            "../../" + target_href(arch, g["dataset_id"]))
-        for g in rows
-    ]
-    return _page(
-        "model.html.j2", row["model_id"], 2, footer, arch=arch, row=row, gains=rows,
-        reliability=reliability_text(arch_reliability(data, arch)),
-        chart=bar_chart(bars, f"Gain of {row['model_id']} per target (points, ±1.96 se)"),
-    )
-
-
-def target_page(data: SiteData, arch: str, te_row: dict, gains: pl.DataFrame, ranked_ids: set[str], footer: str) -> str:
-    gains = gains.filter(pl.col("model_id").is_in(list(ranked_ids))).sort("gain", descending=True, maintain_order=True, nulls_last=True)
-    top = list(gains.head(TARGET_TOP).iter_rows(named=True))
-    bars = [Bar(g["model_id"], g["gain"], None, None, "../../" + model_href(arch, g["model_id"])) for g in top]
-    te_all = _of(data.target_effects, arch).sort("mean_gain", descending=True, maintain_order=True, nulls_last=True)
-    meta = data.datasets.filter(pl.col("dataset_id") == te_row["dataset_id"])
-    return _page(
-        "target.html.j2", f"{te_row['dataset_id']} ({arch})", 2, footer, arch=arch, te=te_row, top=top,
-        metric=meta["metric"][0] if len(meta) else "",
-        position=te_all["dataset_id"].to_list().index(te_row["dataset_id"]) + 1, n_targets=len(te_all),
-        share_positive=float((gains["gain"] > 0).mean()) if len(gains) else float("nan"),
-        chart=bar_chart(bars, f"Gain on {te_row['dataset_id']} of the best {len(bars)} ranked models"),
-    )
-
-
 def _write(root: Path, rel: str, text: str) -> None:
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -316,35 +332,39 @@ def build_site(
             f"{out_dir} exists, is not empty and is not a startpoint site; choose an empty or new folder"
         )
     data = read_site_data(warehouse_path)
+    paths = site_paths(data.leaderboard, data.target_effects)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=".site-", dir=out_dir.parent))
     footer = f"Built {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC from the startpoint warehouse."
+    pages_of = Pages(data, paths, footer)
     say = progress or (lambda _msg: None)
     pages = 0
     try:
         _write(stage, MARKER, "written by `startpoint site`; the next build replaces this folder\n")
-        _write(stage, "index.html", index_page(data, footer))
+        _write(stage, SITE_JS, render("site.js.j2"))  # a template only to ship as package data: no values in it
+        _write(stage, "index.html", pages_of.index())
         pages += 1
         n_models = n_targets = 0
         best: dict[str, dict] = {}
         gains_by_arch = {k[0]: g for k, g in data.gains.group_by("architecture", maintain_order=True)}
         for arch in data.architectures:
-            _write(stage, arch_href(arch), arch_page(data, arch, footer))
-            pages += 1
+            arch_gains = gains_by_arch.get(arch, data.gains.clear())
+            _write(stage, paths.arch(arch), pages_of.arch(arch))
+            _write(stage, paths.matrix(arch), pages_of.matrix(arch, arch_gains))
+            pages += 2
             lb = _of(data.leaderboard, arch)
             ranked = _ranked(lb)
             if len(ranked):
                 top = ranked.row(0, named=True)
-                rel = arch_reliability(data, arch)
+                rel = pages_of.reliability(arch)
                 best[arch] = {"model_id": top["model_id"], "is_pretrained": _true(top.get("is_pretrained")),
                               "mean_gain": float(top["mean_gain"]), "ci_low": _float(top["ci_low"]),
                               "ci_high": _float(top["ci_high"]), "pretrained_avg": _pretrained_avg(lb),
                               "reliability": rel.value if rel else None, "n_tied_with_rank1": tied_count(ranked)}
-            arch_gains = gains_by_arch.get(arch, data.gains.clear())
             by_model = {k[0]: g for k, g in arch_gains.group_by("model_id", maintain_order=True)}
             for i, row in enumerate(lb.iter_rows(named=True), 1):
-                _write(stage, model_href(arch, row["model_id"]),
-                       model_page(data, arch, row, by_model.get(row["model_id"], arch_gains.clear()), footer))
+                _write(stage, paths.model(arch, row["model_id"]),
+                       pages_of.model(arch, row, by_model.get(row["model_id"], arch_gains.clear())))
                 if i % 500 == 0:
                     say(f"{arch}: {i}/{len(lb)} model pages")
             n_models += len(lb)
@@ -352,11 +372,11 @@ def build_site(
             ranked_ids = set(ranked["model_id"])
             te = _of(data.target_effects, arch)
             for r in te.iter_rows(named=True):
-                _write(stage, target_href(arch, r["dataset_id"]),
-                       target_page(data, arch, r, by_target.get(r["dataset_id"], arch_gains.clear()), ranked_ids, footer))
+                _write(stage, paths.target(arch, r["dataset_id"]),
+                       pages_of.target(arch, r, by_target.get(r["dataset_id"], arch_gains.clear()), ranked_ids))
             n_targets += len(te)
             pages += len(lb) + len(te)
-            say(f"{arch}: {len(lb)} model pages, {len(te)} target pages")
+            say(f"{arch}: {len(lb)} model pages, {len(te)} target pages, a gain matrix")
         old = None
         if out_dir.exists():
             old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
@@ -368,4 +388,4 @@ def build_site(
         shutil.rmtree(stage, ignore_errors=True)
         raise
     return SiteSummary(out_dir=out_dir, pages=pages, architectures=data.architectures, models=n_models,
-                       targets=n_targets, best=best)
+                       targets=n_targets, best=best, paths=paths)

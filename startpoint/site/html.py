@@ -1,5 +1,5 @@
-"""HTML rendering: the Jinja environment of the site's templates (templates/*.html.j2), number formats, and safe
-file names for untrusted ids.
+"""HTML rendering: the Jinja environment of the site's templates (templates/*.html.j2) and number formats (file
+names for untrusted ids: :mod:`startpoint.site.paths`).
 
 Every value a template prints is escaped: the environment autoescapes, and its `finalize` escapes each
 interpolated value as :func:`html.escape` does (quotes included, so a value is safe in an attribute too) and
@@ -9,20 +9,14 @@ prints a missing value (None) as nothing. Only markup the templates themselves b
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
 import numbers
-import re
 from html import escape
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-
-def slug(text: str) -> str:
-    """A file name for an untrusted id: readable part plus a hash, so distinct ids never collide."""
-    readable = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:60] or "x"
-    return f"{readable}-{hashlib.sha1(text.encode('utf-8')).hexdigest()[:8]}"
+from startpoint.warehouse.leaderboard import percent  # the one format of P(better than #1)
 
 
 def num(v, digits: int = 2, signed: bool = False) -> str:
@@ -35,14 +29,6 @@ def num(v, digits: int = 2, signed: bool = False) -> str:
 def integer(v) -> str:
     """A count; empty when missing."""
     return "" if v is None or (isinstance(v, float) and not math.isfinite(v)) else str(int(v))
-
-
-def percent(p) -> str:
-    """A probability as a percentage; empty when missing or not a probability."""
-    if not num(p) or not 0.0 <= float(p) <= 1.0:
-        return ""
-    p = float(p)
-    return "<1%" if p < 0.005 else ">99%" if p > 0.995 else f"{p:.0%}"
 
 
 def _escaped(value) -> Markup:

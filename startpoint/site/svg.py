@@ -1,6 +1,7 @@
 """Layout of the inline SVG charts of the static site (no JavaScript, no external files): positions and labels
 computed here, drawn by the `bar_chart` and `stacked_share` macros of templates/macros.html.j2, which escape
-every label."""
+every label. Each chart has a viewBox and no fixed size, so it scales down with the page (phones) and never
+overflows it."""
 
 from __future__ import annotations
 
@@ -53,8 +54,24 @@ def bar_chart(bars: list[Bar], title: str, unit: str = "points", width: int = 76
     return {
         "title": title, "unit": unit, "width": width, "height": height, "bars": drawn, "bar_h": row - 6,
         "zero": f"{x(0):.1f}", "zero_end": height - 26, "label_x": label_w - 2, "value_x": width - value_w,
-        "axis_y": height - 12, "axis": [(f"{x(v):.1f}", f"{v:.1f}") for v in (lo, 0.0, hi)],
+        "axis_y": height - 12, "axis": _ticks(lo, hi, x, label_w + pad, label_w + pad + plot_w),
+        "unit_x": label_w - 14,  # right-aligned left of the lowest tick, which starts at the plot's left edge
     }
+
+
+def _ticks(lo: float, hi: float, x, left: float, right: float, min_gap: float = 44.0) -> list[tuple[str, str, str]]:
+    """Axis labels (x, text, anchor) at the low end, 0 and the high end: the end labels anchored inward so they
+    stay inside the plot, and a label dropped where it would touch the one before (0 at an end, a narrow range)."""
+    out: list[tuple[str, str, str]] = []
+    last = None
+    for v in (lo, 0.0, hi):
+        pos = x(v)
+        anchor = "start" if pos - left < min_gap / 2 else "end" if right - pos < min_gap / 2 else "middle"
+        if last is not None and pos - last < min_gap:
+            continue
+        out.append((f"{pos:.1f}", f"{v:+.1f}" if v else "0", anchor))
+        last = pos
+    return out
 
 
 COMPONENT_COLOURS = {"base": "#1565c0", "target": "#ef6c00", "interaction": "#6a1b9a", "noise": "#757575"}

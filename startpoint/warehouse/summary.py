@@ -1,5 +1,5 @@
-"""Per-architecture figures of a built warehouse, read from the dbt models (`leaderboard`, `ranking_reliability`,
-`variance_decomposition`) so that each is one SQL query away from what the UI shows.
+"""Per-architecture figures of a built warehouse, read from the dbt models (`leaderboard` through its one reader,
+`ranking_reliability`, `variance_decomposition`) so that each is one SQL query away from what the UI shows.
 
 Plain Python on a DuckDB connection: the Dagster wiring (`assets/sql_models.py`) turns these into typed table
 metadata and the numbers the Plots tab charts over materializations.
@@ -8,6 +8,8 @@ metadata and the numbers the Plots tab charts over materializations.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from startpoint.warehouse.leaderboard import read_leaderboard, read_reliability
 
 # The columns of the per-architecture table: rank, the gain with its 95% interval, what ties it to #1.
 TOP_COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -43,42 +45,31 @@ class ArchitectureSummary:
 def top_rows(con, top: int = 10) -> dict[str, list[dict]]:
     """The first `top` ranked rows of each architecture's leaderboard, columns as in TOP_COLUMNS."""
     names = [c for c, _, _ in TOP_COLUMNS]
-    rows = con.execute(
-        f"select architecture, {', '.join(names)} from leaderboard where rank is not null and rank <= ? "
-        "order by architecture, rank, mean_gain desc",
-        [top],
-    ).fetchall()
     out: dict[str, list[dict]] = {}
-    for arch, *values in rows:
-        out.setdefault(arch, []).append(dict(zip(names, values)))
+    for row in read_leaderboard(con, top=top).iter_rows(named=True):
+        out.setdefault(row["architecture"], []).append({n: row[n] for n in names})
     return out
 
 
 def summaries(con) -> list[ArchitectureSummary]:
-    """One summary per architecture on the leaderboard."""
-    rows = con.execute(
-        """with ranked as (
-               select architecture, count(rank) as models,
-                      arg_min(model_id, rank) filter (where rank is not null) as top_model,
-                      arg_min(mean_gain, rank) filter (where rank is not null) as top_score,
-                      arg_min(ci_low, rank) filter (where rank is not null) as top_score_low,
-                      arg_min(ci_high, rank) filter (where rank is not null) as top_score_high
-               from leaderboard group by architecture),
-           shares as (
-               select architecture,
-                      max(share) filter (where component = 'base') as base_share,
-                      max(share_low) filter (where component = 'base') as base_share_low,
-                      max(share_high) filter (where component = 'base') as base_share_high,
-                      max(share) filter (where component = 'target') as target_share,
-                      max(share_low) filter (where component = 'target') as target_share_low,
-                      max(share_high) filter (where component = 'target') as target_share_high
-               from variance_decomposition group by architecture)
-           select r.architecture, r.models, r.top_model, r.top_score, r.top_score_low, r.top_score_high,
-                  rel.reliability, s.base_share, s.base_share_low, s.base_share_high,
-                  s.target_share, s.target_share_low, s.target_share_high
-           from ranked r
-           left join ranking_reliability rel using (architecture)
-           left join shares s using (architecture)
-           order by r.architecture"""
-    ).fetchall()
-    return [ArchitectureSummary(*row) for row in rows]
+    """One summary per architecture on the leaderboard: rank 1 and the count from the leaderboard reader, the
+    reliability the site prints, the base and target shares from variance_decomposition."""
+    board = read_leaderboard(con)
+    reliability = read_reliability(con)
+    shares = {r[0]: r[1:] for r in con.execute(
+        """select architecture,
+                  max(share) filter (where component = 'base'), max(share_low) filter (where component = 'base'),
+                  max(share_high) filter (where component = 'base'), max(share) filter (where component = 'target'),
+                  max(share_low) filter (where component = 'target'),
+                  max(share_high) filter (where component = 'target')
+           from variance_decomposition group by architecture"""
+    ).fetchall()}
+    out = []
+    for (arch,), rows in board.group_by("architecture", maintain_order=True):
+        ranked = rows.filter(rows["rank"].is_not_null())
+        first = ranked.row(0, named=True) if len(ranked) else {}
+        rel = reliability.get(arch)
+        out.append(ArchitectureSummary(
+            arch, len(ranked), first.get("model_id"), first.get("mean_gain"), first.get("ci_low"),
+            first.get("ci_high"), rel.value if rel else None, *shares.get(arch, (None,) * 6)))
+    return sorted(out, key=lambda s: s.architecture)
