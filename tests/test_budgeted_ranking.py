@@ -119,3 +119,62 @@ def test_the_racing_stop_needs_evidence_against_every_model_left():
     assert paired_settled(gains, 0, [1])
     assert not paired_settled(gains, 0, [1, 2])  # model 2 is not beaten on these four targets
     assert not paired_settled(gains[:, :1], 0, [1])  # one common target is no evidence
+
+
+# --- the offline replay (benchmarks/budgeted_ranking.py) ---
+
+import json  # noqa: E402
+
+from startpoint.settings import REPO_ROOT  # noqa: E402
+
+RESULTS = REPO_ROOT / "benchmarks" / "results" / "budgeted_ranking.json"
+
+
+def _check_shape(results: dict) -> None:
+    from benchmarks import budgeted_ranking
+
+    fractions = [f"{f:g}" for f in budgeted_ranking.FRACTIONS]
+    assert results["architectures"]
+    for arch, res in results["architectures"].items():
+        assert set(res["policies"]) == set(POLICIES)
+        for name, per in res["policies"].items():
+            assert list(per) == fractions
+            for f, m in per.items():
+                assert set(m) >= {"regret", "low", "high", "cells"}
+                assert 0 <= m["low"] <= m["regret"] <= m["high"], (arch, name, f)
+                assert 0 < m["cells"] <= round(float(f) * res["selection_cells"]) + 1, (arch, name, f)
+        for name in ("probe_topk", "uniform"):  # at 100% both buy every cell: the product's every-cell pick
+            assert res["policies"][name]["1"]["regret"] == pytest.approx(res["full"]["regret"])
+            assert res["policies"][name]["1"]["cells"] == pytest.approx(res["selection_cells"])
+        assert "adaptive - probe_topk at 0.2" in res["paired"]
+
+
+def test_the_replay_runs_on_a_small_published_folder(tmp_path):
+    from published_fixture import SHARED, make_folder
+
+    from benchmarks import budgeted_ranking
+
+    if not SHARED.is_dir():
+        pytest.skip("needs ../shared/model-recycling")
+    folder = make_folder(tmp_path / "results", rows=25)
+    out = tmp_path / "budget.json"
+    assert budgeted_ranking.main(["--published", str(folder), "--out", str(out), "--splits", "3"]) == 0
+    results = json.loads(out.read_text())
+    assert set(results["architectures"]) == {"roberta-base", "t5-base"} and results["splits"] == 3
+    _check_shape(results)
+
+
+def test_the_results_file_has_the_shape_and_the_docs_quote_it():
+    from benchmarks import budgeted_ranking
+
+    results = json.loads(RESULTS.read_text())
+    assert results["splits"] >= 50
+    _check_shape(results)
+    docs = (REPO_ROOT / "docs" / "budgeted_ranking.md").read_text()
+    for part in (budgeted_ranking.figures, budgeted_ranking.markdown, budgeted_ranking.paired_markdown,
+                 budgeted_ranking.reading, budgeted_ranking.runtime):
+        assert part(results) in docs, part.__name__
+    for arch, res in results["architectures"].items():
+        plot = (REPO_ROOT / "docs" / budgeted_ranking.svg_name(arch)).read_text()
+        assert plot == budgeted_ranking.svg(arch, res, results["fractions"], results["policies"])
+    assert results["seconds_total"] <= 20 * 60  # the limit for three architectures on 2 cores

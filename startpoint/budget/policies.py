@@ -62,13 +62,14 @@ class Grid:
         return self.available & ~self.measured
 
 
-# A ranker scores every model from the gains in the given columns (NaN elsewhere): higher is better, -inf or NaN
-# for a model it will not rank (no cells, or excluded, e.g. by integrity flags). The benchmark passes the
-# product's estimator; the default is the two-way (target-centered) mean.
-Ranker = Callable[[np.ndarray], np.ndarray]
+# A ranker scores every model from the kept gains of the cells it may use (NaN elsewhere) and the mask of those
+# cells bought (a collapsed cell is bought with a NaN gain): higher is better, -inf or NaN for a model it will
+# not rank (no cells, or excluded, e.g. by integrity flags). The benchmark passes the product's estimator; the
+# default is the two-way (target-centered) mean.
+Ranker = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def centered_mean(gains: np.ndarray) -> np.ndarray:
+def centered_mean(gains: np.ndarray, measured: np.ndarray | None = None) -> np.ndarray:
     """Each model's mean of gain minus the target's mean over the models measured on it: models measured on
     different targets compare fairly (a stand-in for the product's estimator where none is passed)."""
     with warnings.catch_warnings():
@@ -100,14 +101,22 @@ class ProbeTopK(Policy):
 
     def next_cells(self, grid: Grid, budget_left: int) -> tuple[list[Cell], str]:
         open_ = grid.open_cells()
+        cells: list[Cell] = []
+        names: list[str] = []
         for i in probe_order(grid.prior, np.random.default_rng(self.seed)):
             row = [(int(i), int(j)) for j in np.flatnonzero(open_[i])]
             if not row:
                 continue
-            if len(row) > budget_left:
-                return [], f"the next model by probe ({grid.models[i]}) needs {len(row)} cells, {budget_left} left"
-            return row, f"probe rank of {grid.models[i]}: next best probe score ({grid.prior[i]:.4g})"
-        return [], "every model's row is bought"
+            if len(cells) + len(row) > budget_left:
+                if not cells:
+                    return [], (f"the next model by probe ({grid.models[i]}) needs {len(row)} cells, "
+                                f"{budget_left} left")
+                break
+            cells += row
+            names.append(grid.models[i])
+        if not cells:
+            return [], "every model's row is bought"
+        return cells, f"next {len(names)} model(s) by probe score: {', '.join(names[:5])}{' ...' * (len(names) > 5)}"
 
 
 @dataclass
@@ -214,10 +223,10 @@ class ProbeHalving(Policy):
         for r, (n_keep, t) in enumerate(schedule):
             if r > 0:
                 cols = order[: schedule[r - 1][1]]
-                seen = np.where(grid.measured[:, cols], grid.gains[:, cols], np.nan)
-                full = np.full_like(grid.gains, np.nan)
-                full[:, cols] = seen
-                score = np.nan_to_num(self.ranker(full), nan=-np.inf)
+                seen = np.zeros_like(grid.measured)
+                seen[:, cols] = grid.measured[:, cols]
+                full = np.where(seen, grid.gains, np.nan)
+                score = np.nan_to_num(self.ranker(full, seen), nan=-np.inf)
                 ranked = sorted(survivors, key=lambda i: -score[i])  # stable: ties keep probe order
                 survivors = ranked[:n_keep]
                 if len(ranked) > 1 and score[ranked[0]] > -np.inf and paired_settled(full, ranked[0], ranked[1:]):
