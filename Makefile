@@ -41,7 +41,7 @@ dagster-home:
 
 run: install manifest dagster-home
 	$(BIN)/startpoint run-grid
-	$(BIN)/dagster job execute -m pipelines.definitions -j published
+	$(BIN)/startpoint publish
 	$(BIN)/startpoint leaderboard
 
 test: install manifest dagster-home

@@ -229,6 +229,18 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     return 1 if counts["failed"] else 0
 
 
+def _cmd_publish(args: argparse.Namespace) -> int:
+    """The `published` job in this process; its last line says what failed and how to fix it."""
+    from pipelines.launch import default_instance
+    from pipelines.publish import publish
+
+    try:
+        return publish(default_instance())
+    except KeyboardInterrupt:
+        print("stopped: interrupted; the live warehouse is unchanged unless a swap had finished", file=sys.stderr)
+        return 130
+
+
 def _cmd_recover(args: argparse.Namespace) -> int:
     """Free the pool slots of killed runs; show who holds each pool."""
     from pipelines.launch import default_instance as _instance
@@ -341,6 +353,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true", help="all installed offline sets as sources and targets, 3 seeds")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # the supervised child process
     p.set_defaults(func=_cmd_grid)
+
+    p = sub.add_parser("publish", help="import the published results, load the warehouse and build every SQL model "
+                       "(the `published` job, in this process); the last line says what failed")
+    p.set_defaults(func=_cmd_publish)
 
     p = sub.add_parser("register", help="register the lake's partitions and materializations in a fresh Dagster "
                                         "instance, without retraining")

@@ -7,7 +7,7 @@ The build, without training (a full `make run` trains for minutes): the grid's o
 written to the lake as the engine writes them (scores made up, as in tests/test_integrity.py), and the Hub catalog
 of its architecture is replayed from tests/fixtures/hub. All of that runs on a throwaway instance, so the instance the UI
 opens starts empty, as a fresh `DAGSTER_HOME` does; `startpoint register` then tells it what the lake holds, and
-the `published` and `product` jobs run through `dagster job execute`, as `make run` runs them.
+the `published` and `product` jobs run through `dagster job execute`, as a user launches them from a shell.
 
 The UI is `dagster dev` started from `$DAGSTER_HOME` (so no warning about the repository's dagster.yaml), its run
 queue paused (`max_concurrent_runs: 0`): the run the test launches from the UI stays queued and nothing else

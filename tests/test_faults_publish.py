@@ -107,6 +107,11 @@ def test_a_truncated_lake_file_fails_the_tables_check_naming_the_file(home):
     assert all(e.passed for (key, _), e in checks.items() if key != table_key("finetune_runs"))
     assert len(checks) == len([k for k in checks if k[1] == LAKE_FILES_CHECK]) >= 5
     assert good and not Path(bad).exists()
+    # `startpoint publish` reports it as one line naming the check, the table and the file (exit 1).
+    from pipelines.publish import failed_check_lines
+
+    [line] = failed_check_lines(result)
+    assert line.startswith(f"check {LAKE_FILES_CHECK} on finetune_runs_table: ") and printable(bad) in line, line
 
 
 def test_every_relationship_between_two_tables_is_an_asset_check_on_the_tested_table():
@@ -149,3 +154,27 @@ def test_a_broken_relationship_is_a_failed_asset_check(home):
     assert not evaluations[(check.asset_key, check.name)].passed
     observed = [e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"]
     assert not observed  # a check result, not an observation
+
+
+def test_startpoint_publish_ends_with_the_failure_line_and_a_non_zero_exit(tmp_path):
+    """`startpoint publish` (what `make run` runs) runs the `published` job; a results folder it cannot read ends
+    the output with one line naming the folder (control characters escaped), after the run's logs, exit 1."""
+    import os
+    import subprocess
+    import sys
+
+    folder = tmp_path / f"results{ESC}"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("not a results table\n")
+    dagster_home = tmp_path / "dagster"
+    dagster_home.mkdir()
+    env = {**os.environ, "STARTPOINT_HOME": str(tmp_path / "home"), "DAGSTER_HOME": str(dagster_home),
+           "STARTPOINT_PUBLISHED_RESULTS": str(folder)}
+    env.pop("STARTPOINT_LAKE", None)
+    done = subprocess.run([sys.executable, "-m", "pipelines.cli", "publish"], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 1, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("lake__published_results: ") and printable(str(folder)) in last, last
+    assert "\x1b" not in last and "Traceback" not in done.stderr.strip().splitlines()[-2]
+    assert not (tmp_path / "home" / "warehouse.duckdb").exists()  # nothing written
