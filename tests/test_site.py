@@ -298,3 +298,85 @@ def test_cli_and_previews_say_stay_when_the_pretrained_model_ranks_first(tmp_pat
     assert main(["leaderboard", "--architecture", "roberta-base"]) == 0
     out = capsys.readouterr().out
     assert stay in out and "| 1 |" in out and "(pretrained: stay)" in out
+
+
+def _model_page(site, summary, arch: str, model_id: str) -> str:
+    return (site / summary.paths.model(arch, model_id)).read_text()
+
+
+def test_model_pages_link_the_hub_and_say_how_to_use_the_model_from_the_catalog(tmp_path, warehouse):
+    """The "how to use" block reads hub_models: a Hub catalog row's license, downloads, size, date and verdict; a
+    published row's own size and date with "not in the catalog" for the rest; a local or fused model (or an id the
+    Hub could not hold) gets no Hub link and no from_pretrained line."""
+    arch = "roberta-base"
+    hub_model, refused, local, fused = (f"org{i}/{arch}-inter-{i}" for i in range(4))
+    con = duckdb.connect(str(warehouse))
+    for column, kind in (("license", "varchar"), ("downloads", "bigint"), ("status", "varchar"),
+                         ("refusal_reason", "varchar"), ("has_safetensors", "boolean"), ("download_bytes", "bigint")):
+        con.execute(f"alter table hub_models add column {column} {kind}")
+    con.execute("""update hub_models set source = 'hub', license = 'apache-2.0', downloads = 12345, status = 'accepted',
+                   has_safetensors = true, download_bytes = 498000000, last_modified = '2024-03-05 10:00:00+00'
+                   where model_id = ? and architecture = ?""", [hub_model, arch])
+    con.execute("""update hub_models set source = 'hub', status = 'refused', refusal_reason = 'pickle weights only'
+                   where model_id = ? and architecture = ?""", [refused, arch])
+    con.execute("update hub_models set source = 'local' where model_id = ? and architecture = ?", [local, arch])
+    con.execute("update hub_models set role = 'fused' where model_id = ? and architecture = ?", [fused, arch])
+    n_params, = con.execute("select n_params from hub_models where model_id = ? and architecture = ?",
+                            [hub_model, arch]).fetchone()
+    con.close()
+    summary = build_site(warehouse, tmp_path / "site")
+    site = summary.out_dir
+
+    page = _model_page(site, summary, arch, hub_model)
+    assert f'<a href="https://huggingface.co/{hub_model}">on Hugging Face</a>' in page
+    assert f'from_pretrained(\n    "{hub_model}", num_labels=n_labels, use_safetensors=True)' in page
+    assert "<dt>License</dt><dd>apache-2.0</dd>" in page and "<dt>Downloads</dt><dd>12,345</dd>" in page
+    assert f"<dt>Size</dt><dd>{n_params / 1e6:.1f}M parameters, 498 MB of weights</dd>" in page
+    assert "<dt>Last modified</dt><dd>2024-03-05</dd>" in page
+    assert "<dt>Safe loading</dt><dd>accepted by startpoint&#x27;s loading policy: safetensors weights" in page
+
+    page = _model_page(site, summary, arch, refused)
+    assert "<dt>Safe loading</dt><dd>refused: pickle weights only</dd>" in page
+    assert "<dt>License</dt><dd>not declared on the Hub</dd>" in page  # a catalog row without a license
+
+    published = _model_page(site, summary, arch, "org4/roberta-base-inter-4")  # a published row: no Hub check
+    assert "<dt>License</dt><dd>not in the catalog</dd>" in published
+    assert "<dt>Downloads</dt><dd>not in the catalog</dd>" in published
+    assert "<dt>Last modified</dt><dd>2023-02-01</dd>" in published  # the published catalog's own date
+    assert "<dt>Safe loading</dt><dd>not checked: not in the Hub catalog" in published
+    assert "https://huggingface.co/org4/roberta-base-inter-4" in published
+
+    for model_id, kind in ((local, "a local model"), (fused, "a fused model"),
+                           (HOSTILE_MODEL, "its id is not a Hugging Face repo id")):
+        page = _model_page(site, summary, arch, model_id)
+        assert "huggingface.co" not in page and "from_pretrained" not in page, model_id
+        assert f"not on the Hugging Face Hub: {kind}" in page, model_id
+    pretrained = _model_page(site, summary, arch, "roberta-base")  # the Hub's current id of the pretrained model
+    assert '<a href="https://huggingface.co/FacebookAI/roberta-base">on Hugging Face</a>' in pretrained
+    ranking = (site / arch_href(arch)).read_text()
+    assert f"href=\"https://huggingface.co/{hub_model}\"" in ranking and f"huggingface.co/{local}" not in ranking
+
+
+def test_the_gain_matrix_prints_the_gains_and_a_scale_sql_reproduces(tmp_path, warehouse):
+    summary = build_site(warehouse, tmp_path / "site")
+    con = duckdb.connect(str(warehouse), read_only=True)
+    for arch in summary.architectures:
+        page = (summary.out_dir / summary.paths.matrix(arch)).read_text()
+        scale, = con.execute(
+            """select quantile_cont(abs(gain), 0.95) from gains g
+               where architecture = ? and gain is not null and model_id not in
+                     (select model_id from leaderboard where architecture = ? and flagged)""", [arch, arch]
+        ).fetchone()
+        assert f"data-scale='{max(scale, 0.5)}'" in page
+        assert f"Colours saturate at ±{max(scale, 0.5):.1f} points" in page
+        body = page.split('<table class="matrix"', 1)[1]
+        rows = body.split("<tbody>", 1)[1].split("</tr>")[:-1]
+        n_models, = con.execute("select count(distinct model_id) from gains where architecture = ? and gain is not null",
+                                [arch]).fetchone()
+        assert len(rows) == n_models
+        for model_id, dataset_id, gain in con.execute(
+                "select model_id, dataset_id, gain from gains where architecture = ? and dataset_id = 'rte'",
+                [arch]).fetchall():
+            row = next(r for r in rows if f">{escape(model_id)}" in r)
+            assert f">{gain:+.1f}</td>" in row, (model_id, dataset_id)
+    con.close()

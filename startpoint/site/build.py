@@ -143,6 +143,8 @@ class Pages:
         else:
             kind = {"hub": "Hub catalog", "published": "published results' catalog"}.get(row["source"],
                                                                                       str(row["source"]))
+        no_hub = kind if row is not None and (row["role"] == "fused" or row["source"] == "local") else \
+            "its id is not a Hugging Face repo id"
         if not from_hub:
             verdict = "not checked: not in the Hub catalog (the hub_catalog job checks a model's files)"
         elif row["status"] == "accepted":
@@ -157,7 +159,7 @@ class Pages:
         if row is not None and row["download_bytes"] is not None:
             size += f", {row['download_bytes'] / 1e6:.0f} MB of weights"
         return {
-            "hub_id": hub, "kind": kind, "verdict": verdict,
+            "hub_id": hub, "kind": kind, "no_hub": no_hub, "verdict": verdict,
             "license": shown(row["license"] if row else None, str),
             "size": size,
             "downloads": shown(row["downloads"] if row else None, lambda n: f"{int(n):,}"),
