@@ -380,3 +380,54 @@ def test_the_gain_matrix_prints_the_gains_and_a_scale_sql_reproduces(tmp_path, w
             row = next(r for r in rows if f">{escape(model_id)}" in r)
             assert f">{gain:+.1f}</td>" in row, (model_id, dataset_id)
     con.close()
+
+
+def test_one_leaderboard_reader_gives_every_medium_the_same_rows_and_sentence(tmp_path, warehouse, monkeypatch,
+                                                                               capsys):
+    """startpoint.warehouse.leaderboard: rows and per-architecture counts as SQL computes them, typed NULLs for the
+    columns an older warehouse lacks, and one reliability sentence that the site, the CLI and the preview print."""
+    from assets.previews import preview_metadata
+    from assets.resources import WarehouseResource
+    from pipelines.cli import main
+    from startpoint.tables import markdown_text
+    from startpoint.warehouse.leaderboard import (
+        LeaderboardMissing, read_leaderboard, read_reliability, reliability_text,
+    )
+
+    con = duckdb.connect(str(warehouse))
+    board = read_leaderboard(con)
+    assert board.height == con.execute("select count(*) from leaderboard").fetchone()[0]
+    for arch, n_ranked, n_tied, pretrained_rank in con.execute(
+            """select architecture, count(rank), count(*) filter (where tied and rank > 1),
+                      min(rank) filter (where is_pretrained) from leaderboard group by all""").fetchall():
+        rows = board.filter(board["architecture"] == arch)
+        assert set(rows["n_ranked"]) == {n_ranked} and set(rows["n_tied"]) == {n_tied}
+        assert set(rows["pretrained_rank"]) == {pretrained_rank}
+        ranks = rows["rank"].to_list()
+        assert ranks[:n_ranked] == sorted(ranks[:n_ranked]) and ranks[n_ranked:] == [None] * (len(ranks) - n_ranked)
+    top = read_leaderboard(con, architecture="roberta-base", top=3)
+    assert top["rank"].to_list() == [1, 2, 3] and set(top["n_ranked"]) == {n for n in board.filter(
+        board["architecture"] == "roberta-base")["n_ranked"]}  # counts over the whole board, not the top 3
+    sentence = reliability_text(read_reliability(con)["roberta-base"])
+    con.execute("alter table leaderboard drop column p_better_than_rank1")
+    assert read_leaderboard(con)["p_better_than_rank1"].null_count() == board.height  # typed NULL, same rows
+    con.execute("drop table ranking_reliability")
+    rel = read_reliability(con)["roberta-base"]  # the leaderboard's column stands in
+    assert rel.n_targets is None and reliability_text(rel).startswith(sentence.split(" over ")[0])
+    con.close()
+    bare = duckdb.connect(str(tmp_path / "bare.duckdb"))
+    with pytest.raises(LeaderboardMissing, match="make run"):
+        read_leaderboard(bare)
+    bare.close()
+
+    fresh = build(tmp_path / "fresh.duckdb")
+    page = (build_site(fresh, tmp_path / "site").out_dir / arch_href("roberta-base")).read_text()
+    assert f"<h2>Ranking · {escape(sentence)}</h2>" in page
+    preview = preview_metadata("leaderboard", WarehouseResource(path=str(fresh)))["preview"].value
+    assert f"**roberta-base** ({markdown_text(sentence)})" in preview
+    home = tmp_path / "home"
+    home.mkdir()
+    fresh.rename(home / "warehouse.duckdb")
+    monkeypatch.setenv("STARTPOINT_HOME", str(home))
+    assert main(["leaderboard", "--architecture", "roberta-base"]) == 0
+    assert f"; {sentence})" in capsys.readouterr().out
