@@ -2,7 +2,6 @@
 
 
 import json
-import os
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -97,21 +96,20 @@ class _Translator(DagsterDbtTranslator):
 def sql_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
     """`dbt build` the selected models; leaderboard-like tables get a markdown preview in their metadata.
 
-    dbt writes a staging copy of the warehouse (`STARTPOINT_WAREHOUSE` points at it while dbt runs), which
+    dbt writes a staging copy of the warehouse (passed to dbt's profile as the `warehouse` var), which
     replaces the live file when dbt has finished, so readers never wait for dbt nor block it, and never see a
     half-built set of models. A dbt run that finishes with failed nodes is swapped in too (its successful models
     are new, the failed ones keep their previous version, as with dbt in place); an interrupted one is not.
     Previews are read from the staging file before the swap: no user session on the live file can delay them."""
     with staged(warehouse.path, log=context.log, require_live=True) as staging:
-        os.environ["STARTPOINT_WAREHOUSE"] = str(staging)  # dbt's profile reads it
-        try:
-            # One artifact folder per home, reused run after run (the pool runs one dbt at a time per warehouse);
-            # it keeps the latest run's dbt.log only (the Dagster run holds every run's dbt output).
-            (run_target_path() / "dbt.log").unlink(missing_ok=True)
-            invocation = dbt.cli(["build"], context=context, raise_on_error=False, target_path=run_target_path())
-            events = list(invocation.stream())
-        finally:
-            os.environ["STARTPOINT_WAREHOUSE"] = warehouse.path
+        # One artifact folder per home, reused run after run (the pool runs one dbt at a time per warehouse);
+        # it keeps the latest run's dbt.log only (the Dagster run holds every run's dbt output).
+        (run_target_path() / "dbt.log").unlink(missing_ok=True)
+        # dbt's profile takes the staging path as the `warehouse` var: nothing in this process's environment
+        # changes (the same staging path every run, so dbt's partial parse stays valid).
+        invocation = dbt.cli(["build", "--vars", json.dumps({"warehouse": str(staging)})], context=context,
+                             raise_on_error=False, target_path=run_target_path())
+        events = list(invocation.stream())
         built = WarehouseResource(path=str(staging))
         for i, event in enumerate(events):
             if isinstance(event, dg.Output):
