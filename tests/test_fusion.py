@@ -163,3 +163,24 @@ def test_rank_from_runs_orders_by_mean_gain_over_shared_targets():
     ]
     ranked = rank_from_runs(rows, "base", ["a", "b", "c", "base"])
     assert [(r.model_id, r.mean_gain, r.n_targets) for r in ranked] == [("a", 1.0, 2), ("base", 0.0, 2), ("b", -2.0, 1)]
+
+
+def test_the_warehouse_ranking_reads_the_leaderboard_through_the_shared_reader(tmp_path):
+    """Fusion members come in the leaderboard's rank order (ranked rows only, candidates only); the pretrained
+    model gets gain 0 where the leaderboard has no row for it; no leaderboard means no warehouse ranking."""
+    import duckdb
+
+    from startpoint.zoo.fusion import _warehouse_ranking
+
+    db = tmp_path / "warehouse.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("create table other as select 1 as x")
+    con.close()
+    assert _warehouse_ranking(db, "arch", "base", ["a", "base"]) == []
+    con = duckdb.connect(str(db))
+    con.execute("""create table leaderboard as select * from (values
+        ('arch', 'a', 1.5, 4, 2), ('arch', 'b', 2.0, 4, 1), ('arch', 'c', 0.5, 4, null), ('other', 'a', 9.0, 4, 1))
+        t(architecture, model_id, mean_gain, n_targets, rank)""")
+    con.close()
+    ranked = _warehouse_ranking(db, "arch", "base", ["a", "b", "c", "base"])
+    assert [(r.model_id, r.mean_gain, r.n_targets) for r in ranked] == [("b", 2.0, 4), ("a", 1.5, 4), ("base", 0.0, 4)]

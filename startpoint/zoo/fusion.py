@@ -340,6 +340,7 @@ def _warehouse_ranking(warehouse_path: Path, architecture: str, base_model: str,
     pretrained model; the pretrained model itself at 0), restricted to `candidates`; [] when there is no warehouse or no leaderboard yet."""
     import duckdb
 
+    from startpoint.warehouse.leaderboard import LeaderboardMissing, read_leaderboard
     from startpoint.warehouse.load import connect
 
     if not Path(warehouse_path).is_file():
@@ -349,13 +350,12 @@ def _warehouse_ranking(warehouse_path: Path, architecture: str, base_model: str,
     except (duckdb.Error, FileNotFoundError):
         return []
     try:
-        rows = con.execute(
-            "select model_id, mean_gain, n_targets, rank from leaderboard "
-            "where architecture = ? and rank is not null", [architecture]).fetchall()
-    except duckdb.Error:  # no leaderboard built yet
+        board = read_leaderboard(con, architecture=architecture, ranked=True)
+    except (LeaderboardMissing, duckdb.Error):  # no leaderboard built yet
         return []
     finally:
         con.close()
+    rows = list(zip(board["model_id"], board["mean_gain"], board["n_targets"], board["rank"], strict=True))
     wanted = set(candidates)
     rank_of = {m: r for m, _, _, r in rows}
     ranked = [Ranked(m, float(g), int(n)) for m, g, n, _ in rows if m in wanted and g is not None]
