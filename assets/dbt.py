@@ -3,8 +3,8 @@
 The manifest is prepared the dagster-dbt way: `dagster-dbt project prepare-and-package --file assets/dbt.py`
 writes `sql/target/manifest.json` before anything imports the code location (`make manifest`, which `make run`,
 `make test` and `make dev` run first, does it when a file under `sql/` is newer than the manifest), and
-`dagster dev` re-parses at load through `DbtProject.prepare_if_dev()`. Outside `dagster dev`, importing a module
-never runs dbt.
+`dagster dev` re-parses at load (`prepare_if_dev`, with the venv's dbt as every run uses). Outside `dagster dev`,
+importing a module never runs dbt.
 
 Each dbt invocation made by Dagster writes its artifacts and log to one folder per home, `$STARTPOINT_HOME/dbt`,
 reused by the next run (dbt overwrites its artifacts; the previous dbt.log is removed first), so the folder holds
@@ -26,8 +26,27 @@ from startpoint.settings import SQL_DIR, export_env, get_settings
 # dbt's profile reads STARTPOINT_WAREHOUSE; set it from the same settings Python uses.
 os.environ.setdefault("STARTPOINT_WAREHOUSE", str(get_settings().warehouse_path))
 
+
+def _dbt_executable() -> str:
+    """The dbt installed beside this interpreter (the venv's), even when the venv is not on PATH."""
+    beside = Path(sys.executable).parent / "dbt"
+    return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
+
+
+def prepare_if_dev(project: DbtProject) -> None:
+    """`dagster dev` only: re-parse the project so edits under sql/ show at reload, with the dbt the runs use.
+
+    `DbtProject.prepare_if_dev()` runs the `dbt` on PATH, which is missing when `dagster dev` is started as
+    `.venv/bin/dagster dev` without the venv on PATH, and the code location then fails to load. The project has
+    no packages (no `dbt deps`) and no seeds, so a `dbt parse` is the whole preparation."""
+    if not project.preparer.using_dagster_dev():
+        return
+    DbtCliResource(project_dir=project, dbt_executable=_dbt_executable()).cli(
+        ["parse", "--quiet"], target_path=project.target_path).wait()
+
+
 dbt_project = DbtProject(project_dir=SQL_DIR, profiles_dir=SQL_DIR)
-dbt_project.prepare_if_dev()  # `dagster dev` only: re-parse so edits under sql/ show at reload
+prepare_if_dev(dbt_project)
 
 
 class ManifestMissing(RuntimeError):
@@ -74,12 +93,6 @@ def run_dbt(*args: str, capture_output: bool = False) -> subprocess.CompletedPro
         check=True,
         capture_output=capture_output,
     )
-
-
-def _dbt_executable() -> str:
-    """The dbt installed beside this interpreter (the venv's), even when the venv is not on PATH."""
-    beside = Path(sys.executable).parent / "dbt"
-    return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
 
 
 def dbt_resource() -> DbtCliResource:

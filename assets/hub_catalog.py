@@ -32,6 +32,11 @@ class HubCatalogConfig(dg.Config):
         description="With the Hub offline (HF_HUB_OFFLINE) and no recording: 'error', or 'keep' the previous catalog "
         "as it is (none yet: an empty one), said so in the metadata; `make run` keeps, offline by design",
     )
+    contact_hub: bool = Field(
+        True,
+        description="False: do not list the Hub at all and keep the catalog as it stands (none yet: an empty one); "
+        "`startpoint register` records an architecture whose catalog was never listed this way",
+    )
 
 
 def catalog_policy(config: HubCatalogConfig) -> SafetyPolicy:
@@ -67,13 +72,16 @@ def hub_models_lake(
     ) else []
     if config.offline not in ("error", "keep"):
         raise dg.Failure(f"offline must be 'error' or 'keep', got {config.offline!r}")
-    if config.offline == "keep" and hub_offline(config.recording):
+    offline = config.offline == "keep" and hub_offline(config.recording)
+    if offline or not config.contact_hub:
         # Nothing is fetched and nothing stored changes: the previous catalog stays (rows, ingestion times).
         path = relpath if previous else lake_files.write(lake.url, "hub_models", relpath, [])
-        context.log.info(f"{arch.name}: the Hub is offline; kept the previous catalog ({len(previous)} rows)")
+        why = "offline: the Hub was not contacted (HF_HUB_OFFLINE)" if offline else \
+            "not listed: the Hub was not contacted (contact_hub off)"
+        context.log.info(f"{arch.name}: {why}; kept the previous catalog ({len(previous)} rows)")
         return dg.MaterializeResult(metadata={
             "dagster/row_count": len(previous),
-            "source": f"offline: the Hub was not contacted (HF_HUB_OFFLINE); kept the previous catalog, {len(previous)} rows",
+            "source": f"{why}; kept the previous catalog, {len(previous)} rows",
             "path": path,
         })
     with hub_access(config.recording) as where:

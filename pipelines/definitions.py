@@ -8,13 +8,15 @@ import dagster as dg
 
 import assets
 from assets.resources import default_resources
+from pipelines.automation import with_automation
 from pipelines.executors import EXECUTOR_ENV, configured_executor
 from pipelines.jobs import ALL_JOBS
 from pipelines.schedules import ALL_SCHEDULES
 from pipelines.sensors import ALL_SENSORS
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_package_module(assets),
+    # with their automation conditions and the leaderboard's freshness policy (pipelines/automation.py)
+    assets=with_automation(dg.load_assets_from_package_module(assets)),
     asset_checks=dg.load_asset_checks_from_package_module(assets),
     jobs=ALL_JOBS,
     schedules=ALL_SCHEDULES,

@@ -18,7 +18,9 @@ are registered before any run starts.
 
 Two ways to launch, asking the planner the same questions:
 
-* **sensors** `default_grid`, `full_grid` and `select_<architecture>` (stopped by default): each tick registers
+* **sensors** `default_grid`, `full_grid` and `select_<architecture>` (stopped by default: each launches
+  finetuning, CPU or GPU hours, so a person turns it on; one per architecture of the Hub catalog, none for
+  t5-base: `NOT_SELECTABLE` says why): each tick registers
   the grid's partitions and requests the runs of the next stage that the lake does not hold yet, with run keys
   (`<grid>:<step id>:<config digest>`), so no request is made twice. Turning a sensor on (or "Test sensor",
   or `dagster sensor start`) launches the grid through the instance's run coordinator and the configured
@@ -33,11 +35,11 @@ Two ways to launch, asking the planner the same questions:
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterable
 
 import dagster as dg
-from dagster._core.storage.dagster_run import RunsFilter
 
 from assets.datasets import datasets_lake
 from assets.finetune import finetune_runs
@@ -71,6 +73,8 @@ from startpoint.plan import (
 
 GRID_TAG = "startpoint/grid"
 Log = Callable[[str], None]
+# Progress lines go to logging unless a caller (the CLI) passes its own `log`; they are no library's stdout.
+_info = logging.getLogger(__name__).info
 
 JOB_NAMES = {DATASETS: "lake_datasets", INTERMEDIATE: "grid_intermediate_models", FINETUNE: "grid_finetune_runs",
              PROBE: "grid_probe_scores", FUSE: "grid_fused_models"}
@@ -206,7 +210,7 @@ def selection_name(architecture: str) -> str:
 
 def failed_probes(instance: dg.DagsterInstance, name: str) -> set[str]:
     """Models whose probe run in selection `name` failed (the ranking goes ahead without them)."""
-    records = instance.get_run_records(RunsFilter(job_name=JOB_NAMES[PROBE], tags={GRID_TAG: name},
+    records = instance.get_run_records(dg.RunsFilter(job_name=JOB_NAMES[PROBE], tags={GRID_TAG: name},
                                                   statuses=[dg.DagsterRunStatus.FAILURE]))
     return {decode_key(r.dagster_run.tags["dagster/partition"]) for r in records
             if "dagster/partition" in r.dagster_run.tags}
@@ -236,6 +240,13 @@ def selection_sensor(architecture: str) -> dg.SensorDefinition:
     return _selection_sensor
 
 
+# Ranked architectures (from the published results) that get no `select_<architecture>` sensor, and why.
+NOT_SELECTABLE = {
+    "t5-base": "an encoder-decoder: the engine and the probe run an encoder alone (AutoModel + a pooled head), and "
+               "t5-base's AutoModel needs decoder inputs, so no candidate could be probed or finetuned here; its "
+               "ranking comes from the published results only",
+}
+
 SELECTION_SENSORS = [selection_sensor(a) for a in sorted(ARCHITECTURES)]
 GRID_SENSORS = [default_grid_sensor, full_grid_sensor, *SELECTION_SENSORS]
 
@@ -248,12 +259,12 @@ def grid_definitions() -> dg.Definitions:
     return dg.Definitions(assets=list(_ASSETS.values()), jobs=GRID_JOBS, resources=_local_resources())
 
 
-def _local_resources() -> dict:
-    """The lake and home resources of the current settings."""
+def _local_resources(lake_url: str | None = None) -> dict:
+    """The lake (`lake_url`, else the settings') and home resources of the current settings."""
     from startpoint.settings import get_settings
 
     settings = get_settings()
-    return {"lake": LakeResource(url=settings.lake_url), "home": HomeResource(path=str(settings.home))}
+    return {"lake": LakeResource(url=lake_url or settings.lake_url), "home": HomeResource(path=str(settings.home))}
 
 
 def _execute(job: dg.JobDefinition, run_config: dict, key, instance: dg.DagsterInstance,
@@ -276,7 +287,7 @@ def _interrupted(result: dg.ExecuteInProcessResult) -> bool:
 
 
 def execute_stages(name: str, next_stage: Callable[[set[str], set[str]], list[Step]], instance: dg.DagsterInstance,
-                   log: Log = print, known_steps: Callable[[], list[Step]] | None = None, progress=None) -> dict:
+                   log: Log = _info, known_steps: Callable[[], list[Step]] | None = None, progress=None) -> dict:
     """Run `next_stage(succeeded, tried)` stage after stage, each step as one run of its named job in this process,
     until it asks for nothing new. Returns counts of succeeded and failed partitions (the unpartitioned datasets
     step is counted only when it fails); a step of `known_steps` never tried (what it needs failed) is a failure.
@@ -332,7 +343,7 @@ def execute_stages(name: str, next_stage: Callable[[set[str], set[str]], list[St
     return counts
 
 
-def run_grid(grid, instance: dg.DagsterInstance | None = None, log: Log = print, progress=None) -> dict:
+def run_grid(grid, instance: dg.DagsterInstance | None = None, log: Log = _info, progress=None) -> dict:
     """Materialize `grid` stage by stage in this process (the single-machine path of `startpoint run-grid`);
     returns counts of succeeded and failed partitions (a failed `lake/datasets` step counts as a failed one)."""
     from startpoint.settings import get_settings
@@ -347,7 +358,7 @@ def run_grid(grid, instance: dg.DagsterInstance | None = None, log: Log = print,
 
 
 def run_selection(architecture: str, options: SelectionOptions | None = None,
-                  instance: dg.DagsterInstance | None = None, log: Log = print) -> dict:
+                  instance: dg.DagsterInstance | None = None, log: Log = _info) -> dict:
     """The `select_<architecture>` sensor's stages in this process: probe every candidate, then finetune the
     baseline and the top k. Returns the counts of `execute_stages`."""
     from startpoint.settings import get_settings
@@ -365,19 +376,22 @@ def run_selection(architecture: str, options: SelectionOptions | None = None,
     return execute_stages(selection_name(architecture), next_stage, instance or default_instance(), log=log)
 
 
-def record_hub_catalog(name: str, instance: dg.DagsterInstance | None = None, log: Log = print) -> dict:
-    """Materialize `lake/hub_models` for every architecture through the `hub_catalog` job, with `offline: keep`:
-    the live Hub when it can be reached, else the catalog as it stands (the embedded default is offline, and
-    then every asset upstream of `published` is still materialized). Returns ok/failed counts."""
+def record_hub_catalog(name: str, instance: dg.DagsterInstance | None = None, log: Log = _info,
+                       architectures: Iterable[str] | None = None, contact_hub: bool = True,
+                       lake_url: str | None = None) -> dict:
+    """Materialize `lake/hub_models` for every architecture (or `architectures`) through the `hub_catalog` job, with
+    `offline: keep`: the live Hub when it can be reached (and `contact_hub`), else the catalog as it stands (the
+    embedded default is offline, and then every asset upstream of `published` is still materialized). Returns
+    ok/failed counts."""
     from assets.hub_catalog import hub_models_lake
     from pipelines.hub_automation import hub_catalog_job
-    defs = dg.Definitions(assets=[hub_models_lake], jobs=[hub_catalog_job], resources=_local_resources())
+    defs = dg.Definitions(assets=[hub_models_lake], jobs=[hub_catalog_job], resources=_local_resources(lake_url))
     job = defs.resolve_job_def(hub_catalog_job.name)
     instance = instance or default_instance()
     counts = {"ok": 0, "failed": 0}
-    for arch in sorted(ARCHITECTURES):
-        result = _execute(job, {"ops": {hub_models_lake.op.name: {"config": {"offline": "keep"}}}}, arch, instance,
-                          {GRID_TAG: name})
+    config = {"offline": "keep", "contact_hub": contact_hub}
+    for arch in sorted(ARCHITECTURES if architectures is None else architectures):
+        result = _execute(job, {"ops": {hub_models_lake.op.name: {"config": config}}}, arch, instance, {GRID_TAG: name})
         counts["ok" if result.success else "failed"] += 1
         if not result.success:
             log(f"[{name}] Hub catalog of {arch} failed; see the Dagster run {result.run_id}")

@@ -7,7 +7,10 @@ monitoring plus `free_slots_after_run_end_seconds`) needs the daemon, which `dag
 `startpoint run-grid` do not run. So:
 
 * every run started by `run_grid` or by a job with `recovering_executor` records its process in run tags
-  (`startpoint/host`, `startpoint/pid`, `startpoint/pid_start`: the process start time, against pid reuse);
+  (`startpoint/process/host`, `startpoint/process/pid`, `startpoint/process/start`: the process start time,
+  against pid reuse). The UI lists a run's tags alphabetically, so under `startpoint/process/` they come after
+  the tags a user filters by (`startpoint/grid`, `startpoint/automation`, `startpoint/compact`); runs recorded
+  under the old names (`startpoint/host`, `startpoint/pid`, `startpoint/pid_start`) are still judged;
 * `free_dead_runs` marks each unfinished run whose process is gone (same host, pid absent, a zombie or reused)
   as failed, stops the step workers it left behind, and frees the pool slots and pending claims of dead and of
   finished runs. `run_grid`, every job with `recovering_executor` and `startpoint recover` call it at start;
@@ -35,17 +38,18 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 
 import dagster as dg
-from dagster._core.events import DagsterEventType
-from dagster._core.storage.dagster_run import (
-    FINISHED_STATUSES,
-    IN_PROGRESS_RUN_STATUSES,
-    RunsFilter,
-)
 
-HOST_TAG = "startpoint/host"
-PID_TAG = "startpoint/pid"
-PID_START_TAG = "startpoint/pid_start"
+HOST_TAG = "startpoint/process/host"
+PID_TAG = "startpoint/process/pid"
+PID_START_TAG = "startpoint/process/start"
+# The names before the process tags moved under one prefix: runs an older version recorded keep them.
+_LEGACY_TAGS = {HOST_TAG: "startpoint/host", PID_TAG: "startpoint/pid", PID_START_TAG: "startpoint/pid_start"}
 Log = Callable[[str], None]
+
+# Dagster's own lists of these live in a private module; these are the same statuses through the public enum.
+FINISHED_STATUSES = frozenset({dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED})
+IN_PROGRESS_RUN_STATUSES = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
+                            dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.SUSPENDED]
 
 
 def _quiet(_: str) -> None:
@@ -66,6 +70,11 @@ def _start_time(pid: int) -> str:
     """The process start time in clock ticks since boot ('' without /proc)."""
     stat = _proc_stat(pid)
     return stat[19] if stat and len(stat) > 19 else ""
+
+
+def process_tag(run: dg.DagsterRun, key: str) -> str:
+    """A process tag of `run` (HOST_TAG, PID_TAG, PID_START_TAG), read under its old name for older runs."""
+    return run.tags.get(key) or run.tags.get(_LEGACY_TAGS[key], "")
 
 
 def process_tags(pid: int | None = None) -> dict[str, str]:
@@ -92,10 +101,10 @@ def process_alive(pid: int, start: str = "") -> bool:
 
 def run_alive(run: dg.DagsterRun) -> bool | None:
     """True / False for a run whose process this host can check; None when that cannot be told here."""
-    tags = run.tags
-    if tags.get(HOST_TAG) != socket.gethostname() or not tags.get(PID_TAG, "").isdigit():
+    pid = process_tag(run, PID_TAG)
+    if process_tag(run, HOST_TAG) != socket.gethostname() or not pid.isdigit():
         return None
-    return process_alive(int(tags[PID_TAG]), tags.get(PID_START_TAG, ""))
+    return process_alive(int(pid), process_tag(run, PID_START_TAG))
 
 
 def record_process(instance: dg.DagsterInstance, run_id: str) -> None:
@@ -122,11 +131,11 @@ def _slot_run_ids(instance: dg.DagsterInstance) -> set[str]:
 
 def _stop_step_workers(instance: dg.DagsterInstance, run: dg.DagsterRun, log: Log) -> None:
     """Stop the step processes a killed multiprocess run left behind (they would keep the warehouse lock)."""
-    if run.tags.get(HOST_TAG) != socket.gethostname():
+    if process_tag(run, HOST_TAG) != socket.gethostname():
         return
-    parent_start = run.tags.get(PID_START_TAG, "")
+    parent_start = process_tag(run, PID_START_TAG)
     stopped = []
-    for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_WORKER_STARTED):
+    for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_WORKER_STARTED):
         event = entry.dagster_event
         meta = event.event_specific_data.metadata if event and event.event_specific_data else {}
         pid = getattr(meta.get("pid"), "value", None)
@@ -173,8 +182,8 @@ def free_dead_runs(instance: dg.DagsterInstance, log: Log = _quiet) -> list[str]
     """
     slot_ids = _slot_run_ids(instance)
     ids = set(slot_ids)
-    for record in instance.get_run_records(RunsFilter(statuses=IN_PROGRESS_RUN_STATUSES)):
-        if record.dagster_run.tags.get(HOST_TAG) == socket.gethostname():
+    for record in instance.get_run_records(dg.RunsFilter(statuses=IN_PROGRESS_RUN_STATUSES)):
+        if process_tag(record.dagster_run, HOST_TAG) == socket.gethostname():
             ids.add(record.dagster_run.run_id)
     released = []
     for run_id in sorted(ids):
@@ -187,8 +196,8 @@ def free_dead_runs(instance: dg.DagsterInstance, log: Log = _quiet) -> list[str]
                 released.append(run_id)
             continue
         if run_alive(run) is False:
-            reason = (f"process {run.tags[PID_TAG]} on {run.tags[HOST_TAG]} is gone (killed?): run marked failed "
-                      "and its pool slots freed by startpoint recovery")
+            reason = (f"process {process_tag(run, PID_TAG)} on {process_tag(run, HOST_TAG)} is gone (killed?): run "
+                      "marked failed and its pool slots freed by startpoint recovery")
             release_run(instance, run_id, reason, log)
             log(f"run {run_id} ({run.job_name}): {reason}")
             released.append(run_id)
@@ -209,7 +218,8 @@ def describe_holders(instance: dg.DagsterInstance, pool: str, exclude: Iterable[
             continue
         alive = run_alive(run)
         state = {True: "running", False: "process gone", None: "process unknown here"}[alive]
-        where = f"pid {run.tags[PID_TAG]} on {run.tags[HOST_TAG]}, " if PID_TAG in run.tags else ""
+        pid = process_tag(run, PID_TAG)
+        where = f"pid {pid} on {process_tag(run, HOST_TAG)}, " if pid else ""
         parts.append(f"run {slot.run_id} (job {run.job_name}, step {slot.step_key}, {where}{state}, "
                      f"status {run.status.value})")
     queued = sum(1 for p in info.pending_steps if p.assigned_timestamp is None and p.run_id not in skip)

@@ -7,11 +7,18 @@ marked `registered_from_lake` with the rows found. Assets it covers: `lake/publi
 `lake/hub_models` (per architecture), `intermediate_models`, `fused_models`, `lake/finetune_runs`,
 `lake/probe_scores`. Running it
 twice reports nothing new.
+
+An architecture whose Hub catalog was never listed (no `hub_models/hub/<architecture>.parquet`, e.g. a lake made
+by the `published` job or the grid sensors, which do not list the catalog) gets its catalog recorded as it stands,
+without contacting the Hub: a `hub_catalog` run with `contact_hub: false` writes its empty catalog file, as
+`startpoint run-grid` does offline. So nothing upstream of the `published` job is left unmaterialized, and the UI
+does not warn that `lake/hub_models` is missing when `published` is launched.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import posixpath
 from collections import defaultdict
 from collections.abc import Callable
@@ -20,7 +27,10 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from startpoint import lake
+from startpoint.hub.architectures import ARCHITECTURES
 from startpoint.keys import encode_key, source_key
+
+_info = logging.getLogger(__name__).info  # the CLI passes print for its own output
 
 PUBLISHED = dg.AssetKey(["lake", "published_results"])
 DATASETS = dg.AssetKey(["lake", "datasets"])
@@ -29,6 +39,8 @@ INTERMEDIATE = dg.AssetKey(["intermediate_models"])
 FUSED = dg.AssetKey(["fused_models"])
 FINETUNE = dg.AssetKey(["lake", "finetune_runs"])
 PROBES = dg.AssetKey(["lake", "probe_scores"])
+# The key of `register`'s report that counts the Hub catalogs it recorded as they stand (none listed before).
+CATALOG_RECORDED = "lake/hub_models (catalog recorded as it stands)"
 
 
 @dataclass
@@ -57,8 +69,6 @@ def scan(lake_url: str) -> Found:
     if datasets:
         found.partitions[DATASETS][None] = {"rows": len(datasets),
                                             "datasets": ", ".join(sorted(r["dataset_id"] for r in datasets))}
-
-    from startpoint.hub.architectures import ARCHITECTURES
 
     for path in lake.list_files(lake_url, "hub_models", "hub"):  # one file per architecture, rows or none
         arch = posixpath.basename(path).removesuffix(".parquet")
@@ -108,7 +118,7 @@ def _seen(instance: dg.DagsterInstance, asset: dg.AssetKey) -> set:
     return set(instance.get_materialized_partitions(asset))
 
 
-def register(instance: dg.DagsterInstance, lake_url: str, log: Callable[[str], None] = print) -> dict[str, int]:
+def register(instance: dg.DagsterInstance, lake_url: str, log: Callable[[str], None] = _info) -> dict[str, int]:
     """Add the lake's dynamic partitions and report the materializations the instance lacks; returns the number
     reported per asset (0 where it already knew them all)."""
     found = scan(lake_url)
@@ -133,4 +143,11 @@ def register(instance: dg.DagsterInstance, lake_url: str, log: Callable[[str], N
             count += 1
         reported[asset.to_user_string()] = count
         log(f"{asset.to_user_string()}: {count} registered, {len(parts) - count} already known")
+    unlisted = sorted(set(ARCHITECTURES) - set(found.partitions.get(HUB_MODELS, {})))
+    if unlisted:
+        from pipelines.launch import record_hub_catalog
+
+        counts = record_hub_catalog("register", instance, log=log, architectures=unlisted, contact_hub=False,
+                                    lake_url=lake_url)
+        reported[CATALOG_RECORDED] = counts["ok"]
     return reported

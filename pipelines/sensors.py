@@ -17,3 +17,9 @@ from pipelines.maintenance import (
 )
 
 ALL_SENSORS.append(lake_compaction)
+
+from pipelines.automation import (  # noqa: E402
+    automation_sensor,  # rebuilds the warehouse, dbt models and product when the lake changes; on by default
+)
+
+ALL_SENSORS.append(automation_sensor)

@@ -127,7 +127,8 @@ def test_dbt_artifacts_stay_out_of_the_checkout_and_do_not_grow(built):
 
 
 def test_register_rebuilds_partitions_and_history_from_the_lake(tmp_path):
-    from pipelines.register import register
+    from pipelines.register import CATALOG_RECORDED, register
+    from startpoint.hub.architectures import ARCHITECTURES
     from startpoint.keys import encode_key, source_key
 
     url = str(tmp_path / "lake")
@@ -144,8 +145,9 @@ def test_register_rebuilds_partitions_and_history_from_the_lake(tmp_path):
                                                   "proxy_dataset": "t", "origin": "local", "score": 1.0}])
     instance = dg.DagsterInstance.ephemeral()
     reported = register(instance, url, log=lambda m: None)
+    # roberta-base's catalog is registered; the three never listed are recorded as they stand (empty, no Hub).
     assert reported == {"lake/datasets": 1, "lake/hub_models": 1, "intermediate_models": 1,
-                        "lake/finetune_runs": 1, "lake/probe_scores": 1}
+                        "lake/finetune_runs": 1, "lake/probe_scores": 1, CATALOG_RECORDED: len(ARCHITECTURES) - 1}
     assert set(instance.get_dynamic_partitions("sources")) == {source_key("org/base", "fine_foods")}
     assert set(instance.get_dynamic_partitions("targets")) == {"t"}
     key = dg.MultiPartitionKey({"model": encode_key("local/m"), "target": "t"})
@@ -154,6 +156,10 @@ def test_register_rebuilds_partitions_and_history_from_the_lake(tmp_path):
     meta = event.asset_materialization.metadata
     assert meta["registered_from_lake"].value is True and meta["mean_score"].value == 71.0
     assert meta["seeds"].value == "0, 1"
-    assert instance.get_materialized_partitions(dg.AssetKey(["lake", "hub_models"])) == {"roberta-base"}
+    # Nothing upstream of `published` is left unmaterialized (the UI would warn when it is launched).
+    assert instance.get_materialized_partitions(dg.AssetKey(["lake", "hub_models"])) == set(ARCHITECTURES)
+    recorded = instance.get_latest_materialization_event(dg.AssetKey(["lake", "hub_models"]))
+    assert recorded.asset_materialization.metadata["source"].value.startswith("not listed: the Hub was not contacted")
+    assert len(lake.list_files(url, "hub_models", "hub")) == len(ARCHITECTURES)
     # A second run finds nothing new.
     assert sum(register(instance, url, log=lambda m: None).values()) == 0

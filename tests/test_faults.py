@@ -62,7 +62,7 @@ import sys
 from pipelines.launch import default_instance
 from pipelines.recovery import supervise
 cmd = [sys.executable, "-c", "from startpoint.grid import Grid; from pipelines.launch import run_grid; "
-       "run_grid(Grid('tiny', (), (), (0,)))"]
+       "run_grid(Grid('tiny', (), (), (0,)), log=print)"]
 sys.exit(supervise(cmd, what="run-grid", instance_factory=default_instance, hint="; rerun to complete the grid"))
 """
 

@@ -173,6 +173,6 @@ def test_a_second_base_makes_its_own_intermediate_model_and_architecture(env, tm
         model: ("paraphrase-MiniLM-L3-v2", "intermediate", 3),
     }
     wrong = dg.materialize([intermediate_models], partition_key=key, instance=instance, resources=resources,
-                           run_config={"ops": {"intermediate_models": {"config": {"base_model": DEFAULT_BASE}}}},
+                           run_config={"ops": {intermediate_models.op.name: {"config": {"base_model": DEFAULT_BASE}}}},
                            raise_on_error=False)
     assert not wrong.success

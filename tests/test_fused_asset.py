@@ -55,7 +55,7 @@ def _materialize(recipe, env, config=None):
     instance, resources, *_ = env
     key = dg.MultiPartitionKey({"base": encode_key(BASE), "recipe": recipe})
     return dg.materialize([fused_models], partition_key=key, instance=instance, resources=resources,
-                          raise_on_error=False, run_config={"ops": {"fused_models": {"config": config or {}}}})
+                          raise_on_error=False, run_config={"ops": {fused_models.op.name: {"config": config or {}}}})
 
 
 def _weights(folder):
@@ -68,7 +68,7 @@ def test_top2_average_fuses_the_two_best_by_lake_runs_and_records_them(env):
     _, _, home, _ = env
     result = _materialize("top2-avg", env)
     assert result.success
-    meta = result.asset_materializations_for_node("fused_models")[0].metadata
+    meta = result.asset_materializations_for_node(fused_models.op.name)[0].metadata
     model_id = meta["model_id"].value
     assert model_id.startswith(f"local/{ARCH}-fused-top2-avg-")
     assert meta["members"].value == ["local/tiny-b", "local/tiny-a"]  # gains +3 and +1 beat the base (0) and -2
@@ -97,14 +97,14 @@ def test_top2_average_fuses_the_two_best_by_lake_runs_and_records_them(env):
 
     # Materializing again with the same members reuses the folder.
     again = _materialize("top2-avg", env)
-    assert again.asset_materializations_for_node("fused_models")[0].metadata["fused_now"].value is False
+    assert again.asset_materializations_for_node(fused_models.op.name)[0].metadata["fused_now"].value is False
 
 
 def test_task_arithmetic_with_the_pretrained_base(env):
     _, _, home, base_dir = env
     result = _materialize("top2-ta0.5", env)
     assert result.success
-    meta = result.asset_materializations_for_node("fused_models")[0].metadata
+    meta = result.asset_materializations_for_node(fused_models.op.name)[0].metadata
     fused = _weights(home / "models" / encode_key(meta["model_id"].value))
     base = _weights(base_dir)
     b, a = (_weights(home / "models" / encode_key(m)) for m in ("local/tiny-b", "local/tiny-a"))
@@ -131,10 +131,10 @@ def test_auto_ranking_follows_the_warehouse_leaderboard_when_it_ranks_enough(env
                 "(?, 3, 'local/tiny-a', 1.0, 3), (?, 4, 'local/tiny-b', -1.0, 3)", [ARCH] * 4)
     con.close()
     result = _materialize("top2-avg", env)
-    meta = result.asset_materializations_for_node("fused_models")[0].metadata
+    meta = result.asset_materializations_for_node(fused_models.op.name)[0].metadata
     assert meta["ranking"].value == "warehouse"
     assert meta["members"].value == ["local/tiny-c", "local/tiny-a"]
     assert meta["member_gains"].value == {"local/tiny-c": 2.0, "local/tiny-a": 1.0}
     # `lake` ignores the warehouse.
-    lake_meta = _materialize("top2-avg", env, {"ranking": "lake"}).asset_materializations_for_node("fused_models")
+    lake_meta = _materialize("top2-avg", env, {"ranking": "lake"}).asset_materializations_for_node(fused_models.op.name)
     assert lake_meta[0].metadata["members"].value == ["local/tiny-b", "local/tiny-a"]
