@@ -38,12 +38,13 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import heldout_ranking, ranking_rules  # noqa: E402
 from benchmarks.published_home import build_published_warehouse  # noqa: E402
-from startpoint.budget import POLICIES, Grid, make_policy, spend  # noqa: E402
+from startpoint.budget import ABLATIONS, POLICIES, Grid, make_policy, spend  # noqa: E402
 from startpoint.settings import get_settings  # noqa: E402
 from startpoint.tables import markdown_table  # noqa: E402
 from startpoint.warehouse.load import connect  # noqa: E402
 
 FRACTIONS = (0.05, 0.1, 0.2, 0.4, 1.0)
+RUN = POLICIES + ABLATIONS  # the policies, and the adaptive policy's first design (no leader verification)
 GOAL_FRACTION = 0.2
 GOAL_GAP = 0.2  # points: the issue's "within 0.2 of the full budget"
 DOCS = ROOT / "docs" / "budgeted_ranking.md"
@@ -92,7 +93,7 @@ def product_ranker(score_sel: np.ndarray, clip: float):
 def evaluate(data: dict, splits: int, rng, clip: float) -> dict:
     """Per policy and fraction, per split: regret B, regret A, cells bought, garbled pick; and the full pick's."""
     kept_all = np.where(data["collapsed"], np.nan, data["gain"])
-    out: dict = {p: {f: {"B": [], "A": [], "cells": [], "garbled": []} for f in FRACTIONS} for p in POLICIES}
+    out: dict = {p: {f: {"B": [], "A": [], "cells": [], "garbled": []} for f in FRACTIONS} for p in RUN}
     full: dict = {"B": [], "A": [], "cells": [], "garbled": []}
 
     def record(res: dict, pick: int, j: dict, cells: int) -> None:
@@ -120,7 +121,7 @@ def _split(data: dict, kept_all: np.ndarray, rng, clip: float, out: dict, full: 
     seed = int(rng.integers(2**31))
     for f in FRACTIONS:
         budget = max(1, round(f * n_cells))
-        for name in POLICIES:
+        for name in RUN:
             grid = Grid(data["models"], [data["targets"][t] for t in sel], data["prior"], available)
             policy = make_policy(name, budget, seed=seed, ranker=product_ranker(score, clip))
             done = spend(policy, grid, budget, lambda c: kept[c])
@@ -142,6 +143,8 @@ def summarize(raw: dict, n_cells_mean: float, boot_rng) -> dict:
         f"adaptive at {g:g} - full": heldout_ranking.interval(ad[g]["B"] - raw["full"]["B"], boot_rng),
         f"adaptive at {g:g} - adaptive at 1": heldout_ranking.interval(ad[g]["B"] - ad[1.0]["B"], boot_rng),
         f"probe_topk at {g:g} - full": heldout_ranking.interval(tk[g]["B"] - raw["full"]["B"], boot_rng),
+        f"adaptive - adaptive_unverified at {g:g}": heldout_ranking.interval(
+            ad[g]["B"] - raw["policies"]["adaptive_unverified"][g]["B"], boot_rng),
     }
     within = paired[f"adaptive at {g:g} - full"]["mean"] <= GOAL_GAP
     below = paired[f"adaptive - probe_topk at {g:g}"]["high"] < 0
@@ -161,7 +164,7 @@ def run(warehouse: Path, splits: int, seed: int) -> dict:
     clip = shipped_clip()
     rng, boot_rng = np.random.default_rng(seed), np.random.default_rng(seed + 1)
     results: dict = {"splits": splits, "seed": seed, "clip": clip, "fractions": list(FRACTIONS),
-                     "policies": list(POLICIES), "scoring": "B", "architectures": {}}
+                     "policies": list(RUN), "scoring": "B", "architectures": {}}
     for a in archs:
         t0 = time.time()
         raw = evaluate(data[a], splits, rng, clip)
@@ -174,8 +177,9 @@ def run(warehouse: Path, splits: int, seed: int) -> dict:
     return results
 
 
-LABELS = {"probe_topk": "probe top-k (paper)", "uniform": "uniform cells", "adaptive": "adaptive (probe halving)"}
-COLORS = {"probe_topk": "#1f77b4", "uniform": "#7f7f7f", "adaptive": "#d62728"}
+LABELS = {"probe_topk": "probe top-k (paper)", "uniform": "uniform cells", "adaptive": "adaptive (probe halving)",
+          "adaptive_unverified": "adaptive, first design"}
+COLORS = {"probe_topk": "#1f77b4", "uniform": "#7f7f7f", "adaptive": "#d62728", "adaptive_unverified": "#ff9896"}
 
 
 def _cell(m: dict) -> str:
@@ -192,6 +196,15 @@ def markdown(results: dict) -> str:
             rows.append((arch, LABELS[p], *(f"{_cell(cells[f])}; {cells[f]['cells']:.0f}" for f in fr)))
         rows.append((arch, "every selection cell (full)", *[""] * (len(fr) - 1),
                      f"{_cell(res['full'])}; {res['full']['cells']:.0f}"))
+    return markdown_table(["architecture", "policy", *(f"{float(f):.0%} budget" for f in fr)], rows,
+                          align="ll" + "r" * len(fr))
+
+
+def garbled_markdown(results: dict) -> str:
+    """Share of splits whose top-1 pick the independent rule calls garbled, per policy and budget."""
+    fr = [f"{f:g}" for f in results["fractions"]]
+    rows = [(arch, LABELS[p], *(f"{res['policies'][p][f]['garbled_top1']:.2f}" for f in fr))
+            for arch, res in results["architectures"].items() for p in results["policies"]]
     return markdown_table(["architecture", "policy", *(f"{float(f):.0%} budget" for f in fr)], rows,
                           align="ll" + "r" * len(fr))
 
@@ -238,7 +251,7 @@ def svg(arch: str, res: dict, fractions: list[float], policies: list[str]) -> st
     w, h, left, right, top, bottom = 560, 340, 60, 190, 30, 50
     xs = np.log(fractions)
     vals = [res["policies"][p][f"{f:g}"][k] for p in policies for f in fractions for k in ("low", "high")]
-    ymax = max(max(vals), res["full"]["high"]) * 1.1 or 1.0
+    ymax = max(max(vals), res["full"]["high"], 0.5) * 1.05
 
     def px(x: float) -> float:
         return left + (x - xs[0]) / (xs[-1] - xs[0]) * (w - left - right)
@@ -250,9 +263,10 @@ def svg(arch: str, res: dict, fractions: list[float], policies: list[str]) -> st
            f'font-size="11">', f'<text x="{left}" y="18" font-size="13">{arch}: top-1 regret vs budget</text>',
            f'<line x1="{left}" y1="{py(0)}" x2="{w - right}" y2="{py(0)}" stroke="black"/>',
            f'<line x1="{left}" y1="{top}" x2="{left}" y2="{py(0)}" stroke="black"/>']
-    for k in range(6):
-        y = ymax * k / 5
-        out.append(f'<text x="{left - 6}" y="{py(y) + 4:.1f}" text-anchor="end">{y:.1f}</text>')
+    step = 0.5 if ymax <= 3 else 1.0
+    for k in range(int(ymax / step) + 1):
+        y = k * step
+        out.append(f'<text x="{left - 6}" y="{py(y) + 4:.1f}" text-anchor="end">{y:g}</text>')
     for f, x in zip(fractions, xs):
         out.append(f'<text x="{px(x):.1f}" y="{py(0) + 16:.1f}" text-anchor="middle">{f:.0%}</text>')
     out.append(f'<text x="{(left + w - right) / 2}" y="{h - 10}" text-anchor="middle">budget (share of the '
@@ -302,6 +316,7 @@ def write_docs(results: dict, docs: Path = DOCS) -> None:
     text = docs.read_text()
     for tag, body in (("figures", figures(results)), ("regret", markdown(results)),
                       ("paired", paired_markdown(results)), ("reading", reading(results)),
+                      ("garbled", garbled_markdown(results)),
                       ("runtime", runtime(results))):
         start, end = f"<!-- budget:{tag} -->", f"<!-- /budget:{tag} -->"
         head, rest = text.split(start, 1)

@@ -1,6 +1,7 @@
 """Budgeted ranking: which finetunes to buy next for a ranking, and when to stop (docs/budgeted_ranking.md)."""
 
 from startpoint.budget.policies import (  # noqa: F401
+    ABLATIONS,
     M0,
     POLICIES,
     RACE_LEVEL,

@@ -188,6 +188,11 @@ def paired_settled(gains: np.ndarray, leader: int, others: list[int], level: flo
 class ProbeHalving(Policy):
     """Adaptive: sequential halving over the candidates in probe order, on paired targets, with a racing stop.
 
+    Leader first: before anything else, whenever the ranker's top-1 over every cell bought so far (the model the
+    ranking would recommend now) has targets not yet bought, those are bought. A ranking's top-1 must not rest on
+    a few lucky (or garbled) cells: the first design, without this step, recommended such rows in most replays
+    (docs/budgeted_ranking.md).
+
     The budget (`budget`, cells for the whole campaign) fixes the schedule (`halving_schedule`) before any cell is
     bought. All models share one random order of the targets (fixed by the seed), so after a round every model
     still in has the same first t targets and the comparisons are paired. Round 0 screens the n0 best-probed
@@ -195,8 +200,12 @@ class ProbeHalving(Policy):
     later round ranks the models still in with `ranker` on the targets of the previous round (never a name), keeps
     the better half and buys them the next targets of the order.
 
-    Stopping rule: stop when (a) the budget is spent, (b) one model is left or the models left have every target
-    (the schedule ends), or (c) racing: after a halving, the leader's paired difference with every other model
+    One row's worth of cells (one per target) is kept back from the schedule, so the leader after its last round
+    can still be verified.
+
+    Stopping rule: stop when (a) the budget is spent, or only the reserve is left and the leader is verified, (b) the leader is measured on every target and the schedule
+    has ended (one model left, or the models left have every target), or (c) the leader is measured on every
+    target and, racing: after a halving, the leader's paired difference with every other model
     still in, over their common kept targets, has its upper t-bound below 0 (95% jointly, Bonferroni); the
     decision is settled, and the rest of the budget is not spent.
 
@@ -207,6 +216,7 @@ class ProbeHalving(Policy):
     budget: int
     seed: int = 0
     ranker: Ranker = centered_mean
+    verify: bool = True  # False: the first design (no leader verification, no reserve), kept as an ablation
     name = "adaptive"
 
     def next_cells(self, grid: Grid, budget_left: int) -> tuple[list[Cell], str]:
@@ -220,6 +230,14 @@ class ProbeHalving(Policy):
             return [], "no budget or no candidates"
         survivors = list(by_probe[: schedule[0][0]])
         open_ = grid.open_cells()
+        if self.verify and grid.measured.any():  # verify the leader first: the ranking's top-1 must not rest on a few cells
+            score = np.nan_to_num(self.ranker(np.where(grid.measured, grid.gains, np.nan), grid.measured),
+                                  nan=-np.inf)
+            leader = int(np.argmax(score))
+            if score[leader] > -np.inf and open_[leader].any():
+                cells = [(leader, int(j)) for j in order if open_[leader, j]]
+                return cells[:budget_left], (f"verify the leader: {grid.models[leader]} ranks first on "
+                                              f"{int(grid.measured[leader].sum())} of {len(grid.targets)} targets")
         for r, (n_keep, t) in enumerate(schedule):
             if r > 0:
                 cols = order[: schedule[r - 1][1]]
@@ -234,9 +252,12 @@ class ProbeHalving(Policy):
                                 f"{len(ranked) - 1} paired at {RACE_LEVEL:.0%}")
             cells = [(int(i), int(j)) for i in survivors for j in order[:t] if open_[i, j]]
             if cells:
+                room = budget_left - len(grid.targets) * self.verify  # one row kept to verify the last leader
+                if room < 1:
+                    return [], "only the reserve to verify a leader is left"
                 why = ("screening by probe" if r == 0 else "halving, still in the race")
-                return cells[:budget_left], (f"round {r} ({why}): {len(survivors)} models to {t} of "
-                                              f"{len(grid.targets)} targets")
+                return cells[:room], (f"round {r} ({why}): {len(survivors)} models to {t} of "
+                                      f"{len(grid.targets)} targets")
         return [], f"schedule done: {len(survivors)} model(s) left with {schedule[-1][1]} targets each"
 
 
@@ -273,6 +294,7 @@ def run_key(architecture: str, model: str, target: str, seed: int = 0) -> str:
 
 
 POLICIES = ("probe_topk", "uniform", "adaptive")
+ABLATIONS = ("adaptive_unverified",)  # the adaptive policy's first design, for the replay's comparison
 
 
 def make_policy(name: str, budget: int, seed: int = 0, ranker: Ranker = centered_mean) -> Policy:
@@ -280,6 +302,6 @@ def make_policy(name: str, budget: int, seed: int = 0, ranker: Ranker = centered
         return ProbeTopK(seed=seed)
     if name == "uniform":
         return Uniform(seed=seed)
-    if name == "adaptive":
-        return ProbeHalving(budget=budget, seed=seed, ranker=ranker)
-    raise ValueError(f"unknown policy {name!r}; one of {', '.join(POLICIES)}")
+    if name in ("adaptive", "adaptive_unverified"):
+        return ProbeHalving(budget=budget, seed=seed, ranker=ranker, verify=name == "adaptive")
+    raise ValueError(f"unknown policy {name!r}; one of {', '.join(POLICIES + ABLATIONS)}")
