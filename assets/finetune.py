@@ -12,7 +12,6 @@ import dagster as dg
 
 from assets.partitions import finetune_partitions
 from assets.resources import HomeResource, LakeResource
-from startpoint import lake as lake_files
 from startpoint.keys import decode_key
 
 
@@ -20,17 +19,6 @@ class FinetuneConfig(dg.Config):
     seeds: list[int] = [0, 1]
     recipe: str = ""  # Recipe JSON; empty: startpoint.grid.target_recipe(target)
     retry_failed: bool = False  # also rerun seeds whose recorded run failed (e.g. after fixing the data)
-
-
-def _recorded_row(lake_url: str, relpath: str) -> dict | None:
-    """The lake's row of a run already made ({"status": "unknown"} for a file without a matching row)."""
-    if not lake_files.exists(lake_url, "finetune_runs", relpath):
-        return None
-    rows = lake_files.read(lake_url, "finetune_runs", relpath.rsplit("/", 1)[0]).to_pylist()
-    for row in rows:
-        if row["recipe_hash"] and relpath.endswith(f"{row['recipe_hash']}-seed{row['seed']}"):
-            return row
-    return {"status": "unknown"}
 
 
 @dg.asset(
@@ -47,19 +35,12 @@ def _recorded_row(lake_url: str, relpath: str) -> dict | None:
 def finetune_runs(
     context: dg.AssetExecutionContext, config: FinetuneConfig, lake: LakeResource, home: HomeResource
 ) -> dg.MaterializeResult:
-    from assets.intermediate_models import write_pretrained_row
-    from startpoint.data import DatasetError, load_dataset
-    from startpoint.engine import FinetuneResult, Recipe, finetune
-    from startpoint.engine.records import run_relpath, run_row
+    from startpoint.engine import Recipe
+    from startpoint.engine.records import write_pretrained_row
+    from startpoint.engine.runs import run_seeds
     from startpoint.grid import target_recipe
     from startpoint.probes.candidates import install_hub_candidate
-    from startpoint.zoo import (
-        PRETRAINED,
-        ModelDirError,
-        architecture_of,
-        check_model_dir,
-        resolve,
-    )
+    from startpoint.zoo import PRETRAINED, architecture_of, resolve
 
     keys = context.partition_key.keys_by_dimension
     model_id, target = decode_key(keys["model"]), decode_key(keys["target"])
@@ -72,55 +53,11 @@ def finetune_runs(
     architecture = architecture_of(model_id, home.models_dir)
     if model_id in PRETRAINED:
         write_pretrained_row(lake.url, model_id)
-
-    todo, skipped, recorded = [], [], {}
-    for seed in config.seeds:
-        row = _recorded_row(lake.url, run_relpath(model_id, target, recipe, seed))
-        if row is None or (config.retry_failed and row["status"] != "ok"):
-            todo.append(seed)
-        else:
-            skipped.append(seed)
-            recorded[seed] = row
-    if skipped:
-        context.log.info(f"seeds {skipped} of {model_id} on {target} are already in the lake; skipped")
-
-    dataset, load_error, model_error = None, None, None
-    if todo:
-        try:  # the whole folder (weights, shards, tokenizer) once, before any data is loaded
-            check_model_dir(folder)
-        except ModelDirError as exc:
-            model_error = f"model {model_id!r} is refused: {exc}"
-            context.log.error(model_error)
-    if todo and model_error is None:
-        try:
-            dataset = load_dataset(target, caps=recipe.split_caps, seed=0)
-        except DatasetError as exc:
-            load_error = f"dataset {target!r} could not be loaded: {exc}"
-            context.log.error(load_error)
-
-    scores, failures = {}, {}
-    for seed in todo:
-        if model_error is not None:
-            result = FinetuneResult(status="failed", dataset_id=target, metric="accuracy", seed=seed, error=model_error)
-        elif dataset is None:
-            result = FinetuneResult(status="failed", dataset_id=target, metric="accuracy", seed=seed, error=load_error)
-        else:
-            result = finetune(folder, dataset, recipe, seed, log=context.log.info, cache_dir=home.cache_dir)
-        lake_files.write(lake.url, "finetune_runs", run_relpath(model_id, target, recipe, seed),
-                         [run_row(model_id, architecture, recipe, result)])
-        if result.status == "ok":
-            scores[seed] = round(result.score, 2)
-        else:
-            failures[seed] = result.error
-            context.log.warning(f"{model_id} on {target}, seed {seed}: recorded as failed: {result.error}")
-    # Seeds already in the lake show their recorded scores too, marked as taken from the lake.
-    for seed, row in recorded.items():
-        if row["status"] == "ok" and row.get("score") is not None:
-            scores[seed] = round(row["score"], 2)
-        elif row["status"] != "ok":
-            failures[seed] = row.get("error") or f"recorded as {row['status']}"
+    runs = run_seeds(lake.url, model_id, folder, architecture, target, recipe, config.seeds,
+                     retry_failed=config.retry_failed, cache_dir=home.cache_dir, log=context.log.info,
+                     warn=context.log.warning)
     return dg.MaterializeResult(
         metadata={"model_id": model_id, "target": target, "recipe_hash": recipe.recipe_hash,
-                  "scores": {s: scores[s] for s in sorted(scores)}, "failed": failures, "skipped_seeds": skipped,
-                  "scores_taken_from_lake": sorted(s for s in recorded if s in scores)}
+                  "scores": {s: runs.scores[s] for s in sorted(runs.scores)}, "failed": runs.failures,
+                  "skipped_seeds": runs.skipped, "scores_taken_from_lake": runs.from_lake}
     )

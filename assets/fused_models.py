@@ -44,8 +44,7 @@ class FusedModelConfig(dg.Config):
 def fused_models(
     context: dg.AssetExecutionContext, config: FusedModelConfig, lake: LakeResource, home: HomeResource
 ) -> dg.MaterializeResult:
-    from assets.intermediate_models import write_pretrained_row
-    from startpoint.engine.records import model_relpath, model_row
+    from startpoint.engine.records import model_relpath, model_row, write_pretrained_row
     from startpoint.settings import get_settings
     from startpoint.zoo import PRETRAINED
     from startpoint.zoo.fusion import FusionError, FusionRecipe, make_fused_model

@@ -22,16 +22,6 @@ class IntermediateModelConfig(dg.Config):
     seed: int = 0
 
 
-def write_pretrained_row(lake_url: str, model_id: str) -> None:
-    from startpoint.engine.records import model_relpath, model_row
-    from startpoint.zoo import PRETRAINED
-
-    entry = PRETRAINED[model_id]
-    row = model_row(model_id, entry.architecture, entry.locate(), role="pretrained", base_model=None,
-                    tags=[f"package:{entry.package}"])
-    lake_files.write(lake_url, "hub_models", model_relpath(model_id), [row])
-
-
 @dg.asset(
     partitions_def=sources_partitions,
     group_name="engine",
@@ -44,7 +34,7 @@ def intermediate_models(
 ) -> dg.MaterializeResult:
     from startpoint.data import load_dataset
     from startpoint.engine import Recipe, finetune
-    from startpoint.engine.records import model_relpath, model_row
+    from startpoint.engine.records import model_relpath, model_row, write_pretrained_row
     from startpoint.grid import SOURCE_RECIPE
     from startpoint.zoo import (
         DEFAULT_BASE,

@@ -89,7 +89,7 @@ def _build_lake(home: Path, root: Path) -> None:
     real asset or writer; they run on a throwaway instance."""
     from assets.datasets import datasets_lake
     from assets.hub_catalog import hub_models_lake
-    from assets.intermediate_models import write_pretrained_row
+    from startpoint.engine.records import write_pretrained_row
     from assets.probes import probe_scores_lake
     from assets.resources import HomeResource, LakeResource
     from startpoint.data import OFFLINE_SUITE

@@ -100,7 +100,7 @@ def test_grid_partitions_write_the_lake_skip_reruns_and_load_into_the_warehouse(
 
 
 def test_a_run_killed_mid_partition_leaves_no_partial_row_and_the_rerun_completes(env, tmp_path, monkeypatch):
-    import startpoint.engine
+    import startpoint.engine.runs
 
     instance, resources, home = env
     target = write_reviews(tmp_path / "reviews.csv", 60)
@@ -108,21 +108,21 @@ def test_a_run_killed_mid_partition_leaves_no_partial_row_and_the_rerun_complete
     instance.add_dynamic_partitions("targets", [encode_key(target)])
     key = dg.MultiPartitionKey({"model": encode_key(DEFAULT_BASE), "target": encode_key(target)})
     config = {"seeds": [0, 1], "recipe": TINY.to_json()}
-    real_finetune = startpoint.engine.finetune
+    real_finetune = startpoint.engine.runs.finetune  # the seed loop's (startpoint/engine/runs.py)
 
     def killed_on_seed_1(model_dir, dataset, recipe, seed, **kwargs):
         if seed == 1:
             raise KeyboardInterrupt("killed in the middle of a finetune")
         return real_finetune(model_dir, dataset, recipe, seed, **kwargs)
 
-    monkeypatch.setattr(startpoint.engine, "finetune", killed_on_seed_1)
+    monkeypatch.setattr(startpoint.engine.runs, "finetune", killed_on_seed_1)
     result = dg.materialize([finetune_runs], partition_key=key, instance=instance, resources=resources,
                             run_config={"ops": {"lake__finetune_runs": {"config": config}}}, raise_on_error=False)
     assert not result.success
     assert [f.rsplit("/", 1)[1] for f in lake.list_files(str(home / "lake"), "finetune_runs")] == [
         f"{TINY.recipe_hash}-seed0.parquet"]
 
-    monkeypatch.setattr(startpoint.engine, "finetune", real_finetune)
+    monkeypatch.setattr(startpoint.engine.runs, "finetune", real_finetune)
     meta = _materialize(finetune_runs, key, config, instance, resources)
     assert meta["skipped_seeds"].value == [0] and list(meta["scores"].value) == ["0", "1"]
     assert meta["scores_taken_from_lake"].value == [0]

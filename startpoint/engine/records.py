@@ -117,3 +117,15 @@ def model_row(model_id: str, architecture: str, folder: Path, *, role: str, base
 
 def model_relpath(model_id: str) -> str:
     return hub_models_path("local", model_id)
+
+
+def write_pretrained_row(lake_url: str, model_id: str) -> None:
+    """The `hub_models` row of a packaged pretrained model (role `pretrained`), written beside the models made from
+    it so the warehouse knows every base a local run or model names."""
+    from startpoint import lake
+    from startpoint.zoo import PRETRAINED
+
+    entry = PRETRAINED[model_id]
+    row = model_row(model_id, entry.architecture, entry.locate(), role="pretrained", base_model=None,
+                    tags=[f"package:{entry.package}"])
+    lake.write(lake_url, "hub_models", model_relpath(model_id), [row])

@@ -25,8 +25,7 @@ def run_on_target(options, settings: Settings, target: UserTarget, evidence: Evi
     """`progress` (a startpoint.progress.RunProgress, optional) hears of every run's start and end."""
     from startpoint.data import SplitCaps
     from startpoint.engine import Recipe, finetune
-    from startpoint.engine.records import run_relpath, run_row
-    from startpoint.engine.train import FinetuneResult
+    from startpoint.engine.runs import failed_result, record_run
     from startpoint.warehouse.load import load_tables
     from startpoint.zoo import resolve
 
@@ -53,14 +52,12 @@ def run_on_target(options, settings: Settings, target: UserTarget, evidence: Evi
         try:
             folder = resolve(model_id)
         except Exception as exc:
-            result = FinetuneResult(status="failed", dataset_id=target.dataset_id, metric=ds.metric, seed=seed,
-                                    error=str(exc))
+            result = failed_result(target.dataset_id, seed, str(exc), metric=ds.metric)
         else:
             result = finetune(folder, ds, recipe, seed, log=lambda m: None, cache_dir=settings.cache_dir,
                               on_examples=progress.examples if progress is not None else None)
-        row = run_row(model_id, evidence.architecture, recipe, result, origin="user")
-        written.append(lake.write(settings.lake_url, "finetune_runs",
-                                  run_relpath(model_id, target.dataset_id, recipe, seed, origin="user"), [row]))
+        written.append(record_run(settings.lake_url, model_id, evidence.architecture, recipe, result,
+                                  dataset_id=target.dataset_id, origin="user"))
         if progress is not None:
             progress.finish(result.status == "ok", result.examples_per_second)
         return (result.score if result.status == "ok" else None), result.error
