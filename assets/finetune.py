@@ -27,8 +27,8 @@ class FinetuneConfig(dg.Config):
     partitions_def=finetune_partitions,
     group_name="engine",
     kinds={"pytorch", "parquet"},
-    deps=[dg.AssetDep("intermediate_models", partition_mapping=dg.AllPartitionMapping()),
-          dg.AssetDep("fused_models", partition_mapping=dg.AllPartitionMapping())],
+    deps=[dg.AssetDep(dg.AssetKey(["lake", "intermediate_models"]), partition_mapping=dg.AllPartitionMapping()),
+          dg.AssetDep(dg.AssetKey(["lake", "fused_models"]), partition_mapping=dg.AllPartitionMapping())],
     description="Finetuning runs of a base model (dimension `model`) on a target (dimension `target`), one "
     "Parquet file per seed in the lake.",
 )

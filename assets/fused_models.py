@@ -34,10 +34,12 @@ class FusedModelConfig(dg.Config):
 
 
 @dg.asset(
+    key_prefix="lake",  # it writes lake files (a hub_models row), as every `lake/` asset does
+    name="fused_models",
     partitions_def=fused_partitions,
     group_name="engine",
     kinds={"pytorch", "parquet"},
-    deps=[dg.AssetDep("intermediate_models", partition_mapping=dg.AllPartitionMapping())],
+    deps=[dg.AssetDep(dg.AssetKey(["lake", "intermediate_models"]), partition_mapping=dg.AllPartitionMapping())],
     description="Top-k models of a pretrained base (by the current ranking) merged by weight averaging or task "
     "arithmetic; saved under $STARTPOINT_HOME/models, a `hub_models` row with role `fused`.",
 )

@@ -23,6 +23,8 @@ class IntermediateModelConfig(dg.Config):
 
 
 @dg.asset(
+    key_prefix="lake",  # it writes lake files (hub_models rows), as every `lake/` asset does
+    name="intermediate_models",
     partitions_def=sources_partitions,
     group_name="engine",
     kinds={"pytorch", "parquet"},

@@ -7,10 +7,10 @@ Dagster runs of four named asset jobs, one per partitioned step, whose executor 
 | step | job | asset | partition |
 |---|---|---|---|
 | datasets | `lake_datasets` | `lake/datasets` | none |
-| intermediate | `grid_intermediate_models` | `intermediate_models` | `sources`: `source_key(base, source)` |
+| intermediate | `grid_intermediate_models` | `lake/intermediate_models` | `sources`: `source_key(base, source)` |
 | finetune | `grid_finetune_runs` | `lake/finetune_runs` | `model` x `target` |
 | probe | `grid_probe_scores` | `lake/probe_scores` | `base_models` |
-| fuse | `grid_fused_models` | `fused_models` | `base` (`pretrained_bases`) x `recipe` |
+| fuse | `grid_fused_models` | `lake/fused_models` | `base` (`pretrained_bases`) x `recipe` |
 
 Every run carries the tag `startpoint/grid=<name>` (the grid's name: `default`, `full`; or
 `select_<architecture>`), so the UI's run list filtered by that tag shows one grid's runs, and its partitions

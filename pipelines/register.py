@@ -4,7 +4,7 @@ The lake is the record of every run; the Dagster instance (`$DAGSTER_HOME`) only
 a new `DAGSTER_HOME` (or after deleting it) this adds the dynamic partitions the lake's local files belong to and
 reports one runless materialization per asset partition whose files exist and that the instance has not seen,
 marked `registered_from_lake` with the rows found. Assets it covers: `lake/published_results`, `lake/datasets`,
-`lake/hub_models` (per architecture), `intermediate_models`, `fused_models`, `lake/finetune_runs`,
+`lake/hub_models` (per architecture), `lake/intermediate_models`, `lake/fused_models`, `lake/finetune_runs`,
 `lake/probe_scores`. Running it
 twice reports nothing new.
 
@@ -35,8 +35,8 @@ _info = logging.getLogger(__name__).info  # the CLI passes print for its own out
 PUBLISHED = dg.AssetKey(["lake", "published_results"])
 DATASETS = dg.AssetKey(["lake", "datasets"])
 HUB_MODELS = dg.AssetKey(["lake", "hub_models"])
-INTERMEDIATE = dg.AssetKey(["intermediate_models"])
-FUSED = dg.AssetKey(["fused_models"])
+INTERMEDIATE = dg.AssetKey(["lake", "intermediate_models"])
+FUSED = dg.AssetKey(["lake", "fused_models"])
 FINETUNE = dg.AssetKey(["lake", "finetune_runs"])
 PROBES = dg.AssetKey(["lake", "probe_scores"])
 # The key of `register`'s report that counts the Hub catalogs it recorded as they stand (none listed before).

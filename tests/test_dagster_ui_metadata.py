@@ -146,7 +146,7 @@ def test_register_rebuilds_partitions_and_history_from_the_lake(tmp_path):
     instance = dg.DagsterInstance.ephemeral()
     reported = register(instance, url, log=lambda m: None)
     # roberta-base's catalog is registered; the three never listed are recorded as they stand (empty, no Hub).
-    assert reported == {"lake/datasets": 1, "lake/hub_models": 1, "intermediate_models": 1,
+    assert reported == {"lake/datasets": 1, "lake/hub_models": 1, "lake/intermediate_models": 1,
                         "lake/finetune_runs": 1, "lake/probe_scores": 1, CATALOG_RECORDED: len(ARCHITECTURES) - 1}
     assert set(instance.get_dynamic_partitions("sources")) == {source_key("org/base", "fine_foods")}
     assert set(instance.get_dynamic_partitions("targets")) == {"t"}
