@@ -35,8 +35,8 @@ def column_schema(name: str) -> dg.TableSchema:
 # Lake assets (key prefix `lake`) that write files for each base table.
 LAKE_WRITERS: dict[str, list[dg.AssetKey]] = {
     "hub_models": [dg.AssetKey(["lake", "published_results"]), dg.AssetKey(["lake", "hub_models"]),
-                   dg.AssetKey(["intermediate_models"]), dg.AssetKey(["lake", "finetune_runs"]),
-                   dg.AssetKey(["fused_models"])],
+                   dg.AssetKey(["lake", "intermediate_models"]), dg.AssetKey(["lake", "finetune_runs"]),
+                   dg.AssetKey(["lake", "fused_models"])],
     "datasets": [dg.AssetKey(["lake", "published_results"]), dg.AssetKey(["lake", "datasets"])],
     "finetune_runs": [dg.AssetKey(["lake", "published_results"]), dg.AssetKey(["lake", "finetune_runs"])],
     "probe_scores": [dg.AssetKey(["lake", "published_results"]), dg.AssetKey(["lake", "probe_scores"])],
