@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 
 import assets
 from assets.resources import default_resources
 from pipelines.automation import with_automation
-from pipelines.executors import EXECUTOR_ENV, configured_executor
+from pipelines.executors import configured_executor
 from pipelines.jobs import ALL_JOBS
 from pipelines.schedules import ALL_SCHEDULES
 from pipelines.sensors import ALL_SENSORS
@@ -22,7 +20,8 @@ defs = dg.Definitions(
     schedules=ALL_SCHEDULES,
     sensors=ALL_SENSORS,
     resources=default_resources(),
-    # Asset jobs (backfills, materializations from the UI) run their steps on the executor STARTPOINT_EXECUTOR
-    # names, e.g. Celery workers (docs/scale_out.md); unset, Dagster's default.
-    executor=configured_executor() if os.environ.get(EXECUTOR_ENV) else None,
+    # Asset jobs (backfills, materializations from the UI, the automation sensor's runs) run their steps on the
+    # executor STARTPOINT_EXECUTOR names, e.g. Celery workers (docs/scale_out.md); unset, the multiprocess one with
+    # kill -9 recovery, so a killed automation run does not keep the one `duckdb` slot.
+    executor=configured_executor(),
 )
