@@ -24,6 +24,7 @@
 -- keeps the plain mean of all seeds for comparison. Collapsed finetuned cells are marked (`collapsed`), never
 -- dropped. gain_se = baseline_robust_sd * sqrt(1/n_seeds + 1/n_baseline_used): seed noise from the pretrained seeds
 -- (a model's own 1-3 seeds are too few to estimate it). Runs of a user's own target (origin 'user') stay out.
+-- The pretrained seeds are read from the runs (each seed counts); the finetuned cells' means from finetune_cells.
 {% set split_min_gap = 5 %}
 {% set split_min_sds = 3 %}
 {% set split_min_seeds = 2 %}
@@ -133,9 +134,9 @@ baseline as (
     group by all
 ),
 cells as (
-    select r.architecture, r.model_id, r.dataset_id, count(*) as n_seeds, avg(r.score) as score_mean
-    from runs r anti join pretrained p using (architecture, model_id)
-    group by all
+    -- the finetuned cells, aggregated from the same runs by the incremental model finetune_cells
+    select c.architecture, c.model_id, c.dataset_id, c.n_runs as n_seeds, c.score_mean
+    from {{ ref('finetune_cells') }} c anti join pretrained p using (architecture, model_id)
 )
 select
     c.architecture, c.model_id, c.dataset_id, c.n_seeds, c.score_mean,

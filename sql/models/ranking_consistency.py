@@ -88,8 +88,9 @@ def _figures(x: np.ndarray, targets: list[str], n_splits: int) -> dict:
 def model(dbt, session):
     dbt.config(materialized="table")
     n_splits = int(dbt.config.get("consistency_splits") or 100)
-    dbt.ref("gains").create_view("_rc_gains", replace=True)
-    dbt.ref("model_flags").create_view("_rc_flags", replace=True)
+    # the inputs as names this connection alone sees (nothing is created in the warehouse but the table)
+    session.register("_rc_gains", dbt.ref("gains"))
+    session.register("_rc_flags", dbt.ref("model_flags"))
     session.execute(BLOCK)
     targets = session.execute("select a, architecture, tj, dataset_id from _rc_targets order by a, tj").fetchall()
     cells = session.execute("select t.a, c.mi, t.tj, c.gain from _rc_cells c "
@@ -109,4 +110,6 @@ def model(dbt, session):
         rows.append({"architecture": architecture, **_figures(x, names, n_splits)})
     for name in ("_rc_cells", "_rc_targets"):
         session.execute(f"drop table if exists {name}")
+    for name in ("_rc_gains", "_rc_flags"):
+        session.unregister(name)
     return pa.Table.from_pylist(rows, schema=SCHEMA)

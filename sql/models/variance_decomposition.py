@@ -234,8 +234,9 @@ def _replicates(x: np.ndarray, noise_var: np.ndarray, u: np.ndarray, w: np.ndarr
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    dbt.ref("gains").create_view("_vd_gains", replace=True)
-    dbt.ref("model_flags").create_view("_vd_flags", replace=True)
+    # the inputs as names this connection alone sees (nothing is created in the warehouse but the table)
+    session.register("_vd_gains", dbt.ref("gains"))
+    session.register("_vd_flags", dbt.ref("model_flags"))
     session.execute(KEPT_ROWS)
     session.execute(BLOCK)
     dims = session.execute("select a, architecture, m, t, grand from _vd_dims order by a").fetchall()
@@ -269,7 +270,8 @@ def model(dbt, session):
     session.register("_vd_anova", anova)
     result = session.execute(RESULT.format(components=VARIANCE_COMPONENTS, min_models=MIN_MODELS,
                                            min_targets=MIN_TARGETS)).fetch_arrow_table()
-    session.unregister("_vd_anova")
+    for name in ("_vd_anova", "_vd_gains", "_vd_flags"):
+        session.unregister(name)
     for name in ("_vd_cells", "_vd_dims", "_vd_g"):
         session.execute(f"drop table if exists {name}")
     return result
