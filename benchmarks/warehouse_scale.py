@@ -177,10 +177,13 @@ def file_count(lake_url: str) -> int:
 
 # One measured step, run in a fresh child process ---------------------------------------------------------------
 
-def _dbt_build(warehouse: Path, target_path: str) -> tuple[list[str], list[list]]:
-    """`dbt build` of every model and test, as the sql_models asset runs it: into a staging copy swapped in.
-    Returns the nodes that did not pass (data tests can fail on lakes of a few models; every model still builds)
-    and the 8 slowest nodes with their seconds (dbt's own run_results timing), to say where the time goes."""
+def _dbt_build(warehouse: Path, target_path: str) -> dict:
+    """`dbt build` of every model and test, as the sql_models asset runs it: into a staging copy swapped in, with
+    the home's artifact folder reused from one build to the next (as `run_target_path()` is), so dbt parses the
+    project again only when it changed. Returns the nodes that did not pass (data tests can fail on lakes of a few
+    models; every model still builds), the 8 slowest nodes and every model with their seconds (dbt's own
+    run_results timing), to say where the time goes, and the sum over nodes: what dbt spent outside them
+    (start-up, parsing, per-node bookkeeping) is the step's dbt_s less that sum."""
     from assets.dbt import run_dbt
     from startpoint.warehouse.load import staged
 
@@ -194,8 +197,12 @@ def _dbt_build(warehouse: Path, target_path: str) -> tuple[list[str], list[list]
             os.environ["STARTPOINT_WAREHOUSE"] = str(warehouse)
     results = json.loads((Path(target_path) / "run_results.json").read_text())["results"]
     slowest = sorted(results, key=lambda r: -r["execution_time"])[:8]
-    return (sorted(r["unique_id"] for r in results if r["status"] not in ("success", "pass")),
-            [[r["unique_id"], round(r["execution_time"], 2)] for r in slowest])
+    return {"dbt_not_passed": sorted(r["unique_id"] for r in results if r["status"] not in ("success", "pass")),
+            "dbt_slowest": [[r["unique_id"], round(r["execution_time"], 2)] for r in slowest],
+            "dbt_models_s": {r["unique_id"].split(".")[-1]: round(r["execution_time"], 2) for r in results
+                             if r["unique_id"].startswith("model.")},
+            "dbt_nodes": len(results),
+            "dbt_nodes_s": sum(r["execution_time"] for r in results)}
 
 
 def _cpu() -> float:
@@ -229,8 +236,7 @@ def step(name: str, lake_url: str, home: Path, dbt: bool = True) -> dict:
         out["dbt_s"] = out["dbt_cpu_s"] = None
         if dbt:
             t1, c1 = time.perf_counter(), _cpu()
-            with tempfile.TemporaryDirectory(prefix="whscale-dbt-") as target:
-                out["dbt_not_passed"], out["dbt_slowest"] = _dbt_build(warehouse, target)
+            out.update(_dbt_build(warehouse, str(home / "dbt")))
             out["dbt_s"], out["dbt_cpu_s"] = time.perf_counter() - t1, _cpu() - c1
     elif name == "compact":
         c0 = _cpu()
@@ -311,6 +317,12 @@ def measure(size: int, layout: str, rounds: int, work: Path, dbt: bool = True) -
         "incremental_dbt_cpu_s": opt(lambda r: r["incremental"]["dbt_cpu_s"]),
         "incremental_peak_gb": max(r["incremental"]["peak_gb"] for r in rows),
         "incremental_mode": rows[0]["incremental"]["mode"]["finetune_runs"],
+        # every dbt node that did not pass in any round (a figure of a step with one is not a successful build)
+        "rebuild_dbt_not_passed": sorted({n for r in rows for n in r["rebuild"].get("dbt_not_passed") or []}),
+        "incremental_dbt_not_passed": sorted({n for r in rows for n in r["incremental"].get("dbt_not_passed") or []}),
+        # dbt's time outside its nodes (start-up, parsing, bookkeeping): the build's wall time less the nodes' sum
+        "rebuild_dbt_outside_nodes_s": opt(lambda r: r["rebuild"]["dbt_s"] - r["rebuild"]["dbt_nodes_s"]),
+        "incremental_dbt_outside_nodes_s": opt(lambda r: r["incremental"]["dbt_s"] - r["incremental"]["dbt_nodes_s"]),
         "compact_s": med(lambda r: r["compact"]["seconds"]),
         "load_after_compaction_s": med(lambda r: r["load_after_compaction"]["load_s"]),
         "load_after_compaction_cpu_s": med(lambda r: r["load_after_compaction"]["load_cpu_s"]),
@@ -327,44 +339,56 @@ def _f(x: float | None, digits: int = 1) -> str:
     return "not run" if x is None else f"{x:.{digits}f}"
 
 
+def _passed(m: dict) -> bool:
+    """Every dbt model and test of every step of this size passed (and dbt ran)."""
+    s = m["summary"]
+    return m["dbt"] and not s["rebuild_dbt_not_passed"] and not s["incremental_dbt_not_passed"]
+
+
 def markdown(results: dict) -> str:
-    """The table docs/scale_out.md quotes (tests/test_warehouse_scale.py checks that it does, verbatim).
+    """The table docs/warehouse.md quotes (tests/test_warehouse_scale.py checks that it does, verbatim).
     Seconds are wall-clock medians (min–max over rounds) with CPU seconds (load process + dbt) beside them."""
-    lines = ["| runs | layout | files | rounds | load s (range; CPU s) | dbt build s (CPU s) | peak GB | "
-             "incremental 1,000 runs: load s (range; CPU s) | + dbt s | files before → after compaction | "
-             "load after compaction s |",
-             "|---:|---|---:|---:|---|---|---:|---|---:|---|---:|"]
+    lines = ["| runs | layout | files | rounds | load s (range; CPU s) | dbt build s (CPU s) | dbt nodes not passed | "
+             "peak GB | incremental 1,000 runs: load s (range; CPU s) | + dbt s | load + dbt s | "
+             "files before → after compaction | load after compaction s |",
+             "|---:|---|---:|---:|---|---|---:|---:|---|---:|---:|---|---:|"]
     for m in results["measurements"]:
         s = m["summary"]
         lo, hi = s["rebuild_load_s_range"]
         ilo, ihi = s["incremental_load_s_range"]
         dbt = "not run" if s["rebuild_dbt_s"] is None else f"{s['rebuild_dbt_s']:.1f} ({s['rebuild_dbt_cpu_s']:.1f})"
+        failed = "not run" if not m["dbt"] else str(len(set(s["rebuild_dbt_not_passed"])
+                                                           | set(s["incremental_dbt_not_passed"])))
         lines.append(
             f"| {m['lake']['runs']:,} | {m['layout']} | {m['lake']['files']:,} | {m['rounds']} | "
-            f"{s['rebuild_load_s']:.1f} ({lo:.1f}–{hi:.1f}; {s['rebuild_load_cpu_s']:.1f}) | {dbt} | "
+            f"{s['rebuild_load_s']:.1f} ({lo:.1f}–{hi:.1f}; {s['rebuild_load_cpu_s']:.1f}) | {dbt} | {failed} | "
             f"{s['rebuild_peak_gb']:.2f} | {s['incremental_load_s']:.2f} ({ilo:.2f}–{ihi:.2f}; "
-            f"{s['incremental_load_cpu_s']:.2f}) | {_f(s['incremental_dbt_s'])} | "
+            f"{s['incremental_load_cpu_s']:.2f}) | {_f(s['incremental_dbt_s'])} | {_f(s['incremental_s'])} | "
             f"{s['files_before_compaction']:,} → {s['files_after_compaction']:,} | {s['load_after_compaction_s']:.1f} |")
     return "\n".join(lines)
 
 
 def findings(results: dict) -> str:
-    """The sentences docs/scale_out.md states about the measurements, each figure read from the results."""
+    """The sentences docs/warehouse.md states about the measurements, each figure read from the results. A goal is
+    called met only when every dbt model and test of that size passed."""
     ms = results["measurements"]
     big = max((m for m in ms if m["layout"] == "compacted"), key=lambda m: m["lake"]["runs"])
     s = big["summary"]
-    loads = [m["summary"]["incremental_load_s"] for m in ms]
-    load_cpu = [m["summary"]["incremental_load_cpu_s"] for m in ms]
-    dbts = [m["summary"]["incremental_dbt_s"] for m in ms if m["summary"]["incremental_dbt_s"] is not None]
     avg = [a for m in ms for a in m["summary"]["load_average_1m"]]
     peak = max(max(m["summary"]["rebuild_peak_gb"], m["summary"]["incremental_peak_gb"]) for m in ms)
     with_dbt = max((m for m in ms if m["dbt"]), key=lambda m: m["lake"]["runs"])
     w = with_dbt["summary"]
     small = min((m for m in ms if m["dbt"]), key=lambda m: m["lake"]["runs"])
-    fixed = small["summary"]["rebuild_dbt_s"]
 
-    def verdict(ok: bool) -> str:
-        return "met" if ok else "missed"
+    def verdict(ok: bool, m: dict) -> str:
+        return "met" if ok and _passed(m) else "missed"
+
+    def passed(m: dict) -> str:
+        bad = sorted(set(m["summary"]["rebuild_dbt_not_passed"]) | set(m["summary"]["incremental_dbt_not_passed"]))
+        if not bad:
+            return "every dbt model and test passed in every step"
+        return (f"{len(bad)} dbt node(s) did NOT pass ({', '.join(n.split('.')[2] for n in bad[:8])}"
+                f"{', …' if len(bad) > 8 else ''}), so these are not the times of a successful build")
 
     lines = [
         (f"- The machine was otherwise idle: its 1-minute load average was {min(avg):.1f}–{max(avg):.1f} on "
@@ -376,26 +400,39 @@ def findings(results: dict) -> str:
         f"- Largest lake measured, {big['lake']['runs']:,} runs in {big['lake']['files']:,} files "
         f"({big['rounds']} round{'s' if big['rounds'] > 1 else ''}): load {s['rebuild_load_s']:.1f} s wall, "
         f"{s['rebuild_load_cpu_s']:.1f} CPU s, peak {s['rebuild_peak_gb']:.2f} GB (goal 8 GB "
-        f"{verdict(s['rebuild_peak_gb'] <= 8)})"
+        f"{'met' if s['rebuild_peak_gb'] <= 8 else 'missed'})"
         + ("." if big["dbt"] else "; its `dbt build` was not run (out of session time)."),
-        f"- Largest lake with `dbt build` measured, {with_dbt['lake']['runs']:,} runs: load + dbt "
+        f"- Largest lake with `dbt build` measured, {with_dbt['lake']['runs']:,} runs: {passed(with_dbt)}; load + dbt "
         f"{w['rebuild_s']:.1f} s wall, {w['rebuild_load_cpu_s'] + w['rebuild_dbt_cpu_s']:.1f} CPU s (goal 60 s "
-        f"{verdict(w['rebuild_load_cpu_s'] + w['rebuild_dbt_cpu_s'] <= 60)} counting CPU seconds, "
-        f"{verdict(w['rebuild_s'] <= 60)} by the wall clock here).",
-        f"- Incremental load of 1,000 new runs (1,000 new per-run files): {min(loads):.2f}–{max(loads):.2f} s wall, "
-        f"{min(load_cpu):.2f}–{max(load_cpu):.2f} CPU s (medians per size; goal 5 s "
-        f"{verdict(max(load_cpu) <= 5)} counting CPU seconds, {verdict(max(loads) <= 5)} by the wall clock here). "
-        f"The `dbt build` that follows rebuilds every model and runs every test: {min(dbts):.1f}–{max(dbts):.1f} s "
-        + (f"wall, of which about {fixed:.1f} s is a fixed cost (its time on the {small['lake']['runs']:,}-run lake), "
-           if small is not with_dbt else "wall, ")
-        + "so load + dbt does not fit in 5 s.",
-        f"- Peak memory of any step: {peak:.2f} GB.",
+        f"{verdict(w['rebuild_load_cpu_s'] + w['rebuild_dbt_cpu_s'] <= 60, with_dbt)} counting CPU seconds, "
+        f"{verdict(w['rebuild_s'] <= 60, with_dbt)} by the wall clock here).",
     ]
+    for m in ms:
+        if not m["dbt"] or m["layout"] != "compacted" or m is with_dbt:
+            continue
+        ms_ = m["summary"]
+        lines.append(
+            f"- {m['lake']['runs']:,} runs ({m['layout']}): {passed(m)}; rebuild load + dbt {ms_['rebuild_s']:.1f} s "
+            f"wall; 1,000 new runs to fresh SQL models (load + `dbt build`) {ms_['incremental_s']:.1f} s wall, "
+            f"{ms_['incremental_load_cpu_s'] + ms_['incremental_dbt_cpu_s']:.1f} CPU s"
+            + (f" (goal 10 s {verdict(ms_['incremental_s'] <= 10, m)} by the wall clock, "
+               f"{verdict(ms_['incremental_load_cpu_s'] + ms_['incremental_dbt_cpu_s'] <= 10, m)} counting CPU "
+               "seconds)." if m["lake"]["runs"] == 1_800_000 else "."))
+    lines.append(
+        f"- 1,000 new runs at {with_dbt['lake']['runs']:,} runs: load {w['incremental_load_s']:.2f} s + "
+        f"`dbt build` {w['incremental_dbt_s']:.1f} s wall (the rebuild's `dbt build`: {w['rebuild_dbt_s']:.1f} s).")
+    lines.append(
+        f"- dbt's fixed cost, its time outside the nodes (start-up, parsing, bookkeeping of "
+        f"{small['rows'][0]['rebuild'].get('dbt_nodes', 0)} models and tests), on the {small['lake']['runs']:,}-run "
+        f"lake: {small['summary']['rebuild_dbt_outside_nodes_s']:.1f} s of the rebuild's {small['summary']['rebuild_dbt_s']:.1f} s "
+        f"(first build of the home: full parse) and {small['summary']['incremental_dbt_outside_nodes_s']:.1f} s of "
+        f"the incremental step's {small['summary']['incremental_dbt_s']:.1f} s (partial parse, project unchanged).")
     slowest = [r["rebuild"].get("dbt_slowest") for r in with_dbt.get("rows", []) if r["rebuild"].get("dbt_slowest")]
     if slowest:
         nodes = ", ".join(f"{node.split('.')[2]} {seconds:.1f} s" for node, seconds in slowest[0][:5])
         lines.insert(3, f"- Where that `dbt build` spends its time ({with_dbt['lake']['runs']:,} runs, dbt's own "
                         f"timing of each node, the five slowest): {nodes}.")
+    lines.append(f"- Peak memory of any step: {peak:.2f} GB.")
     return "\n".join(lines)
 
 

@@ -13,7 +13,8 @@ Over the unflagged models with a gain on every target of the architecture (the c
 
 Why Python: the figures are ranks of the models in every target and in every half of every split. As SQL that was
 four window sorts over models x splits rows (8.5M at 18M runs, the slowest node of `dbt build`,
-benchmarks/results/warehouse_scale.json); here the half means are one matrix product and the ranks numpy sorts.
+benchmarks/results/warehouse_scale.json); here the half means are one matrix product and the ranks numpy sorts
+(no scipy: its import alone cost more than the whole model on a small warehouse).
 The block (unflagged, complete models) is selected in SQL on the model's own connection.
 """
 
@@ -21,7 +22,6 @@ import hashlib
 
 import numpy as np
 import pyarrow as pa
-from scipy.stats import rankdata
 
 BLOCK = """
 create or replace temp table _rc_cells as
@@ -53,6 +53,21 @@ SCHEMA = pa.schema([("architecture", pa.string()), ("n_models", pa.int64()), ("n
                     ("n_splits", pa.int64())])
 
 
+def _average_ranks(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """1-based ranks of v with ties given their average rank (SQL: rank() + (tie size - 1) / 2), and the tie sizes."""
+    order = np.argsort(v, kind="stable")
+    ordered = v[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    ends = np.r_[starts[1:], len(v)]
+    ranks = np.empty(len(v))
+    ranks[order] = np.repeat((starts + ends - 1) / 2.0 + 1.0, ends - starts)
+    return ranks, ends - starts
+
+
+def _ranks_by_column(x: np.ndarray) -> np.ndarray:
+    return np.column_stack([_average_ranks(x[:, j])[0] for j in range(x.shape[1])])
+
+
 def _columnwise_corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pearson correlation of each column of a with the same column of b (NaN for a constant column, as corr())."""
     a = a - a.mean(axis=0)
@@ -63,12 +78,12 @@ def _columnwise_corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _figures(x: np.ndarray, targets: list[str], n_splits: int) -> dict:
     m, t = x.shape
-    ranks = rankdata(x, method="average", axis=0)
-    s_dev = ((ranks.sum(axis=1) - t * (m + 1) / 2.0) ** 2).sum()
+    ranks = np.empty((m, t))
     tie_sum = 0.0
     for j in range(t):
-        _, counts = np.unique(x[:, j], return_counts=True)
-        tie_sum += float((counts.astype(np.float64) ** 3 - counts).sum())
+        ranks[:, j], sizes = _average_ranks(x[:, j])
+        tie_sum += float((sizes.astype(np.float64) ** 3 - sizes).sum())
+    s_dev = ((ranks.sum(axis=1) - t * (m + 1) / 2.0) ** 2).sum()
     masks = np.zeros((n_splits, t))
     for k in range(n_splits):
         order = sorted(range(t), key=lambda j: hashlib.md5(f"{k}:{targets[j]}".encode()).hexdigest())
@@ -76,7 +91,7 @@ def _figures(x: np.ndarray, targets: list[str], n_splits: int) -> dict:
     n_a, n_b = t // 2, t - t // 2
     mean_a = x @ masks.T / n_a  # M x splits
     mean_b = x @ (1.0 - masks).T / n_b
-    rho = _columnwise_corr(rankdata(mean_a, method="average", axis=0), rankdata(mean_b, method="average", axis=0))
+    rho = _columnwise_corr(_ranks_by_column(mean_a), _ranks_by_column(mean_b))
     return {"n_models": m, "n_targets": t,
             "kendalls_w": 12 * s_dev / (t ** 2 * (m ** 3 - m) - t * tie_sum),
             "half_spearman": float(np.mean(rho)),
