@@ -274,6 +274,36 @@ def _execute(job: dg.JobDefinition, run_config: dict, key, instance: dg.DagsterI
                                   raise_on_error=False)
 
 
+def execute_job(job: dg.JobDefinition, instance: dg.DagsterInstance, tags: dict) -> dg.ExecuteInProcessResult:
+    """An unpartitioned named job in this process (`startpoint publish` runs `published` this way)."""
+    return _execute(job, {}, None, instance, tags)
+
+
+_WORKER_LOADED: dict = {}  # in a grid worker process: its instance and the grid's definitions, loaded once
+
+
+def run_step_in_worker(step: Step, instance_ref, tags: dict[str, str]):
+    """One step in a grid worker process (`pipelines.workers`): the same named job and run config as in this
+    process, tagged with the worker's own pid; an error before the run starts is a failed step, one line."""
+    import time
+
+    from pipelines.recovery import process_tags
+    from pipelines.workers import Outcome
+
+    started = time.monotonic()
+    try:
+        if "defs" not in _WORKER_LOADED:
+            _WORKER_LOADED["instance"] = dg.DagsterInstance.from_ref(instance_ref)
+            _WORKER_LOADED["defs"] = grid_definitions()
+        job = _WORKER_LOADED["defs"].resolve_job_def(JOB_NAMES[step.kind])
+        result = _execute(job, run_config(step), partition_key(step), _WORKER_LOADED["instance"],
+                          {**tags, **process_tags()})
+        return Outcome(step.id, result.success, _interrupted(result), result.run_id, time.monotonic() - started)
+    except Exception as exc:
+        return Outcome(step.id, False, seconds=time.monotonic() - started,
+                       error=" ".join(f"{type(exc).__name__}: {exc}".split())[:300])
+
+
 def _interrupted(result: dg.ExecuteInProcessResult) -> bool:
     """Whether a Ctrl-C / SIGTERM reached the run (its step fails with DagsterExecutionInterruptedError)."""
     for e in result.all_events:
@@ -288,9 +318,11 @@ def _interrupted(result: dg.ExecuteInProcessResult) -> bool:
 
 def execute_stages(name: str, next_stage: Callable[[set[str], set[str]], list[Step]], instance: dg.DagsterInstance,
                    log: Log = _info, known_steps: Callable[[], list[Step]] | None = None, progress=None) -> dict:
-    """Run `next_stage(succeeded, tried)` stage after stage, each step as one run of its named job in this process,
-    until it asks for nothing new. Returns counts of succeeded and failed partitions (the unpartitioned datasets
-    step is counted only when it fails); a step of `known_steps` never tried (what it needs failed) is a failure.
+    """Run `next_stage(succeeded, tried)` stage after stage, each step as one run of its named job, until it asks
+    for nothing new. A stage's independent finetunes run in parallel worker processes (`pipelines.workers`, sized
+    by `grid_workers`; with an ephemeral instance or one worker, in this process one after another), the other
+    steps in this process. Returns counts of succeeded and failed partitions (the unpartitioned datasets step is
+    counted only when it fails); a step of `known_steps` never tried (what it needs failed) is a failure.
     `progress` (a `startpoint.progress.RunProgress`) hears of each step's start and end."""
     from pipelines.recovery import (
         HOST_TAG,
@@ -299,42 +331,77 @@ def execute_stages(name: str, next_stage: Callable[[set[str], set[str]], list[St
         free_dead_runs,
         process_tags,
     )
+    from pipelines.workers import PARALLEL_KINDS, Outcome, WorkerPool
+    from startpoint.engine.device import grid_workers
 
     if not instance.is_ephemeral:
         free_dead_runs(instance, log=log)
     tags = {**process_tags(), GRID_TAG: name}
     mine = lambda run: all(run.tags.get(k) == tags[k] for k in (HOST_TAG, PID_TAG))  # noqa: E731
     defs = grid_definitions()
+    workers, threads = grid_workers() if not instance.is_ephemeral else (1, 0)
+    pool: WorkerPool | None = None
     succeeded: set[str] = set()
     tried: set[str] = set()
     counts = {"ok": 0, "failed": 0}
+
+    def ended(step: Step, outcome: Outcome, parallel: bool) -> None:
+        tried.add(step.id)
+        if progress is not None:
+            if parallel:
+                progress.finish(outcome.success, name=step.label, seconds=outcome.seconds)
+            else:
+                progress.finish(outcome.success)
+        if outcome.interrupted:
+            # Ctrl-C / kill reached the run: stop here (finished runs stay in the lake, none is partial).
+            raise KeyboardInterrupt(f"interrupted during {step.label}")
+        if outcome.success:
+            succeeded.add(step.id)
+        else:
+            log(f"[{name}] {step.label} failed; " + (f"see the Dagster run {outcome.run_id}" if outcome.run_id
+                                                      else outcome.error))
+        if step.kind != DATASETS or not outcome.success:
+            counts["ok" if outcome.success else "failed"] += 1
+
     if known_steps is not None:  # every partition of the grid shows in the UI from the start
         for partitions_name, keys in missing_partitions(instance, known_steps()).items():
             instance.add_dynamic_partitions(partitions_name, keys)
-    while batch := [s for s in next_stage(succeeded, tried) if s.id not in tried]:
-        for partitions_name, keys in missing_partitions(instance, batch).items():
-            instance.add_dynamic_partitions(partitions_name, keys)
-        if progress is not None:  # later stages can add steps (a fused model's runs)
-            progress.total = max(progress.total, len(tried) + len(batch))
-        for step in batch:
-            log(f"[{name}] {step.label}")
-            if progress is not None:
-                progress.start(step.label)
-            job = defs.resolve_job_def(JOB_NAMES[step.kind])
-            with PoolWatch(instance, mine, log):
-                result = _execute(job, run_config(step), partition_key(step), instance, tags)
-            tried.add(step.id)
-            if progress is not None:
-                progress.finish(result.success)
-            if not result.success and _interrupted(result):
-                # Ctrl-C / kill reached the run: stop here (finished runs stay in the lake, none is partial).
-                raise KeyboardInterrupt(f"interrupted during {step.label}")
-            if result.success:
-                succeeded.add(step.id)
-            else:
-                log(f"[{name}] {step.label} failed; see the Dagster run {result.run_id}")
-            if step.kind != DATASETS or not result.success:
-                counts["ok" if result.success else "failed"] += 1
+    try:
+        while batch := [s for s in next_stage(succeeded, tried) if s.id not in tried]:
+            for partitions_name, keys in missing_partitions(instance, batch).items():
+                instance.add_dynamic_partitions(partitions_name, keys)
+            if progress is not None:  # later stages can add steps (a fused model's runs)
+                progress.total = max(progress.total, len(tried) + len(batch))
+            parallel = [s for s in batch if s.kind in PARALLEL_KINDS] if workers > 1 else []
+            parallel = parallel if len(parallel) > 1 else []
+            for step in [s for s in batch if not any(s is p for p in parallel)]:
+                log(f"[{name}] {step.label}")
+                if progress is not None:
+                    progress.start(step.label)
+                job = defs.resolve_job_def(JOB_NAMES[step.kind])
+                with PoolWatch(instance, mine, log):
+                    result = _execute(job, run_config(step), partition_key(step), instance, tags)
+                ended(step, Outcome(step.id, result.success, _interrupted(result), result.run_id), parallel=False)
+            if parallel:
+                if pool is None:
+                    pool = WorkerPool(workers, threads)
+                    log(f"[{name}] {workers} worker processes of {threads} thread(s) each for the finetunes")
+                    if progress is not None:
+                        progress.workers = workers
+                for step in parallel:
+                    log(f"[{name}] {step.label}")
+                pool.run(parallel, run_step_in_worker, instance, tags,
+                         lambda step, outcome: ended(step, outcome, parallel=True))
+    except BaseException:
+        if pool is not None:  # Ctrl-C, SIGTERM, an error: stop the workers and free what their runs held
+            pool.stop()
+            pool = None
+            if not instance.is_ephemeral:
+                free_dead_runs(instance, log=log)
+        raise
+    finally:
+        if pool is not None:
+            pool.close()
     for step in (known_steps() if known_steps is not None else []):
         if step.id not in tried:
             missing = [a for a in step.after if a not in succeeded]

@@ -47,12 +47,13 @@ def failed_check_lines(result: dg.ExecuteInProcessResult) -> list[str]:
 def publish(instance: dg.DagsterInstance, log: Log = lambda m: print(m, file=sys.stderr)) -> int:
     """Run `published`; 0 when every step succeeded and every ERROR check passed, else 1 with the reason last."""
     from pipelines.definitions import defs
+    from pipelines.launch import execute_job
     from pipelines.recovery import free_dead_runs, process_tags
 
     if not instance.is_ephemeral:
         free_dead_runs(instance, log=log)
     job = defs.resolve_job_def("published")
-    result = job.execute_in_process(instance=instance, tags=process_tags(), raise_on_error=False)
+    result = execute_job(job, instance, process_tags())
     failures, checks = failure_lines(result), failed_check_lines(result)
     materialized = len({e.asset_key for e in result.get_asset_materialization_events()})
     if failures:

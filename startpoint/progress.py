@@ -34,6 +34,7 @@ class RunProgress:
         self.current: str | None = None
         self._run_started = self._examples = 0.0
         self._finished_seconds = 0.0
+        self.workers = 1  # runs in parallel (the grid's workers): time left divides by it
         self._bar = None
         self._task = None
 
@@ -71,11 +72,18 @@ class RunProgress:
         self._examples += n
         self._refresh()
 
-    def finish(self, ok: bool = True, examples_per_second: float | None = None) -> None:
-        self._finished_seconds += time.monotonic() - self._run_started if self.current else 0.0
+    def finish(self, ok: bool = True, examples_per_second: float | None = None, *, name: str | None = None,
+               seconds: float | None = None) -> None:
+        """The current run ended; or, with `name` and `seconds`, a run of a parallel worker did (the workers
+        report their runs as they end, several may be running at once)."""
+        if seconds is not None:
+            self._finished_seconds += seconds
+        else:
+            self._finished_seconds += time.monotonic() - self._run_started if self.current else 0.0
         self.done += 1
         self.failed += not ok
-        name, self.current = self.current, None
+        if name is None:
+            name, self.current = self.current, None
         rate = self._rate(examples_per_second)
         if self._bar is not None:
             self._bar.update(self._task, completed=self.done)
@@ -97,7 +105,7 @@ class RunProgress:
     def time_left(self) -> str:
         if not self.done or self.done >= self.total:
             return ""
-        return "~" + _duration(self._finished_seconds / self.done * (self.total - self.done)) + " left"
+        return "~" + _duration(self._finished_seconds / self.done * (self.total - self.done) / self.workers) + " left"
 
     def _rate(self, examples_per_second: float | None = None) -> str:
         if examples_per_second is None and self.current and self._examples:

@@ -22,14 +22,43 @@ def cpu_threads() -> int:
         return os.cpu_count() or 1
 
 
+THREADS_ENV = "STARTPOINT_THREADS"
+WORKERS_ENV = "STARTPOINT_WORKERS"
+
+
 def configure_threads() -> int:
-    """Use every core this process may run on (containers often report more cores than they grant)."""
+    """Use `STARTPOINT_THREADS` threads (a grid worker sets 1), else every core this process may run on
+    (containers often report more cores than they grant)."""
     import torch
 
-    n = cpu_threads()
+    n = _positive_int(THREADS_ENV) or cpu_threads()
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n
+
+
+def _positive_int(name: str) -> int | None:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{name}={value!r}: expected a whole number of at least 1")
+    return int(value)
+
+
+def grid_workers() -> tuple[int, int]:
+    """(worker processes, threads per worker) for a grid stage's independent finetunes.
+
+    Small encoders at batch 16 scale poorly across threads, and threads that wait on each other stall whenever
+    another process takes one of the cores (a busy laptop, a CI neighbour). So on CPU the default is one
+    single-threaded worker per core this process may use: each worker keeps its own core busy, and a competing
+    process slows one worker instead of stalling all of them. With CUDA one worker drives the GPU.
+    `STARTPOINT_WORKERS` overrides the count (1 = the previous design: one process, every core)."""
+    import torch
+
+    cores = cpu_threads()
+    workers = _positive_int(WORKERS_ENV) or (1 if torch.cuda.is_available() else cores)
+    return workers, (cores if workers == 1 else max(1, cores // workers))
 
 
 @lru_cache(maxsize=1)
