@@ -13,6 +13,7 @@ from startpoint.budget import (
     Grid,
     ProbeHalving,
     ProbeTopK,
+    behind,
     centered_mean,
     halving_schedule,
     make_policy,
@@ -36,10 +37,11 @@ def _synthetic(seed: int, n_models: int = 200, n_targets: int = 18, best: float 
 
 
 @pytest.mark.parametrize("seed", range(8))
-def test_adaptive_finds_the_known_best_model_with_at_most_30_percent_of_the_cells(seed):
+@pytest.mark.parametrize("design", ["adaptive", "adaptive_race"])
+def test_adaptive_finds_the_known_best_model_with_at_most_30_percent_of_the_cells(seed, design):
     grid, gains = _synthetic(seed)
     budget = int(0.3 * gains.size)
-    done = spend(ProbeHalving(budget=budget, seed=seed), grid, budget, lambda c: gains[c])
+    done = spend(make_policy(design, budget, seed=seed), grid, budget, lambda c: gains[c])
     assert len(done.cells) <= budget
     assert int(np.nanargmax(centered_mean(grid.gains))) == 17
     assert grid.measured[17].sum() > 2 * M0  # the winner raced on, not picked on its screening targets
@@ -127,6 +129,21 @@ def test_the_halving_schedule_fits_its_budget(budget, n, t):
         prev_t = t_r
     assert cost <= budget
     assert all(a[0] >= b[0] for a, b in zip(rounds, rounds[1:]))
+
+
+def test_a_model_is_behind_the_leader_only_on_paired_evidence():
+    gains = np.array([[5.0, 6.0, 5.5, 6.2], [1.0, 1.5, 0.5, 1.2], [4.0, 7.0, 3.0, 8.0], [0.0, np.nan, np.nan, 9.0]])
+    assert behind(gains, 0).tolist() == [False, True, False, False]  # model 3: 2 common targets, wide bound
+
+
+def test_the_race_buys_deeper_in_the_probe_order_than_probe_topk():
+    grid, gains = _synthetic(2)
+    budget = int(0.2 * gains.size)
+    topk = Grid(grid.models, grid.targets, grid.prior, grid.available)
+    spend(ProbeTopK(), topk, budget, lambda c: gains[c])
+    spend(make_policy("adaptive_race", budget), grid, budget, lambda c: gains[c])
+    assert grid.measured.any(axis=1).sum() > 2 * topk.measured.any(axis=1).sum()
+    assert grid.measured.sum() <= budget
 
 
 def test_the_racing_stop_needs_evidence_against_every_model_left():

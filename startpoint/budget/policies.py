@@ -184,6 +184,91 @@ def paired_settled(gains: np.ndarray, leader: int, others: list[int], level: flo
     return True
 
 
+def leader_cells(grid: Grid, ranker: Ranker, order: np.ndarray) -> tuple[list[Cell], str, np.ndarray]:
+    """The open cells of the ranking's current top-1 (over every cell bought), in target order, and why; with the
+    ranker's scores. No cells when nothing is bought or the top-1 is bought on every target."""
+    if not grid.measured.any():
+        return [], "", np.full(len(grid.models), -np.inf)
+    score = np.nan_to_num(ranker(np.where(grid.measured, grid.gains, np.nan), grid.measured), nan=-np.inf)
+    leader = int(np.argmax(score))
+    open_ = grid.open_cells()
+    if score[leader] == -np.inf or not open_[leader].any():
+        return [], "", score
+    cells = [(leader, int(j)) for j in order if open_[leader, j]]
+    return cells, (f"verify the leader: {grid.models[leader]} ranks first on {int(grid.measured[leader].sum())} of "
+                   f"{len(grid.targets)} targets"), score
+
+
+def behind(gains: np.ndarray, leader: int, level: float = RACE_LEVEL) -> np.ndarray:
+    """Per model: its paired difference with the leader (model - leader) over their common kept targets has its
+    upper t-bound below 0 (two-sided `level`), on at least 2 common targets. The leader itself is never behind."""
+    d = gains - gains[leader]
+    ok = ~np.isnan(d)
+    n = ok.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(ok, d, 0.0).sum(axis=1) / n
+        sd = np.sqrt(np.where(ok, (d - mean[:, None]) ** 2, 0.0).sum(axis=1) / (n - 1))
+        upper = mean + stats.t.ppf(1 - (1 - level) / 2, np.maximum(n - 1, 1)) * sd / np.sqrt(n)
+        return (n >= 2) & (upper < 0)
+
+
+@dataclass
+class ProbeRace(Policy):
+    """Adaptive, second design: the paper's protocol (rows in probe order) raced against the leader.
+
+    Models are visited in probe order and bought target by target in one shared random target order, M0 targets
+    at a time. A model stops getting cells once it is behind the leader: its paired difference with the leader
+    over their common kept targets has its upper 95% t-bound below 0 (after at least M0 targets). The leader is
+    the ranker's top-1 among the models bought on every target; the ranking's top-1 over all cells is verified
+    first (`leader_cells`), as in ProbeHalving. The cells saved on models that fall behind buy models further
+    down the probe order. Each call buys about one row's worth of cells; one row is kept back for the last
+    verification.
+
+    Stopping rule: stop when the budget is spent (or only the reserve is left and the leader is verified), or
+    every candidate is bought on every target or behind the leader.
+
+    Designed after the replay of the first two designs on the three shared architectures (docs/budgeted_ranking.md);
+    its constants are those of ProbeHalving (M0, RACE_LEVEL), none chosen for this design."""
+
+    seed: int = 0
+    ranker: Ranker = centered_mean
+    name = "adaptive_race"
+
+    def next_cells(self, grid: Grid, budget_left: int) -> tuple[list[Cell], str]:
+        rng = np.random.default_rng(self.seed)
+        order = rng.permutation(len(grid.targets))
+        by_probe = [int(i) for i in probe_order(grid.prior, rng)]
+        cells, why, score = leader_cells(grid, self.ranker, order)
+        if cells:
+            return cells[:budget_left], why
+        open_ = grid.open_cells()
+        whole = grid.measured.any(axis=1) & ~open_.any(axis=1)
+        leader = int(np.argmax(np.where(whole, score, -np.inf))) if (whole & (score > -np.inf)).any() else None
+        room = budget_left - len(grid.targets)
+        if room < 1:
+            return [], "only the reserve to verify a leader is left"
+        lost = behind(grid.gains, leader) if leader is not None else np.zeros(len(grid.models), bool)
+        lost &= grid.measured.sum(axis=1) >= M0
+        cells, models, dropped = [], 0, 0
+        for i in by_probe:
+            if not open_[i].any():
+                continue
+            n = int(grid.measured[i].sum())
+            if lost[i]:
+                dropped += 1
+                continue
+            todo = [int(j) for j in order if open_[i, j]]
+            cells += [(i, j) for j in todo[: max(M0 - n, 0) or M0]]
+            models += 1
+            if len(cells) >= len(grid.targets):
+                break
+        if not cells:
+            return [], f"every candidate is bought whole or behind the leader ({dropped} behind)"
+        lead = grid.models[leader] if leader is not None else "none yet"
+        return cells[:room], (f"race in probe order: {models} model(s) get more targets; leader {lead}; "
+                              f"{dropped} behind it so far")
+
+
 @dataclass
 class ProbeHalving(Policy):
     """Adaptive: sequential halving over the candidates in probe order, on paired targets, with a racing stop.
@@ -230,14 +315,10 @@ class ProbeHalving(Policy):
             return [], "no budget or no candidates"
         survivors = list(by_probe[: schedule[0][0]])
         open_ = grid.open_cells()
-        if self.verify and grid.measured.any():  # verify the leader first: the ranking's top-1 must not rest on a few cells
-            score = np.nan_to_num(self.ranker(np.where(grid.measured, grid.gains, np.nan), grid.measured),
-                                  nan=-np.inf)
-            leader = int(np.argmax(score))
-            if score[leader] > -np.inf and open_[leader].any():
-                cells = [(leader, int(j)) for j in order if open_[leader, j]]
-                return cells[:budget_left], (f"verify the leader: {grid.models[leader]} ranks first on "
-                                              f"{int(grid.measured[leader].sum())} of {len(grid.targets)} targets")
+        if self.verify:  # verify the leader first: the ranking's top-1 must not rest on a few cells
+            cells, why, _ = leader_cells(grid, self.ranker, order)
+            if cells:
+                return cells[:budget_left], why
         for r, (n_keep, t) in enumerate(schedule):
             if r > 0:
                 cols = order[: schedule[r - 1][1]]
@@ -294,7 +375,7 @@ def run_key(architecture: str, model: str, target: str, seed: int = 0) -> str:
 
 
 POLICIES = ("probe_topk", "uniform", "adaptive")
-ABLATIONS = ("adaptive_unverified",)  # the adaptive policy's first design, for the replay's comparison
+ABLATIONS = ("adaptive_unverified", "adaptive_race")  # the adaptive policy's first design and a later one
 
 
 def make_policy(name: str, budget: int, seed: int = 0, ranker: Ranker = centered_mean) -> Policy:
@@ -304,4 +385,6 @@ def make_policy(name: str, budget: int, seed: int = 0, ranker: Ranker = centered
         return Uniform(seed=seed)
     if name in ("adaptive", "adaptive_unverified"):
         return ProbeHalving(budget=budget, seed=seed, ranker=ranker, verify=name == "adaptive")
+    if name == "adaptive_race":
+        return ProbeRace(seed=seed, ranker=ranker)
     raise ValueError(f"unknown policy {name!r}; one of {', '.join(POLICIES + ABLATIONS)}")
