@@ -86,9 +86,7 @@ def _row_pearson(x: np.ndarray, y: np.ndarray, ok: np.ndarray) -> np.ndarray:
 def flagged(score: np.ndarray) -> np.ndarray:
     """The product's integrity flags (model_flags) computed on the given columns only (rows at once: the budgeted
     replay calls this thousands of times)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        profile = np.nanmedian(score, axis=0)
+    profile = ranking_rules.column_nanmedian(score)
     profile_sd = float(np.std(profile[~np.isnan(profile)], ddof=1))
     ok = ~np.isnan(score)
     profiles = np.broadcast_to(profile, score.shape)

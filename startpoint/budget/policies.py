@@ -249,16 +249,16 @@ class ProbeRace(Policy):
             return [], "only the reserve to verify a leader is left"
         lost = behind(grid.gains, leader) if leader is not None else np.zeros(len(grid.models), bool)
         lost &= grid.measured.sum(axis=1) >= M0
+        has_open, counts, open_in_order = open_.any(axis=1), grid.measured.sum(axis=1), open_[:, order]
         cells, models, dropped = [], 0, 0
         for i in by_probe:
-            if not open_[i].any():
+            if not has_open[i]:
                 continue
-            n = int(grid.measured[i].sum())
             if lost[i]:
                 dropped += 1
                 continue
-            todo = [int(j) for j in order if open_[i, j]]
-            cells += [(i, j) for j in todo[: max(M0 - n, 0) or M0]]
+            todo = order[open_in_order[i]]
+            cells += [(i, int(j)) for j in todo[: max(M0 - int(counts[i]), 0) or M0]]
             models += 1
             if len(cells) >= len(grid.targets):
                 break
