@@ -9,8 +9,10 @@ again after a restart asks for the same cells, and a cell already bought is neve
 - `ProbeTopK`: the paper's protocol. Whole rows (every available target) of the models with the highest probe
   score, as many rows as the budget pays for.
 - `Uniform`: cells drawn at random from the available ones.
-- `ProbeHalving`: the adaptive policy. Sequential halving (Karnin, Koren and Somekh, 2013) over the candidates in
-  probe order, on paired targets, with a racing stop; see its docstring for the schedule and the stopping rule.
+- `ProbeHalving` ("adaptive"): sequential halving (Karnin, Koren and Somekh, 2013) over the candidates in probe
+  order, on paired targets, leader verified first, with a racing stop; its docstring states the stopping rule.
+- `ProbeRace` ("adaptive_race"): the paper's rows in probe order, a model dropped once it is behind the leader.
+Neither beats probe_topk on the published grids (docs/budgeted_ranking.md): that is why no sensor uses them yet.
 """
 
 from __future__ import annotations
@@ -275,7 +277,7 @@ class ProbeHalving(Policy):
 
     Leader first: before anything else, whenever the ranker's top-1 over every cell bought so far (the model the
     ranking would recommend now) has targets not yet bought, those are bought. A ranking's top-1 must not rest on
-    a few lucky (or garbled) cells: the first design, without this step, recommended such rows in most replays
+    a few lucky (or garbled) cells: the first design, without this step, often recommended such rows in the replay
     (docs/budgeted_ranking.md).
 
     The budget (`budget`, cells for the whole campaign) fixes the schedule (`halving_schedule`) before any cell is
@@ -288,11 +290,11 @@ class ProbeHalving(Policy):
     One row's worth of cells (one per target) is kept back from the schedule, so the leader after its last round
     can still be verified.
 
-    Stopping rule: stop when (a) the budget is spent, or only the reserve is left and the leader is verified, (b) the leader is measured on every target and the schedule
-    has ended (one model left, or the models left have every target), or (c) the leader is measured on every
-    target and, racing: after a halving, the leader's paired difference with every other model
-    still in, over their common kept targets, has its upper t-bound below 0 (95% jointly, Bonferroni); the
-    decision is settled, and the rest of the budget is not spent.
+    Stopping rule: stop when (a) the budget is spent, or only the reserve is left and the leader is verified,
+    (b) the leader is measured on every target and the schedule has ended (one model left, or the models left
+    have every target), or (c) the leader is measured on every target and, racing: after a halving, the
+    leader's paired difference with every other model still in, over their common kept targets, has its upper
+    t-bound below 0 (95% jointly, Bonferroni); the decision is settled, and the rest of the budget is not spent.
 
     Constants fixed before looking at any result: M0 = 3 targets to screen, half the budget to screening, 95%
     bounds. Everything is recomputed from the grid on every call (no state), so the same grid always gets the same
