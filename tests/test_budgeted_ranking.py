@@ -210,3 +210,33 @@ def test_the_results_file_has_the_shape_and_the_docs_quote_it():
         plot = (REPO_ROOT / "docs" / budgeted_ranking.svg_name(arch)).read_text()
         assert plot == budgeted_ranking.svg(arch, res, results["fractions"], results["policies"])
     assert results["seconds_total"] <= 20 * 60  # the issue's limit for three architectures on 2 cores
+
+
+@pytest.mark.parametrize("name", POLICIES + ABLATIONS)
+def test_sensor_ticks_respect_the_budget_and_never_repeat_a_run_key(name):
+    """A simulated sensor: each tick asks plan_tick within what is left of the period's budget, capped per tick;
+    the runs it requested finish before the next tick (one tick in between sees them pending)."""
+    from startpoint.budget import plan_tick
+
+    grid, gains = _synthetic(5, n_models=50)
+    period, per_tick = int(0.25 * gains.size), 40
+    policy = make_policy(name, period, seed=3)
+    keys: list[str] = []
+    pending: set = set()
+    for tick in range(200):
+        if tick % 2 and pending:  # the runs requested by the last tick finish
+            for i, j in pending:
+                grid.record((i, j), gains[i, j])
+            pending = set()
+            continue
+        requests, why = plan_tick(policy, grid, "arch", min(per_tick, period - len(keys)), pending, seed=0)
+        if pending:
+            assert not requests and why.startswith("waiting")
+        assert len(requests) <= per_tick and len(keys) + len(requests) <= period
+        assert all(r.reason for r in requests)
+        for r in requests:
+            pending.add((grid.models.index(r.model), grid.targets.index(r.target)))
+        keys += [r.run_key for r in requests]
+        if not requests and not pending:
+            break
+    assert len(keys) == len(set(keys)) and 0 < len(keys) <= period

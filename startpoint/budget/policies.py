@@ -390,3 +390,30 @@ def make_policy(name: str, budget: int, seed: int = 0, ranker: Ranker = centered
     if name == "adaptive_race":
         return ProbeRace(seed=seed, ranker=ranker)
     raise ValueError(f"unknown policy {name!r}; one of {', '.join(POLICIES + ABLATIONS)}")
+
+
+@dataclass(frozen=True)
+class Request:
+    """One finetune a sensor tick asks for: the cell, its seed, its run key and the policy's reason (a run tag)."""
+
+    run_key: str
+    model: str
+    target: str
+    seed: int
+    reason: str
+
+
+def plan_tick(policy: Policy, grid: Grid, architecture: str, tick_budget: int, pending: set[Cell],
+              seed: int = 0) -> tuple[list[Request], str]:
+    """What one sensor tick requests: nothing while requested runs are still pending (the policy decides on
+    finished cells only, and a cell in flight is never asked for twice), else the policy's next cells within
+    `tick_budget` (the caller passes what is left of the architecture's budget for the period, capped per
+    tick), each with its run key and reason."""
+    if pending:
+        return [], f"waiting for {len(pending)} requested finetune(s) to finish"
+    if tick_budget < 1:
+        return [], "no budget left this period"
+    cells, why = policy.next_cells(grid, tick_budget)
+    cells = [c for c in cells if not grid.measured[c]][:tick_budget]
+    return [Request(run_key(architecture, grid.models[i], grid.targets[j], seed), grid.models[i], grid.targets[j],
+                    seed, why) for i, j in cells], why
