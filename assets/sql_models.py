@@ -29,9 +29,19 @@ if _stale:
 
 
 def leaderboard_metadata(warehouse: WarehouseResource, top: int = 10) -> dict[str, dg.MetadataValue]:
-    """Per architecture: its top rows as a typed table (rank, the gain with its 95% interval, the comparison with #1)
-    and the numbers the Plots tab charts over materializations: ranked rows, rank 1's gain with its interval, the ranking's reliability, the base and target variance shares with their intervals."""
-    from startpoint.warehouse.summary import TOP_COLUMNS, summaries, top_rows
+    """Per architecture, grouped under `<architecture>/`: its top rows as a typed table (the gain with its 95%
+    interval as one readable column, then the rounded numbers as sortable columns) and its numbers.
+
+    The Plots tab charts the numeric entries and sorts them by key, so each architecture charts only its values
+    (`models`, `reliability`, `share_base_pct`, `share_target_pct`, `top_score`: the two shares side by side); the
+    intervals are text entries (`top_score_95ci`, `share_*_95ci`) beside them, not three more charts each."""
+    from startpoint.warehouse.summary import TOP_COLUMNS, gain_text, percent, round2, share_text, summaries, top_rows
+
+    def _float(value: float | None) -> dg.MetadataValue | None:
+        return None if value is None else dg.MetadataValue.float(value)
+
+    def _text(value: str | None) -> dg.MetadataValue | None:
+        return None if value is None else dg.MetadataValue.text(value)
 
     schema = dg.TableSchema(columns=[dg.TableColumn(n, type=t, description=d) for n, t, d in TOP_COLUMNS])
     con = warehouse.connect(read_only=True)
@@ -39,20 +49,23 @@ def leaderboard_metadata(warehouse: WarehouseResource, top: int = 10) -> dict[st
         tables, numbers = top_rows(con, top), summaries(con)
     finally:
         con.close()
-    meta: dict[str, dg.MetadataValue] = {}
-    for arch, rows in tables.items():
-        records = [dg.TableRecord(row) for row in rows]
-        meta[f"{arch}/top_{top}"] = dg.MetadataValue.table(records, schema=schema)
+    by_arch: dict[str, dict[str, dg.MetadataValue | None]] = {
+        arch: {f"top_{top}": dg.MetadataValue.table([dg.TableRecord(row) for row in rows], schema=schema)}
+        for arch, rows in tables.items()}
     for s in numbers:
-        meta[f"{s.architecture}/models"] = dg.MetadataValue.int(s.models)
-        for name in ("top_score", "top_score_low", "top_score_high", "reliability", "base_share", "base_share_low",
-                     "base_share_high", "target_share", "target_share_low", "target_share_high"):
-            value = getattr(s, name)
-            if value is not None:
-                meta[f"{s.architecture}/{name}"] = dg.MetadataValue.float(float(value))
-        if s.top_model is not None:
-            meta[f"{s.architecture}/top_model"] = dg.MetadataValue.text(s.top_model)
-    return meta
+        by_arch.setdefault(s.architecture, {}).update({
+            "models": dg.MetadataValue.int(s.models),
+            "top_model": None if s.top_model is None else dg.MetadataValue.text(s.top_model),
+            "top_score": _float(round2(s.top_score)),
+            "top_score_95ci": _text(gain_text(s.top_score, s.top_score_low, s.top_score_high)),
+            "reliability": _float(round2(s.reliability)),
+            "share_base_pct": _float(percent(s.base_share)),
+            "share_base_95ci": _text(share_text(s.base_share, s.base_share_low, s.base_share_high)),
+            "share_target_pct": _float(percent(s.target_share)),
+            "share_target_95ci": _text(share_text(s.target_share, s.target_share_low, s.target_share_high)),
+        })
+    # The Details list shows entries in this order: each architecture's table, then its numbers.
+    return {f"{arch}/{k}": v for arch in sorted(by_arch) for k, v in by_arch[arch].items() if v is not None}
 
 
 _TESTED_SOURCE = re.compile(r"source\(\s*'([^']+)'\s*,\s*'([^']+)'\s*\)")

@@ -280,8 +280,9 @@ def test_leaderboard_metadata_shows_each_architectures_table_and_numbers(ui):
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     try:
         expected = con.execute(
-            """select l.architecture, count(l.rank), arg_min(l.model_id, l.rank), min(l.mean_gain) filter (
-                      where l.rank = 1), any_value(r.reliability)
+            """select l.architecture, count(l.rank), arg_min(l.model_id, l.rank),
+                      min(l.mean_gain) filter (where l.rank = 1), min(l.ci_low) filter (where l.rank = 1),
+                      min(l.ci_high) filter (where l.rank = 1), any_value(r.reliability)
                from leaderboard l join ranking_reliability r using (architecture) group by 1 order by 1"""
         ).fetchall()
         shares: dict[str, dict] = {}
@@ -294,30 +295,36 @@ def test_leaderboard_metadata_shows_each_architectures_table_and_numbers(ui):
     browser.open(f"{url}/assets/leaderboard")
     assert _wait_for(browser, "document.body.innerText.includes('/top_score')"), _text(browser)[:3000]
     text = _text(browser)
-    # One typed table per architecture: the gain and its 95% interval as columns.
-    assert text.count("mean_gain\tci_low\tci_high") == len(expected), text[:3000]
-    for arch, models, top_model, top_score, reliability in expected:
+    # One typed table per architecture: the gain with its 95% interval read as one column, then sortable numbers.
+    assert text.count("gain_95ci\tmean_gain\tci_low\tci_high") == len(expected), text[:3000]
+    for arch, models, top_model, top_score, low, high, reliability in expected:
         assert f"{arch}/top_10" in text and top_model in text, arch
-        # The numbers are the warehouse's (the dbt models), as SQL gives them.
+        # The numbers are the warehouse's (the dbt models), as SQL gives them, rounded as shown.
         assert int(_metadata_value(text, f"{arch}/models")) == models
-        assert float(_metadata_value(text, f"{arch}/top_score")) == pytest.approx(top_score, rel=1e-3)
-        assert float(_metadata_value(text, f"{arch}/reliability")) == pytest.approx(reliability, rel=1e-3)
-        for name in ("top_score_low", "top_score_high"):
-            assert f"{arch}/{name}" in text, (arch, name)
-        for name in ("base_share", "target_share"):  # shown where the decomposition could estimate it
-            assert (f"{arch}/{name}" in text) == (shares.get(arch, {}).get(name.removesuffix("_share")) is not None), (
-                arch, name)
+        assert float(_metadata_value(text, f"{arch}/top_score")) == round(top_score, 2)
+        assert _metadata_value(text, f"{arch}/top_score_95ci") == f"{top_score:+.2f} [{low:+.2f}, {high:+.2f}]"
+        # the rank-1 row of the table reads the same
+        assert f"{top_score:+.2f} [{low:+.2f}, {high:+.2f}]" in text
+        assert float(_metadata_value(text, f"{arch}/reliability")) == round(reliability, 2)
+        for component in ("base", "target"):  # shown where the decomposition could estimate it
+            share = shares.get(arch, {}).get(component)
+            assert (f"{arch}/share_{component}_pct" in text) == (share is not None), (arch, component)
+            if share is not None:
+                assert float(_metadata_value(text, f"{arch}/share_{component}_pct")) == round(100 * share, 1)
 
 
 def test_plots_tab_charts_the_numbers_over_materializations(ui):
+    """One chart per value (the intervals are text entries), an architecture's charts side by side."""
     browser, url = ui["browser"], ui["dagster"].url
     browser.open(f"{url}/assets/leaderboard")
     assert _wait_for(browser, "[...document.querySelectorAll('button')].some(b => b.innerText.trim() === 'Plots')")
     assert _click_button(browser, "Plots")
     assert _wait_for(browser, "document.querySelectorAll('canvas').length >= 5", timeout=60), _text(browser)[:3000]
     text = _text(browser)
-    for name in ("models", "top_score", "reliability", "base_share", "target_share"):
-        assert f"roberta-base/{name}" in text, name
+    names = ["models", "reliability", "share_base_pct", "share_target_pct", "top_score"]
+    positions = [text.index(f"roberta-base/{name}") for name in names]
+    assert positions == sorted(positions), positions
+    assert "roberta-base/top_score_low" not in text and "roberta-base/top_score_95ci" not in text
 
 
 def test_published_launches_from_the_ui_without_the_not_materialized_warning(ui):

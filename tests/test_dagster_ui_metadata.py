@@ -37,47 +37,65 @@ def _leaderboard_metadata(result) -> dict:
     return mat.materialization.metadata
 
 
+def _gain(value, low, high) -> str:
+    return f"{value:+.2f} [{low:+.2f}, {high:+.2f}]"
+
+
 def test_leaderboard_tables_and_numbers_are_what_sql_gives(built):
+    """Each architecture's table and numbers, rounded as shown, equal SQL on the warehouse rounded the same way;
+    the interval reads beside its value, and the Plots tab gets one chart per value, not per interval end."""
     home, result, _ = built
     meta = _leaderboard_metadata(result)
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     try:
         archs = [a for (a,) in con.execute("select distinct architecture from leaderboard order by 1").fetchall()]
         assert len(archs) >= 2
+        # each architecture's entries sit together, its table first
+        assert [k.split("/")[0] for k in meta if "/" in k] == sorted(k.split("/")[0] for k in meta if "/" in k)
         for arch in archs:
             top = con.execute(
-                """select rank, model_id, mean_gain, ci_low, ci_high from leaderboard
+                """select rank, model_id, mean_gain, ci_low, ci_high, p_better_than_rank1 from leaderboard
                    where architecture = ? and rank <= 10 order by rank, mean_gain desc""", [arch]).fetchall()
             table = meta[f"{arch}/top_10"]
             assert isinstance(table, dg.TableMetadataValue)
-            assert [c.name for c in table.schema.columns][:6] == ["rank", "model_id", "is_pretrained", "mean_gain",
-                                                                   "ci_low", "ci_high"]
-            shown = [(r.data["rank"], r.data["model_id"], r.data["mean_gain"], r.data["ci_low"],
-                      r.data["ci_high"]) for r in table.records]
-            assert shown == top
-            # in rank order, every gain inside its own interval; no posterior (not a gain) anywhere
+            columns = {c.name: c.type for c in table.schema.columns}
+            assert list(columns)[:6] == ["rank", "model_id", "gain_95ci", "mean_gain", "ci_low", "ci_high"]
+            # the numbers stay sortable: numeric columns, rounded to 2 decimals
+            assert [columns[c] for c in ("mean_gain", "ci_low", "ci_high", "p_better_than_rank1")] == ["float"] * 4
+            shown = [(r.data["rank"], r.data["model_id"], r.data["gain_95ci"], r.data["mean_gain"],
+                      r.data["ci_low"], r.data["ci_high"], r.data["p_better_than_rank1"]) for r in table.records]
+            assert shown == [(rank, model, _gain(gain, low, high), round(gain, 2), round(low, 2), round(high, 2),
+                              None if p is None else round(p, 2)) for rank, model, gain, low, high, p in top]
             assert all(a[0] <= b[0] for a, b in zip(shown, shown[1:]))
-            assert all(low <= gain <= high for _, _, gain, low, high in shown)
-            assert not any("posterior" in c.name for c in table.schema.columns)
+            assert not any("posterior" in c for c in columns)
             models, = con.execute("select count(rank) from leaderboard where architecture = ?", [arch]).fetchone()
             reliability, = con.execute("select reliability from ranking_reliability where architecture = ?",
                                        [arch]).fetchone()
-            shares = dict(con.execute("select component, share from variance_decomposition where architecture = ?",
-                                      [arch]).fetchall())
+            shares = {c: rest for c, *rest in con.execute(
+                """select component, share, share_low, share_high from variance_decomposition
+                   where architecture = ?""", [arch]).fetchall()}
             assert meta[f"{arch}/models"].value == models
-            assert meta[f"{arch}/top_score"].value == pytest.approx(top[0][2])
-            assert (meta[f"{arch}/top_score_low"].value, meta[f"{arch}/top_score_high"].value) == pytest.approx(
-                top[0][3:5])
-            assert meta[f"{arch}/reliability"].value == pytest.approx(reliability)
-            assert meta[f"{arch}/base_share"].value == pytest.approx(shares["base"])
-            assert meta[f"{arch}/target_share"].value == pytest.approx(shares["target"])
-            assert meta[f"{arch}/base_share_low"].value <= shares["base"] <= meta[f"{arch}/base_share_high"].value
+            assert meta[f"{arch}/top_model"].value == top[0][1]
+            assert meta[f"{arch}/top_score"].value == round(top[0][2], 2)
+            assert meta[f"{arch}/top_score_95ci"].value == _gain(*top[0][2:5])
+            assert meta[f"{arch}/reliability"].value == round(reliability, 2)
+            for component in ("base", "target"):
+                share, low, high = shares[component]
+                assert meta[f"{arch}/share_{component}_pct"].value == round(100 * share, 1)
+                # the interval where the decomposition could estimate it (share_low / share_high not null)
+                interval = "" if low is None else f" [{round(100 * low, 1):.1f}%, {round(100 * high, 1):.1f}%]"
+                assert meta[f"{arch}/share_{component}_95ci"].value == f"{round(100 * share, 1):.1f}%{interval}"
+            assert shares["base"][1] <= shares["base"][0] <= shares["base"][2]
+            # the interval ends are no separate numbers (no charts of their own)
+            assert not any(k.startswith(f"{arch}/") and k.endswith(("_low", "_high")) for k in meta)
     finally:
         con.close()
-    # The Plots tab charts numeric metadata only: every per-architecture number is a float or an int.
+    # The Plots tab charts numeric metadata only: every per-architecture value is a float or an int, each interval
+    # a text entry beside it.
     numbers = {k: v for k, v in meta.items() if k.split("/")[-1] in ("models", "top_score", "reliability",
-                                                                       "base_share", "target_share")}
+                                                                       "share_base_pct", "share_target_pct")}
     assert numbers and all(isinstance(v, (dg.FloatMetadataValue, dg.IntMetadataValue)) for v in numbers.values())
+    assert all(isinstance(v, dg.TextMetadataValue) for k, v in meta.items() if k.endswith("_95ci"))
 
 
 def test_declared_dbt_columns_are_the_warehouse_columns(built):

@@ -11,18 +11,49 @@ from dataclasses import dataclass
 
 from startpoint.warehouse.leaderboard import read_leaderboard, read_reliability
 
-# The columns of the per-architecture table: rank, the gain with its 95% interval, what ties it to #1.
+# The columns of the per-architecture table: rank, the gain with its 95% interval as one readable column, then the
+# same numbers as sortable floats (rounded to 2 decimals: the UI prints floats in full), what ties it to #1.
 TOP_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("rank", "int", "Rank by the ranking score (1 = best; the ranking score is not a gain; the pretrained model scores 0)."),
     ("model_id", "string", "Base model."),
-    ("is_pretrained", "bool", "The pretrained model itself (stay; gain 0)."),
-    ("mean_gain", "float", "Gain over the pretrained model in points: mean over the model's kept cells."),
-    ("ci_low", "float", "Lower end of the gain's 95% interval."),
-    ("ci_high", "float", "Upper end of the gain's 95% interval."),
-    ("p_better_than_rank1", "float", "Probability this model beats rank 1 (empty for rank 1)."),
+    ("gain_95ci", "string", "Gain over the pretrained model in points with its 95% interval: mean [low, high]."),
+    ("mean_gain", "float", "Gain over the pretrained model in points: mean over the model's kept cells (2 decimals)."),
+    ("ci_low", "float", "Lower end of the gain's 95% interval (2 decimals)."),
+    ("ci_high", "float", "Upper end of the gain's 95% interval (2 decimals)."),
+    ("p_better_than_rank1", "float", "Probability this model beats rank 1 (2 decimals; empty for rank 1)."),
     ("tied", "bool", "Cannot be told apart from rank 1 on these targets, or the order carries no evidence."),
     ("n_targets", "int", "Targets the gain is the mean over."),
+    ("is_pretrained", "bool", "The pretrained model itself (stay; gain 0)."),
 )
+ROUNDED = ("mean_gain", "ci_low", "ci_high", "p_better_than_rank1")
+
+
+def round2(value: float | None) -> float | None:
+    """Two decimals (None stays None): what the UI shows for a gain, a probability or a reliability."""
+    return None if value is None else round(float(value), 2)
+
+
+def gain_text(value: float | None, low: float | None, high: float | None) -> str | None:
+    """A gain in points with its interval, signed, 2 decimals: "+1.23 [+0.45, +2.01]" (no interval: the value)."""
+    if value is None:
+        return None
+    if low is None or high is None:
+        return f"{value:+.2f}"
+    return f"{value:+.2f} [{low:+.2f}, {high:+.2f}]"
+
+
+def percent(value: float | None) -> float | None:
+    """A share (0..1) as a percent with 1 decimal."""
+    return None if value is None else round(100 * float(value), 1)
+
+
+def share_text(value: float | None, low: float | None, high: float | None) -> str | None:
+    """A share as a percent with its interval: "42.0% [30.5%, 55.1%]" (no interval: the value)."""
+    if value is None:
+        return None
+    if low is None or high is None:
+        return f"{percent(value):.1f}%"
+    return f"{percent(value):.1f}% [{percent(low):.1f}%, {percent(high):.1f}%]"
 
 
 @dataclass(frozen=True)
@@ -43,10 +74,13 @@ class ArchitectureSummary:
 
 
 def top_rows(con, top: int = 10) -> dict[str, list[dict]]:
-    """The first `top` ranked rows of each architecture's leaderboard, columns as in TOP_COLUMNS."""
+    """The first `top` ranked rows of each architecture's leaderboard, columns as in TOP_COLUMNS (floats rounded as
+    the UI shows them; `gain_95ci` formatted from the unrounded numbers)."""
     names = [c for c, _, _ in TOP_COLUMNS]
     out: dict[str, list[dict]] = {}
     for row in read_leaderboard(con, top=top).iter_rows(named=True):
+        row["gain_95ci"] = gain_text(row["mean_gain"], row["ci_low"], row["ci_high"])
+        row.update({n: round2(row[n]) for n in ROUNDED})
         out.setdefault(row["architecture"], []).append({n: row[n] for n in names})
     return out
 
