@@ -5,6 +5,8 @@ Partitioned by model (the shared `base_models` dynamic partitions, keys from `en
 """
 
 
+import math
+
 import dagster as dg
 from pydantic import Field
 
@@ -16,7 +18,41 @@ from startpoint.hub.policy import SafetyPolicy
 from startpoint.keys import decode_key
 from startpoint.probes.candidates import hub_row, probe_relpath
 from startpoint.probes.features import FeatureSettings
-from startpoint.probes.run import ProbeCaps, default_proxy, probe_model
+from startpoint.probes.run import METHODS, ProbeCaps, default_proxy, probe_model
+from startpoint.schema import probe_scores_path
+
+PROBE_SCORES = dg.AssetKey(["lake", "probe_scores"])
+SHOWN = 5  # offending rows named in a failed check
+
+# Checks run in the partition's own run, on the model's probe files only.
+PROBE_CHECKS: dict[str, str] = {
+    "probe_scores_finite": (
+        "Every probe row of the model has a finite score, the linear probe's accuracy in [0, 100]: a NaN or "
+        "infinite LogME (e.g. from degenerate features) would sort first or last in the selection and mislead it."),
+    "every_method_scored": (
+        "The proxy just probed has exactly one row per method (linear probe, LogME): the selection ranks by "
+        "one method and compares it with the other."),
+}
+
+
+def probe_problems(lake_url: str, model_id: str, proxy: str) -> dict[str, list[str]]:
+    """Per check of PROBE_CHECKS, the offending rows of one model's probe files, described (empty: passes)."""
+    rows = lake_files.read(lake_url, "probe_scores", probe_scores_path("local", model_id)).to_pylist()
+    bad = [f"{r['proxy_dataset']} {r['method']}: {r['score']}" for r in rows
+           if r["score"] is None or not math.isfinite(r["score"])
+           or (r["method"] == "linear_probe" and not 0 <= r["score"] <= 100)]
+    methods = [r["method"] for r in rows if r["proxy_dataset"] == proxy]
+    missing = [f"{proxy} {m}: {methods.count(m)} rows" for m in sorted(set(METHODS) | set(methods))
+               if methods.count(m) != 1]
+    return {"probe_scores_finite": bad, "every_method_scored": missing}
+
+
+def probe_check_results(problems: dict[str, list[str]]) -> list[dg.AssetCheckResult]:
+    """One result per check, naming the first offending rows."""
+    return [dg.AssetCheckResult(
+        asset_key=PROBE_SCORES, check_name=name, passed=not found, severity=dg.AssetCheckSeverity.ERROR,
+        description="; ".join(found[:SHOWN]) if found else "holds",
+        metadata={"offending": len(found)}) for name, found in problems.items()]
 
 
 class ProbeConfig(dg.Config):
@@ -58,6 +94,7 @@ def _model_dir(model_id: str, home: HomeResource, lake_url: str, policy: SafetyP
     partitions_def=base_models_partitions,
     pool="probe",
     description="Linear-probe accuracy and LogME of one model's frozen features on the proxy dataset.",
+    check_specs=[dg.AssetCheckSpec(name, asset=PROBE_SCORES, description=d) for name, d in PROBE_CHECKS.items()],
 )
 def probe_scores_lake(
     context: dg.AssetExecutionContext, config: ProbeConfig, lake: LakeResource, home: HomeResource
@@ -90,5 +127,6 @@ def probe_scores_lake(
             "seconds": rows[0]["seconds"],
             "features_hash": rows[0]["features_hash"],
             "path": path,
-        }
+        },
+        check_results=probe_check_results(probe_problems(lake.url, model_id, proxy)),
     )
