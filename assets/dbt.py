@@ -13,7 +13,6 @@ the latest run only, `sql/target` holds only the manifest, and repeated runs add
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -23,8 +22,8 @@ from dagster_dbt import DbtCliResource, DbtProject
 
 from startpoint.settings import SQL_DIR, export_env, get_settings
 
-# dbt's profile reads STARTPOINT_WAREHOUSE; set it from the same settings Python uses.
-os.environ.setdefault("STARTPOINT_WAREHOUSE", str(get_settings().warehouse_path))
+# Nothing here sets STARTPOINT_WAREHOUSE: Dagster's dbt build passes the warehouse as the profile's `warehouse` var
+# (assets/sql_models.py), and `run_dbt` gives dbt `export_env()`, which derives it from the same settings.
 
 
 def _dbt_executable() -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from startpoint.settings import get_settings
+from startpoint.settings import Settings, get_settings
 from startpoint.warehouse.load import connect, staged
 
 
@@ -33,20 +33,26 @@ class WarehouseResource(dg.ConfigurableResource):
 
 
 class HomeResource(dg.ConfigurableResource):
-    """$STARTPOINT_HOME: models, caches and artifacts written by the engine."""
+    """$STARTPOINT_HOME: models, caches and artifacts written by the engine. Its folders are those of
+    `startpoint.settings.Settings` for this home, so a path is resolved in one place for the CLI and Dagster."""
 
     path: str
 
     @property
+    def settings(self) -> Settings:
+        return get_settings(self.path)
+
+    @property
     def models_dir(self) -> Path:
-        return Path(self.path) / "models"
+        return self.settings.models_dir
 
     @property
     def cache_dir(self) -> Path:
-        return Path(self.path) / "cache"
+        return self.settings.cache_dir
 
 
 def default_resources() -> dict[str, object]:
+    """Every resource from one `get_settings()`: the lake, the warehouse and the home agree."""
     from assets.dbt import dbt_resource
 
     settings = get_settings()

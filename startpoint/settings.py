@@ -7,8 +7,10 @@ Every path the project writes to hangs off ``STARTPOINT_HOME``:
 - ``$STARTPOINT_HOME/models``: intermediate models made by the engine;
 - ``$STARTPOINT_HOME/cache``: tokenization and feature caches.
 
-The dbt profile (``sql/profiles.yml``) reads ``STARTPOINT_WAREHOUSE`` which :func:`export_env` sets from
-the same values, so dbt and Python can never disagree about which file is the warehouse.
+The dbt profile (``sql/profiles.yml``) takes the warehouse from the ``warehouse`` var (Dagster's dbt build passes
+its staging copy), else from ``STARTPOINT_WAREHOUSE``, which :func:`export_env` sets for dbt subprocesses from the
+same values, so dbt and Python can never disagree about which file is the warehouse. Nothing sets it in this
+process's environment.
 """
 
 from __future__ import annotations
@@ -45,9 +47,10 @@ class Settings:
         return self.home / "artifacts"
 
 
-def get_settings() -> Settings:
-    """Read the environment now (not at import) so tests can point each run at a temp folder."""
-    home = Path(os.environ.get("STARTPOINT_HOME", ".startpoint")).expanduser().resolve()
+def get_settings(home: str | Path | None = None) -> Settings:
+    """Read the environment now (not at import) so tests can point each run at a temp folder. `home`: this home
+    instead of STARTPOINT_HOME (a resource configured with its own path), resolved the same way."""
+    home = Path(home if home is not None else os.environ.get("STARTPOINT_HOME", ".startpoint")).expanduser().resolve()
     lake = os.environ.get("STARTPOINT_LAKE") or str(home / "lake")
     published_env = os.environ.get("STARTPOINT_PUBLISHED_RESULTS")
     if published_env is not None:
