@@ -64,3 +64,15 @@ def test_parallel_workers_finish_the_grid_with_the_scores_of_one_process(tmp_pat
     # Same recipe and seed; one thread instead of every core changes only the order of float sums.
     for model, score in scores.items():
         assert abs(score - one_scores[model]) <= 2.0, (model, score, one_scores[model])
+
+
+def test_the_workers_fit_in_the_memory_available(tmp_path, monkeypatch):
+    from startpoint.engine import device
+
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       25165824 kB\nMemAvailable:    5242880 kB\n")  # 5 GiB available
+    monkeypatch.setattr(device, "MEMINFO", str(meminfo))
+    assert device._workers_memory_fits() == 2  # 2 GiB each
+    meminfo.write_text("MemAvailable:    1048576 kB\n")
+    monkeypatch.delenv(WORKERS_ENV, raising=False)
+    assert device._workers_memory_fits() == 1 and grid_workers()[0] == 1  # little memory: one worker

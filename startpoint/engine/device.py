@@ -57,8 +57,23 @@ def grid_workers() -> tuple[int, int]:
     import torch
 
     cores = cpu_threads()
-    workers = _positive_int(WORKERS_ENV) or (1 if torch.cuda.is_available() else cores)
+    workers = _positive_int(WORKERS_ENV) or (1 if torch.cuda.is_available() else min(cores, _workers_memory_fits()))
     return workers, (cores if workers == 1 else max(1, cores // workers))
+
+
+# Memory one worker may take: a worker of the default grid peaked at 1.4 GB resident (MiniLM, torch, Dagster loaded).
+WORKER_MEMORY_BYTES = 2 * 1024**3
+MEMINFO = "/proc/meminfo"
+
+
+def _workers_memory_fits() -> int:
+    """How many workers the memory available now holds (many cores with little memory must not swap)."""
+    try:
+        with open(MEMINFO) as fh:
+            available = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        return cpu_threads()
+    return max(1, available // WORKER_MEMORY_BYTES)
 
 
 @lru_cache(maxsize=1)
