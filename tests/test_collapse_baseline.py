@@ -99,7 +99,7 @@ for _i in range(40):
 def _run_gains(warehouse: Path, tmp: Path) -> None:
     env = {**os.environ, "STARTPOINT_WAREHOUSE": str(warehouse)}
     subprocess.run(
-        [_dbt_executable(), "run", "--quiet", "--select", "gains",
+        [_dbt_executable(), "run", "--quiet", "--select", "+gains",  # with finetune_cells, the runs per cell
          "--project-dir", str(SQL_DIR), "--profiles-dir", str(SQL_DIR),
          "--target-path", str(tmp / "target"), "--log-path", str(tmp / "logs")],
         env=env, check=True)

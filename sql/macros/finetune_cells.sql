@@ -1,10 +1,11 @@
-{#- What identifies a run's contribution to `finetune_cells`: its key, cell and score. -#}
+{#- A run's contribution to `finetune_cells`: its cell and score, which is all the table is made of. Summed (as
+    HUGEINT, so equal values never cancel as they would in an XOR) it is a checksum of the multiset of runs. -#}
 {% macro finetune_run_hash() -%}
-hash(run_id, architecture, model_id, dataset_id, score)
+hash(architecture, model_id, dataset_id, score)::hugeint
 {%- endmacro %}
 
 {#- The pre-hook of `finetune_cells` (incremental runs only): empty the table unless the eligible runs are exactly
-    the ones it holds plus the rows past its highest rowid (same count, same XOR of run hashes); the build that
+    the ones it holds plus the rows past its highest rowid (same count, same sum of run hashes); the build that
     follows then re-aggregates every cell. -#}
 {% macro finetune_cells_guard() -%}
 {%- if is_incremental() -%}
@@ -16,16 +17,16 @@ where (
         where status = 'ok' and score is not null and origin <> 'user'
     ),
     held as (
-        select coalesce(sum(n_runs), 0) as n, coalesce(bit_xor(checksum), 0::ubigint) as x, max(last_row) as watermark
+        select coalesce(sum(n_runs), 0) as n, coalesce(sum(checksum), 0::hugeint) as x, max(last_row) as watermark
         from {{ this }}
     ),
     now as (
-        select count(*) as n, coalesce(bit_xor(run_hash), 0::ubigint) as x,
+        select count(*) as n, coalesce(sum(run_hash), 0::hugeint) as x,
                count(*) filter (where r.row_number > h.watermark) as n_new,
-               coalesce(bit_xor(run_hash) filter (where r.row_number > h.watermark), 0::ubigint) as x_new
+               coalesce(sum(run_hash) filter (where r.row_number > h.watermark), 0::hugeint) as x_new
         from runs r, held h
     )
-    select not (now.n = held.n + now.n_new and now.x = xor(held.x, now.x_new)) from now, held
+    select not (now.n = held.n + now.n_new and now.x = held.x + now.x_new) from now, held
 )
 {%- endif -%}
 {%- endmacro %}

@@ -6,9 +6,9 @@
 --
 -- New runs are the rows of `finetune_runs` past the highest rowid the table holds: the load appends new runs after
 -- the loaded ones (startpoint/warehouse/load.py), and a DuckDB rowid is only ever given to a new row. The
--- incremental path is exact only when the load did nothing but append, so the pre-hook checks that first: the XOR of
--- hash(run) over every eligible run must equal the XOR the table holds combined with the new rows' hashes, and the
--- run count must equal the table's count plus the new rows'. Anything else (a run replaced, removed, rescored or
+-- incremental path is exact only when the load did nothing but append, so the pre-hook checks that first: the sum of
+-- hash(cell, score) over every eligible run must equal the sum the table holds plus the new rows', and the run count
+-- the table's count plus the new rows' (the table is made of nothing but each cell's count and scores). Anything else (a run replaced, removed, rescored or
 -- ineligible now, a table rebuilt in another row order) empties the table, and this build re-aggregates every
 -- cell, as `--full-refresh` does; a table rebuilt with the same runs passes the check and changes no cell. tests/test_warehouse_incremental_sql.py compares both paths with a full rebuild.
 {{ config(
@@ -34,7 +34,7 @@ changed as (
 {%- endif %}
 select architecture, model_id, dataset_id,
        count(*) as n_runs, avg(score) as score_mean, max(row_number) as last_row,
-       bit_xor(run_hash) as checksum
+       sum(run_hash) as checksum
 from runs
 {%- if is_incremental() %}
 semi join changed using (architecture, model_id, dataset_id)
