@@ -32,7 +32,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 MANIFEST := sql/target/manifest.json
 manifest: $(MANIFEST)
 
-$(MANIFEST): $(VENV)/.installed $(shell find sql -path sql/target -prune -o -path sql/logs -prune -o -type f \( -name '*.sql' -o -name '*.yml' \) -print)
+$(MANIFEST): $(VENV)/.installed $(shell find sql -path sql/target -prune -o -path sql/logs -prune -o -type f \( -name '*.sql' -o -name '*.py' -o -name '*.yml' \) -print)
 	$(BIN)/dagster-dbt project prepare-and-package --file assets/dbt.py
 
 dagster-home:

@@ -53,7 +53,7 @@ class ManifestMissing(RuntimeError):
 
 
 def _sources() -> list[Path]:
-    return [p for p in SQL_DIR.rglob("*") if p.suffix in {".sql", ".yml", ".yaml", ".csv"} and "target" not in p.parts]
+    return [p for p in SQL_DIR.rglob("*") if p.suffix in {".sql", ".py", ".yml", ".yaml", ".csv"} and "target" not in p.parts]
 
 
 def manifest_path() -> Path:

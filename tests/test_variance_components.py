@@ -23,7 +23,7 @@ from published_fixture import SHARED, make_folder, materialize_published
 
 COMPONENTS = ("base", "target", "interaction", "noise")
 COLUMNS = ["variance", "variance_low", "variance_high", "share", "share_low", "share_high"]
-MIN_MODELS, MIN_TARGETS = 10, 5  # below these the bootstrap gives no interval (variance_decomposition.sql)
+MIN_MODELS, MIN_TARGETS = 10, 5  # below these the bootstrap gives no interval (variance_decomposition.py)
 
 
 def components(x: np.ndarray, noise_var: np.ndarray) -> dict[str, float]:
