@@ -52,4 +52,10 @@ def test_the_docs_quote_the_results_file():
             assert f"{data['designs'][design][key]:.1f}" in block, (design, key)
     for key in ("previous_over_new_idle", "previous_over_new_contended"):
         assert f"{data[key]:.2f}" in block, key
+    for design in ("previous", "new"):
+        entry = data["designs"][design]
+        assert f"{entry['contended_over_idle']:.2f}" in block and \
+            f"{entry['finetune_partitions_per_hour_contended']:.1f}" in block, design
+    assert f"median of {data['designs']['new']['per_step_overhead_seconds_median']:.2f} s" in block
+    assert f"largest difference {data['score_abs_diff_previous_vs_new']['max']:.2f} points" in block
     assert re.search(rf"\b{data['rounds']} round", block)
