@@ -76,8 +76,8 @@ def hub_models_lake(
     if offline or not config.contact_hub:
         # Nothing is fetched and nothing stored changes: the previous catalog stays (rows, ingestion times).
         path = relpath if previous else lake_files.write(lake.url, "hub_models", relpath, [])
-        why = "offline: the Hub was not contacted (HF_HUB_OFFLINE)" if offline else \
-            "not listed: the Hub was not contacted (contact_hub off)"
+        why = "not listed: the Hub was not contacted (contact_hub off)" if not config.contact_hub else \
+            "offline: the Hub was not contacted (HF_HUB_OFFLINE)"
         context.log.info(f"{arch.name}: {why}; kept the previous catalog ({len(previous)} rows)")
         return dg.MaterializeResult(metadata={
             "dagster/row_count": len(previous),

@@ -24,7 +24,7 @@ PROJECT = "startpoint"
 
 def compiled_sql(model: str) -> str:
     """The production SQL of a dbt model, compiled against this warehouse."""
-    run_dbt("compile", "--select", model, capture_output=True)
+    run_dbt("compile", "--full-refresh", "--select", model, capture_output=True)
     return (SQL_DIR / "target" / "compiled" / PROJECT / "models" / f"{model}.sql").read_text()
 
 
@@ -43,8 +43,10 @@ class ModelChain:
         var_args = ["--vars", json.dumps(dbt_vars)] if dbt_vars else []
         # A private target path: other processes compiling in the same checkout do not overwrite these files.
         with tempfile.TemporaryDirectory(prefix="startpoint-compile-") as tmp:
-            run_dbt("compile", "--select", " ".join(f"+{t}" for t in targets), "--target-path", tmp, *var_args,
-                    capture_output=True)
+            # --full-refresh: an incremental model (finetune_cells) compiles to its whole-table form, not to the
+            # rows past what the warehouse's own copy holds (the chain rebuilds every model from its sources).
+            run_dbt("compile", "--full-refresh", "--select", " ".join(f"+{t}" for t in targets), "--target-path", tmp,
+                    *var_args, capture_output=True)
             manifest = json.loads((Path(tmp) / "manifest.json").read_text())
             nodes = {n["name"]: n for n in manifest["nodes"].values()
                      if n["resource_type"] == "model" and n["package_name"] == PROJECT}
