@@ -12,12 +12,12 @@ import math
 
 import dagster as dg
 
+from assets.check_results import check_results
 from assets.partitions import finetune_partitions
 from assets.resources import HomeResource, LakeResource
 from startpoint.keys import decode_key, encode_key
 
 FINETUNE_RUNS = dg.AssetKey(["lake", "finetune_runs"])
-SHOWN = 5  # offending rows named in a failed check
 
 # Checks run in the partition's own run, on the partition's lake files only (one model x target folder).
 RUN_CHECKS: dict[str, str] = {
@@ -49,14 +49,6 @@ def run_problems(lake_url: str, model_id: str, target: str, recipe_hash: str, se
             counts[r["seed"]] = counts.get(r["seed"], 0) + 1
     bad_seeds = [f"seed {s}: {counts.get(s, 0)} rows" for s in sorted(set(seeds)) if counts.get(s, 0) != 1]
     return {"runs_scored_or_failed": bad_rows, "configured_seeds_recorded": bad_seeds}
-
-
-def run_check_results(problems: dict[str, list[str]]) -> list[dg.AssetCheckResult]:
-    """One result per check, naming the first offending rows."""
-    return [dg.AssetCheckResult(
-        asset_key=FINETUNE_RUNS, check_name=name, passed=not found, severity=dg.AssetCheckSeverity.ERROR,
-        description="; ".join(found[:SHOWN]) if found else "holds",
-        metadata={"offending": len(found)}) for name, found in problems.items()]
 
 
 class FinetuneConfig(dg.Config):
@@ -106,5 +98,5 @@ def finetune_runs(
         metadata={"model_id": model_id, "target": target, "recipe_hash": recipe.recipe_hash,
                   "scores": {s: runs.scores[s] for s in sorted(runs.scores)}, "failed": runs.failures,
                   "skipped_seeds": runs.skipped, "scores_taken_from_lake": runs.from_lake},
-        check_results=run_check_results(problems),
+        check_results=check_results(FINETUNE_RUNS, problems),
     )

@@ -10,6 +10,7 @@ import math
 import dagster as dg
 from pydantic import Field
 
+from assets.check_results import check_results
 from assets.partitions import base_models_partitions
 from assets.resources import HomeResource, LakeResource
 from startpoint import lake as lake_files
@@ -22,7 +23,6 @@ from startpoint.probes.run import METHODS, ProbeCaps, default_proxy, probe_model
 from startpoint.schema import probe_scores_path
 
 PROBE_SCORES = dg.AssetKey(["lake", "probe_scores"])
-SHOWN = 5  # offending rows named in a failed check
 
 # Checks run in the partition's own run, on the model's probe files only.
 PROBE_CHECKS: dict[str, str] = {
@@ -45,14 +45,6 @@ def probe_problems(lake_url: str, model_id: str, proxy: str) -> dict[str, list[s
     missing = [f"{proxy} {m}: {methods.count(m)} rows" for m in sorted(set(METHODS) | set(methods))
                if methods.count(m) != 1]
     return {"probe_scores_finite": bad, "every_method_scored": missing}
-
-
-def probe_check_results(problems: dict[str, list[str]]) -> list[dg.AssetCheckResult]:
-    """One result per check, naming the first offending rows."""
-    return [dg.AssetCheckResult(
-        asset_key=PROBE_SCORES, check_name=name, passed=not found, severity=dg.AssetCheckSeverity.ERROR,
-        description="; ".join(found[:SHOWN]) if found else "holds",
-        metadata={"offending": len(found)}) for name, found in problems.items()]
 
 
 class ProbeConfig(dg.Config):
@@ -128,5 +120,5 @@ def probe_scores_lake(
             "features_hash": rows[0]["features_hash"],
             "path": path,
         },
-        check_results=probe_check_results(probe_problems(lake.url, model_id, proxy)),
+        check_results=check_results(PROBE_SCORES, probe_problems(lake.url, model_id, proxy)),
     )
