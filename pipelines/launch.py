@@ -288,7 +288,7 @@ def run_step_in_worker(step: Step, instance_ref, tags: dict[str, str]):
     import time
 
     from pipelines.recovery import process_tags
-    from pipelines.workers import Outcome
+    from pipelines.workers import Outcome, error_line
 
     started = time.monotonic()
     try:
@@ -300,8 +300,7 @@ def run_step_in_worker(step: Step, instance_ref, tags: dict[str, str]):
                           {**tags, **process_tags()})
         return Outcome(step.id, result.success, _interrupted(result), result.run_id, time.monotonic() - started)
     except Exception as exc:
-        return Outcome(step.id, False, seconds=time.monotonic() - started,
-                       error=" ".join(f"{type(exc).__name__}: {exc}".split())[:300])
+        return Outcome(step.id, False, seconds=time.monotonic() - started, error=error_line(exc))
 
 
 def _interrupted(result: dg.ExecuteInProcessResult) -> bool:

@@ -42,6 +42,11 @@ class Outcome:
     error: str = ""
 
 
+def error_line(exc: BaseException) -> str:
+    """An error that kept a step from running, as one short line for the grid's log."""
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+
+
 def _start_worker(threads: int) -> None:
     os.environ[THREADS_ENV] = str(threads)
     os.environ["OMP_NUM_THREADS"] = str(threads)  # before torch is imported in this process
@@ -56,7 +61,6 @@ class WorkerPool:
     """`workers` spawned processes of `threads` threads each, for the life of one grid (or selection) launch."""
 
     def __init__(self, workers: int, threads: int):
-        self.workers = workers
         self._pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_start_worker,
                                                                initargs=(threads,))
 
@@ -73,7 +77,7 @@ class WorkerPool:
                 try:
                     outcome = result.get()
                 except Exception as exc:  # the worker died or could not return
-                    outcome = Outcome(step.id, False, error=" ".join(f"{type(exc).__name__}: {exc}".split())[:300])
+                    outcome = Outcome(step.id, False, error=error_line(exc))
                 on_done(step, outcome)
             if not ready:
                 time.sleep(0.1)

@@ -216,14 +216,12 @@ def staged(warehouse_path: str | Path, *, log: Any = None, copy_live: bool = Tru
                 _copy_live(source, staging, log, require_live)
             yield staging
             _seal(staging)
+            os.replace(staging, live if publish else pending)
             if publish:
-                os.replace(staging, live)
                 pending.unlink(missing_ok=True)
-                _fsync(live.parent)
+            _fsync(live.parent)
+            if publish:
                 _drop_foreign_wal(live, log)
-            else:
-                os.replace(staging, pending)
-                _fsync(live.parent)
         except BaseException as exc:
             if lake.disk_full(exc):
                 kept = f"the live warehouse {live} is unchanged" if live.exists() else "no warehouse was written"
