@@ -36,7 +36,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # The selection rule (on the source's held-out test accuracy, in points).
 MIN_ABOVE_MAJORITY = 10.0
 MAX_BELOW_REFERENCE = 5.0
-N_SOURCES = 3  # sources wanted for the default grid: at most 3 keep `make run` within 10 minutes
+N_SOURCES = 3  # qualified sources wanted at most; the default grid uses fewer (docs/local_grid.md says why)
 
 
 def candidates():
@@ -166,10 +166,10 @@ def choose(runs: list[dict], labels: list[str], n_sources: int | None = None) ->
             "verdicts": verdicts}
 
 
-def intertraining_gains(home: Path, architectures: list[str]) -> dict:
+def intertraining_gains(home: Path, architectures: list[str], pretrained: list[str] = ()) -> dict:
     """Gains over the pretrained model on the local grid, read from the warehouse `make run` built in `home`:
     per model, the mean gain across targets with its 95% t-interval (base_model_effects), and per cell, the gain
-    with gain_se (gains)."""
+    with gain_se (gains). The `pretrained` models' own rows (gain 0 by definition) are left out."""
     import duckdb
 
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
@@ -192,7 +192,8 @@ def intertraining_gains(home: Path, architectures: list[str]) -> dict:
     return {
         "reliability": {a: r(v) for a, v in reliability.items()},
         "models": [{"architecture": a, "model_id": m, "n_targets": n, "mean_gain": r(g), "ci_low": r(lo),
-                    "ci_high": r(hi), "win_rate": r(w), "rank": rank} for a, m, n, g, lo, hi, w, rank in models],
+                    "ci_high": r(hi), "win_rate": r(w), "rank": rank} for a, m, n, g, lo, hi, w, rank in models
+                   if m not in pretrained],
         "cells": [{"architecture": a, "model_id": m, "target": d, "n_seeds": n, "score": r(sc), "baseline": r(b),
                    "gain": r(g), "gain_se": r(se)} for a, m, d, n, sc, b, g, se in cells],
     }
@@ -339,7 +340,8 @@ def main() -> None:
     print(f"chosen source recipe: {selection['chosen']}, sources: {selection['chosen_sources']}")
     from startpoint.zoo import architecture_of
 
-    gains = intertraining_gains(args.gains_from, [architecture_of(b) for b in bases]) if args.gains_from else None
+    gains = (intertraining_gains(args.gains_from, [architecture_of(b) for b in bases], bases)
+             if args.gains_from else None)
     write_results("local_sources", {
         "source_recipe": json.loads(DEFAULT_GRID.source_recipe.to_json()),
         "intertraining": gains,

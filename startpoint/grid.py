@@ -84,16 +84,20 @@ def target_recipe(target: str) -> Recipe:
     return TARGET_RECIPE_OVERRIDES.get(target, TARGET_RECIPE)
 
 
-# Small enough for `make run` (≤ 10 minutes on 2 cores with the published import): PyPI-only sets.
+# Small enough for `make run` (≤ 10 minutes on 2 cores beside a busy process, with the published import): PyPI-only
+# sets, and the cheapest cells that keep the grid's shape (two architectures, an intermediate and a fused model each,
+# three targets, two seeds). shakespeare_genre needs 512 examples of long speeches to beat its majority class and
+# was about half of the grid's finetuning time; it is in the full grid.
 DEFAULT_GRID = Grid(
     name="default",
-    # Targets: the sets on which the target recipe clearly beats the majority class (measured: tweets_sentiment
-    # 64.7% vs 43%, trump_tweet_device 72.7% vs 54%, shakespeare_genre 49.0% vs 36.7% with 512 examples).
-    # Sources: the candidates that make real intermediate models with SOURCE_RECIPE on both bases (source test
-    # accuracy 10+ points above the majority share and within 5 of more data): fine_foods and ucla_course_subject.
-    # birdstrike_effect, drug_review_sentiment and birdstrike_phase do not (benchmarks/local_sources.py).
-    sources=("fine_foods", "ucla_course_subject"),
-    targets=("tweets_sentiment", "trump_tweet_device", "shakespeare_genre"),
+    # Targets: sets on which the target recipe clearly beats the majority class (measured, MiniLM-L6 seed 0:
+    # tweets_sentiment 64.7% vs 43%, trump_tweet_device 72.7% vs 54%, ucla_course_subject 63.8% vs 10.9%).
+    # Source: fine_foods, a real source on both bases with SOURCE_RECIPE (source test accuracy 10+ points above
+    # the majority share and within 5 of more data; benchmarks/local_sources.py). ucla_course_subject qualifies as
+    # a source too, but is a target here: a model is never finetuned on its own source, and the fused model
+    # would carry it into that target.
+    sources=("fine_foods",),
+    targets=("tweets_sentiment", "trump_tweet_device", "ucla_course_subject"),
     seeds=(0, 1),
     # Two local architectures, so that "one ranking per architecture" is exercised: MiniLM-L6 and MiniLM-L3.
     base_models=(DEFAULT_BASE, MINILM_L3),

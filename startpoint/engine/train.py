@@ -129,9 +129,16 @@ def _score(metric: str, outputs: np.ndarray, labels: np.ndarray) -> float:
     return float((outputs.argmax(-1) == labels).mean() * 100)
 
 
-def _predict(model, encoded, pad_id, device, dtype, batch_size=128) -> np.ndarray:
+# Evaluation batch sizes. On CPU a batch padded to its longest member wastes compute on the others, and large
+# batches gain nothing there: scoring 300 tweets_sentiment test texts with MiniLM-L6 on one thread took 5.5 s in
+# batches of 128 (13,424 padded tokens) and 4.2 s in batches of 32 (10,800; 9,937 real). A GPU wants big batches.
+EVAL_BATCH = {"cpu": 32, "cuda": 128}
+
+
+def _predict(model, encoded, pad_id, device, dtype, batch_size: int | None = None) -> np.ndarray:
     import torch
 
+    batch_size = batch_size or EVAL_BATCH.get(str(device).split(":")[0], 128)
     model.eval()
     out = np.zeros((len(encoded), model.head.out_features), dtype=np.float32)
     with torch.inference_mode(), autocast(device, dtype):
