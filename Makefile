@@ -39,9 +39,9 @@ dagster-home:
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
+# run-grid --publish: the grid, then `startpoint publish` in the same process (one load of the definitions).
 run: install manifest dagster-home
-	$(BIN)/startpoint run-grid
-	$(BIN)/startpoint publish
+	$(BIN)/startpoint run-grid --publish
 	$(BIN)/startpoint leaderboard
 
 test: install manifest dagster-home

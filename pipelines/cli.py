@@ -208,7 +208,8 @@ def _cmd_grid(args: argparse.Namespace) -> int:
         # waits for a pool slot (it ignores interrupts there); what the child held is freed after it stops.
         from pipelines.recovery import supervise
 
-        cmd = [sys.executable, "-m", "pipelines.cli", "run-grid", "--worker", *(["--full"] if args.full else [])]
+        cmd = [sys.executable, "-m", "pipelines.cli", "run-grid", "--worker", *(["--full"] if args.full else []),
+               *(["--publish"] if args.publish else [])]
         return supervise(cmd, what="run-grid", instance_factory=default_instance,
                          hint="; finished runs are in the lake, rerun to complete the grid")
     from startpoint.plan import grid_steps
@@ -226,7 +227,9 @@ def _cmd_grid(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 130
     print(f"{grid.name} grid: {counts['ok']} partition(s) materialized, {counts['failed']} failed")
-    return 1 if counts["failed"] else 0
+    if counts["failed"]:
+        return 1
+    return _cmd_publish(args) if args.publish else 0
 
 
 def _cmd_publish(args: argparse.Namespace) -> int:
@@ -351,6 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run-grid", help="finetune the embedded default grid (or --full) through Dagster")
     p.add_argument("--full", action="store_true", help="all installed offline sets as sources and targets, 3 seeds")
+    p.add_argument("--publish", action="store_true",
+                   help="then run `startpoint publish` in the same process (saves loading the definitions twice)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # the supervised child process
     p.set_defaults(func=_cmd_grid)
 

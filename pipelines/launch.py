@@ -330,7 +330,7 @@ def execute_stages(name: str, next_stage: Callable[[set[str], set[str]], list[St
         free_dead_runs,
         process_tags,
     )
-    from pipelines.workers import PARALLEL_KINDS, Outcome, WorkerPool
+    from pipelines.workers import PARALLEL_KINDS, TRAINING_KINDS, Outcome, WorkerPool
     from startpoint.engine.device import grid_workers
 
     if not instance.is_ephemeral:
@@ -372,7 +372,8 @@ def execute_stages(name: str, next_stage: Callable[[set[str], set[str]], list[St
             if progress is not None:  # later stages can add steps (a fused model's runs)
                 progress.total = max(progress.total, len(tried) + len(batch))
             parallel = [s for s in batch if s.kind in PARALLEL_KINDS] if workers > 1 else []
-            parallel = parallel if len(parallel) > 1 else []
+            training = any(s.kind in TRAINING_KINDS for s in parallel)
+            parallel = parallel if len(parallel) > 1 and training else []
             for step in [s for s in batch if not any(s is p for p in parallel)]:
                 log(f"[{name}] {step.label}")
                 if progress is not None:
@@ -384,7 +385,7 @@ def execute_stages(name: str, next_stage: Callable[[set[str], set[str]], list[St
             if parallel:
                 if pool is None:
                     pool = WorkerPool(workers, threads)
-                    log(f"[{name}] {workers} worker processes of {threads} thread(s) each for the finetunes")
+                    log(f"[{name}] {workers} worker processes of {threads} thread(s) each for the finetunes and probes")
                     if progress is not None:
                         progress.workers = workers
                 for step in parallel:

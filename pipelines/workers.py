@@ -13,20 +13,20 @@ Ctrl-C: the parent stops them and marks their runs failed.
 from __future__ import annotations
 
 import multiprocessing
-import os
-import signal
-import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import dagster as dg
 
-from startpoint.engine.device import THREADS_ENV
-from startpoint.plan import FINETUNE, INTERMEDIATE, Step
+from startpoint.engine.parallel import start_worker_process
+from startpoint.plan import FINETUNE, INTERMEDIATE, PROBE, Step
 
-# Steps that only train and write their own partition's files (no concurrency pool, nothing shared).
-PARALLEL_KINDS = frozenset({INTERMEDIATE, FINETUNE})
+# Steps that only compute and write their own partition's files. Probes go to the workers only beside training
+# steps: a probe holds the `probe` pool (one slot), so a worker may wait for it for seconds, where a probe in the
+# parent left every worker idle until it ended; a stage of probes alone stays in the parent, on every core.
+TRAINING_KINDS = frozenset({INTERMEDIATE, FINETUNE})
+PARALLEL_KINDS = TRAINING_KINDS | {PROBE}
 
 
 @dataclass(frozen=True)
@@ -47,21 +47,11 @@ def error_line(exc: BaseException) -> str:
     return " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
 
 
-def _start_worker(threads: int) -> None:
-    os.environ[THREADS_ENV] = str(threads)
-    os.environ["OMP_NUM_THREADS"] = str(threads)  # before torch is imported in this process
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C stops
-    if sys.platform == "linux":
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the parent
-
-
 class WorkerPool:
     """`workers` spawned processes of `threads` threads each, for the life of one grid (or selection) launch."""
 
     def __init__(self, workers: int, threads: int):
-        self._pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_start_worker,
+        self._pool = multiprocessing.get_context("spawn").Pool(workers, initializer=start_worker_process,
                                                                initargs=(threads,))
 
     def run(self, steps: Iterable[Step], run_step: Callable[..., Outcome], instance: dg.DagsterInstance,

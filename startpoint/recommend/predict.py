@@ -39,7 +39,6 @@ from dataclasses import asdict, dataclass, field, replace
 import duckdb
 import numpy as np
 import polars as pl
-from scipy import stats
 
 from startpoint.frames import frame
 
@@ -283,6 +282,8 @@ def _loo_mse(x: np.ndarray, y: np.ndarray) -> float:
 def predict_target_effect(evidence: Evidence, target_features: dict) -> TargetEffectPrediction:
     """Predict the target's mean gain from the features it has, or fall back to the architecture mean. The sd and
     the interval are scaled by the evidence's conformal `sensitivity_scale`."""
+    from scipy import stats  # here, not at import: scipy.stats costs every Dagster process 1.7 s to load
+
     c = evidence.sensitivity_scale
     known = pl.DataFrame([feature_row(r) for r in evidence.targets.iter_rows(named=True)],
                          schema=dict.fromkeys(FEATURES, pl.Float64), orient="row").with_columns(

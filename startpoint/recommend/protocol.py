@@ -24,7 +24,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from scipy import stats
 
 from startpoint.recommend.predict import (
     Z95,
@@ -103,6 +102,8 @@ def _welch(a: list[float], b: list[float]) -> tuple[float, float | None, float |
 
 def welch_interval(a: list[float], b: list[float]) -> tuple[float, float, float]:
     """mean(a) - mean(b) with a 95% Welch t interval; with one seed on a side, that side's spread is borrowed."""
+    from scipy import stats  # here, not at import: scipy.stats costs every Dagster process 1.7 s to load
+
     diff, se, df = _welch(a, b)
     if se is None:
         return diff, -math.inf, math.inf  # one run each: no honest interval
@@ -129,6 +130,8 @@ def next_candidate_upper(next_c: CandidatePrediction, tried: list[tuple[Candidat
 def p_beats(a: list[float], b: list[float]) -> float | None:
     """P(mean(a) > mean(b)) from the seeds: the Welch t distribution of the difference (the variances and df of
     `welch_interval`). None with one seed per side."""
+    from scipy import stats
+
     diff, se, df = _welch(a, b)
     if se is None:
         return None
@@ -176,19 +179,32 @@ def run_protocol(
     log: Callable[[str], None] = print,
     resolve: Callable[[str], object] | None = None,
     on_baseline: Callable[[float], list[CandidatePrediction]] | None = None,
+    train_seeds: Callable[[str, list[int]], list[tuple[float | None, str | None]]] | None = None,
 ) -> ProtocolResult:
     """`train_one(model_id, seed)` finetunes one model with one seed and returns (score, error);
-    `on_baseline(pretrained mean score)` may return predictions updated with the baseline score."""
+    `train_seeds(model_id, seeds)`, when given, does every seed of a model at once (in parallel workers) and
+    returns one (score, error) per seed; `on_baseline(pretrained mean score)` may return predictions updated with
+    the baseline score."""
     started = time.monotonic()
+
+    def seed_results(model_id: str) -> list[tuple[float | None, str | None]]:
+        if train_seeds is not None:
+            try:
+                return train_seeds(model_id, list(seeds))
+            except Exception as exc:  # noqa: BLE001 - one broken model must not cost the user the decision
+                return [(None, f"{type(exc).__name__}: {exc}")] * len(seeds)
+        out = []
+        for seed in seeds:
+            try:
+                out.append(train_one(model_id, seed))
+            except Exception as exc:  # noqa: BLE001 - one broken model must not cost the user the decision
+                out.append((None, f"{type(exc).__name__}: {exc}"))
+        return out
 
     def run_model(model_id: str, rank: int | None) -> ModelRuns:
         runs = ModelRuns(model_id=model_id, rank=rank)
         t0 = time.monotonic()
-        for seed in seeds:
-            try:
-                score, error = train_one(model_id, seed)
-            except Exception as exc:  # noqa: BLE001 - one broken model must not cost the user the decision
-                score, error = None, f"{type(exc).__name__}: {exc}"
+        for seed, (score, error) in zip(seeds, seed_results(model_id), strict=True):
             if score is None:
                 runs.failures.append(f"seed {seed}: {error}")
                 log(f"  {model_id} seed {seed}: failed: {error}")

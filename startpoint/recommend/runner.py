@@ -25,6 +25,7 @@ def run_on_target(options, settings: Settings, target: UserTarget, evidence: Evi
     """`progress` (a startpoint.progress.RunProgress, optional) hears of every run's start and end."""
     from startpoint.data import SplitCaps
     from startpoint.engine import Recipe, finetune
+    from startpoint.engine.parallel import SeedWorkers
     from startpoint.engine.runs import failed_result, record_run
     from startpoint.warehouse.load import load_tables
     from startpoint.zoo import resolve
@@ -46,21 +47,46 @@ def run_on_target(options, settings: Settings, target: UserTarget, evidence: Evi
         f"seeds {options.seed_list}, budget {options.budget} candidate(s)")
     written: list[str] = []
 
+    def record(model_id: str, result, in_worker: bool = False) -> tuple[float | None, str | None]:
+        written.append(record_run(settings.lake_url, model_id, evidence.architecture, recipe, result,
+                                  dataset_id=target.dataset_id, origin="user"))
+        if progress is not None and in_worker:
+            progress.finish(result.status == "ok", result.examples_per_second, name=f"{model_id} seed {result.seed}",
+                            seconds=result.train_seconds or 0.0)
+        elif progress is not None:
+            progress.finish(result.status == "ok", result.examples_per_second)
+        return (result.score if result.status == "ok" else None), result.error
+
+    def finetune_here(folder, seed: int):
+        return finetune(folder, ds, recipe, seed, log=lambda m: None, cache_dir=settings.cache_dir,
+                        on_examples=progress.examples if progress is not None else None)
+
     def train_one(model_id: str, seed: int) -> tuple[float | None, str | None]:
         if progress is not None:
             progress.start(f"{model_id} seed {seed}")
         try:
             folder = resolve(model_id)
         except Exception as exc:
-            result = failed_result(target.dataset_id, seed, str(exc), metric=ds.metric)
-        else:
-            result = finetune(folder, ds, recipe, seed, log=lambda m: None, cache_dir=settings.cache_dir,
-                              on_examples=progress.examples if progress is not None else None)
-        written.append(record_run(settings.lake_url, model_id, evidence.architecture, recipe, result,
-                                  dataset_id=target.dataset_id, origin="user"))
-        if progress is not None:
-            progress.finish(result.status == "ok", result.examples_per_second)
-        return (result.score if result.status == "ok" else None), result.error
+            return record(model_id, failed_result(target.dataset_id, seed, str(exc), metric=ds.metric))
+        return record(model_id, finetune_here(folder, seed))
+
+    def train_seeds(model_id: str, seeds: list[int]) -> list[tuple[float | None, str | None]]:
+        """Every seed of one model: whole rounds in the single-threaded workers, the rest here."""
+        try:
+            folder = resolve(model_id)
+        except Exception:
+            return [train_one(model_id, seed) for seed in seeds]  # each recorded as failed, with the reason
+        in_workers, _ = workers.split(seeds)
+        out: dict[int, tuple] = {}
+
+        def here(seed: int):
+            if progress is not None:
+                progress.start(f"{model_id} seed {seed}")
+            return finetune_here(folder, seed)
+
+        workers.run(folder, ds, recipe, seeds, settings.cache_dir, here,
+                    lambda seed, result: out.__setitem__(seed, record(model_id, result, seed in in_workers)))
+        return [out[seed] for seed in seeds]
 
     def on_baseline(pretrained_score: float) -> list[CandidatePrediction]:
         updated = predict_target_effect(evidence, {**target.stats, "pretrained_score": pretrained_score})
@@ -68,8 +94,15 @@ def run_on_target(options, settings: Settings, target: UserTarget, evidence: Evi
             f"({updated.method}{': ' + ', '.join(updated.features) if updated.features else ''})")
         return predict_candidates(evidence, updated)
 
-    result = run_protocol(evidence, preds, train_one, options.seed_list, options.budget, log=log, resolve=resolve,
-                          on_baseline=on_baseline)
+    workers = SeedWorkers()
+    if workers.split(options.seed_list)[0]:
+        log(f"seeds in {workers.workers} single-threaded worker processes (whole rounds), the rest in this process")
+    try:
+        result = run_protocol(evidence, preds, train_one, options.seed_list, options.budget, log=log,
+                              resolve=resolve, on_baseline=on_baseline,
+                              train_seeds=train_seeds if workers.split(options.seed_list)[0] else None)
+    finally:
+        workers.close()
     lake.write(settings.lake_url, "datasets", datasets_path("user", target.dataset_id), [target.stats])
     if options.reload_warehouse:
         counts = load_tables(settings.lake_url, settings.warehouse_path)  # a staging copy, swapped in whole

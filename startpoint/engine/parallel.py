@@ -1,0 +1,85 @@
+"""The seeds of one model on one target in single-threaded worker processes: `recommend --run`'s finetunes, sized like
+the grid's workers (`startpoint.engine.device.grid_workers`).
+
+Seeds that fill every worker run there, one thread each; the rest run in this process on every core. With 3 seeds
+and 2 workers, seeds 0 and 1 train side by side and seed 2 alone: on an idle machine that takes less time than 3
+runs one after the other with 2 threads, and beside a busy process the workers lose only their share where the
+threads of one run would wait on each other. No Dagster here: the caller records the results.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from startpoint.engine.device import THREADS_ENV, grid_workers
+
+
+def start_worker_process(threads: int) -> None:
+    """What a spawned worker does first: its thread count (before torch loads), Ctrl-C left to its parent, and
+    death with its parent (PR_SET_PDEATHSIG on Linux), so no worker outlives the command that started it."""
+    os.environ[THREADS_ENV] = str(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform == "linux":
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+
+
+def _finetune(folder, dataset, recipe, seed: int, cache_dir):
+    from startpoint.engine.train import finetune
+
+    return finetune(folder, dataset, recipe, seed, log=lambda m: None, cache_dir=cache_dir)
+
+
+class SeedWorkers:
+    """Single-threaded worker processes for a command's finetunes (started on first use, closed with `close`)."""
+
+    def __init__(self, workers: int | None = None):
+        import torch
+
+        self.workers = 1 if torch.cuda.is_available() else (workers or grid_workers()[0])
+        self._pool: ProcessPoolExecutor | None = None
+
+    def split(self, seeds: Sequence[int]) -> tuple[list[int], list[int]]:
+        """(seeds for the workers, seeds for this process): the workers take whole rounds only."""
+        seeds = list(seeds)
+        if self.workers < 2 or len(seeds) < 2:
+            return [], seeds
+        k = len(seeds) // self.workers * self.workers
+        return seeds[:k], seeds[k:]
+
+    def run(self, folder: str | Path, dataset, recipe, seeds: Sequence[int], cache_dir: Path | None,
+            run_here: Callable[[int], object], on_result: Callable[[int, object], None]) -> None:
+        """Finetune `seeds` (workers first, the rest with `run_here(seed)` in this process), calling
+        `on_result(seed, FinetuneResult)` in this process for each, in seed order."""
+        in_workers, here = self.split(seeds)
+        futures = []
+        if in_workers:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                                 initializer=start_worker_process, initargs=(1,))
+            futures = [(s, self._pool.submit(_finetune, str(folder), dataset, recipe, s, cache_dir))
+                       for s in in_workers]
+        for seed, future in futures:
+            try:
+                result = future.result()
+            except Exception as exc:  # noqa: BLE001 - a worker that died or could not return: that seed failed
+                from startpoint.engine.runs import failed_result
+
+                result = failed_result(dataset.dataset_id, seed, f"the worker process failed: {type(exc).__name__}: "
+                                       f"{exc}", metric=getattr(dataset, "metric", None))
+            on_result(seed, result)
+        for seed in here:
+            on_result(seed, run_here(seed))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
