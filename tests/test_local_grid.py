@@ -128,9 +128,9 @@ def test_the_docs_reading_of_the_1200_example_recipe_holds():
 
 @pytest.mark.skipif(not RESULTS.is_file(), reason="benchmarks/results/local_sources.json not written yet")
 def test_the_docs_reading_of_the_gains_holds():
-    """docs/local_grid.md: on MiniLM-L6 the fine_foods model scores below the pretrained model on each of the 3 targets
-    but its interval across targets holds zero, as does the fused model's; on MiniLM-L3 every local model's interval
-    holds zero; reliability is 0.00 on both architectures."""
+    """docs/local_grid.md: every local model's interval across targets holds zero; the MiniLM-L6 fused model is ahead
+    of the pretrained model on each target and its fine_foods model on 1 of 3; on MiniLM-L3 the fine_foods model is
+    ahead on 2 of 3 and the fused model on none; the reliabilities are quoted as the file has them."""
     results = json.loads(RESULTS.read_text())
     gains = results["intertraining"]
     by_arch = {}
@@ -139,11 +139,19 @@ def test_the_docs_reading_of_the_gains_holds():
     l6, l3 = by_arch["all-MiniLM-L6-v2"], by_arch["paraphrase-MiniLM-L3-v2"]
     assert len(l6) == len(l3) == 1 + len(DEFAULT_GRID.sources)  # the intermediate models and the fused one
     assert all(m["ci_low"] <= 0 <= m["ci_high"] for m in l6 + l3)
-    cells = [c for c in gains["cells"] if c["model_id"] == "local/all-MiniLM-L6-v2-fine_foods"]
-    assert len(cells) == 3 and all(c["gain"] < 0 for c in cells)
-    fused = [c for c in gains["cells"] if c["architecture"] == "all-MiniLM-L6-v2" and "-fused-" in c["model_id"]]
-    assert len(fused) == 3 and all(c["gain"] <= 0 for c in fused)
-    assert gains["reliability"] == {"all-MiniLM-L6-v2": 0.0, "paraphrase-MiniLM-L3-v2": 0.0}
+
+    def ahead(arch: str, kind: str) -> int:
+        cells = [c for c in gains["cells"] if c["architecture"] == arch and (kind == "fused") == ("-fused-" in c["model_id"])]
+        assert len(cells) == 3
+        return sum(c["gain"] > 0 for c in cells)
+
+    assert (ahead("all-MiniLM-L6-v2", "fused"), ahead("all-MiniLM-L6-v2", "source")) == (3, 1)
+    assert (ahead("paraphrase-MiniLM-L3-v2", "fused"), ahead("paraphrase-MiniLM-L3-v2", "source")) == (0, 2)
+    fused = [c["gain"] for c in gains["cells"] if c["model_id"].startswith("local/all-MiniLM-L6-v2-fused")]
+    assert (min(fused), max(fused)) == (0.5, 2.25)
+    rel = gains["reliability"]
+    assert (f"reliability is {rel['all-MiniLM-L6-v2']:.2f} for all-MiniLM-L6-v2 and "
+            f"{rel['paraphrase-MiniLM-L3-v2']:.2f} for\nparaphrase-MiniLM-L3-v2") in DOC.read_text()
 
 
 def test_the_docs_name_the_members_of_the_minilm_l6_fused_model():
@@ -152,4 +160,4 @@ def test_the_docs_name_the_members_of_the_minilm_l6_fused_model():
     fusion = json.loads((REPO_ROOT / "benchmarks" / "results" / "fusion_local.json").read_text())
     row = next(r for r in fusion["rows"] if r["architecture"] == "all-MiniLM-L6-v2")
     assert set(row["members"]) == {"sentence-transformers/all-MiniLM-L6-v2", "local/all-MiniLM-L6-v2-fine_foods"}
-    assert "the pretrained model averaged with the\nfine_foods model" in DOC.read_text()
+    assert "the pretrained model averaged with the fine_foods model" in " ".join(DOC.read_text().split())

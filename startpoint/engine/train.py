@@ -130,8 +130,7 @@ def _score(metric: str, outputs: np.ndarray, labels: np.ndarray) -> float:
 
 
 # Evaluation batch sizes. On CPU a batch padded to its longest member wastes compute on the others, and large
-# batches gain nothing there: scoring 300 tweets_sentiment test texts with MiniLM-L6 on one thread took 5.5 s in
-# batches of 128 (13,424 padded tokens) and 4.2 s in batches of 32 (10,800; 9,937 real). A GPU wants big batches.
+# batches gain nothing there (benchmarks/finetune_phases.py measures 32 against 128). A GPU wants big batches.
 EVAL_BATCH = {"cpu": 32, "cuda": 128}
 
 
