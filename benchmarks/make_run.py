@@ -56,15 +56,17 @@ def measure(hogs: int, keep_log: Path | None = None, keep_home: Path | None = No
         if keep_home is not None:
             shutil.rmtree(keep_home, ignore_errors=True)
             shutil.move(str(home), keep_home)
-        shutil.rmtree(home, ignore_errors=True)
+        else:
+            shutil.rmtree(home, ignore_errors=True)
     out = proc.stdout + proc.stderr
     if keep_log is not None:
         keep_log.write_text(out)
     grid = GRID_LINE.search(out)
-    ok = proc.returncode == 0 and grid is not None and grid.group(2) == "0" and PUBLISH_LINE.search(out)
+    published = PUBLISH_LINE.search(out) is not None
+    ok = proc.returncode == 0 and grid is not None and grid.group(2) == "0" and published
     return {"hogs": hogs, "seconds": round(seconds, 1), "exit_code": proc.returncode,
             "grid_partitions": int(grid.group(1)) if grid else None,
-            "grid_failed": int(grid.group(2)) if grid else None, "published": bool(PUBLISH_LINE.search(out)),
+            "grid_failed": int(grid.group(2)) if grid else None, "published": published,
             "load_before": round(load_before, 2), "ok": bool(ok),
             "last_line": (out.strip().splitlines() or [""])[-1][:300] if not ok else None}
 

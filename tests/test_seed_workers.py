@@ -48,11 +48,14 @@ def test_worker_seeds_score_like_this_process(tmp_path):
         return finetune(folder, ds, recipe, seed, log=lambda m: None, cache_dir=tmp_path)
 
     try:
-        workers.run(folder, ds, recipe, [0, 1, 2], tmp_path, here, results.__setitem__)
+        workers.run(folder, ds, recipe, [0, 1, 2], tmp_path, here,
+                    lambda seed, result, in_worker: results.__setitem__(seed, (result, in_worker)))
     finally:
         workers.close()
     assert sorted(results) == [0, 1, 2] and here_pids == [os.getpid()]  # seed 2 alone, in this process
+    assert [results[seed][1] for seed in (0, 1, 2)] == [True, True, False]
     for seed in (0, 1):
-        assert results[seed].status == "ok", results[seed].error
+        result = results[seed][0]
+        assert result.status == "ok", result.error
         alone = finetune(folder, ds, recipe, seed, log=lambda m: None, cache_dir=tmp_path)
-        assert abs(results[seed].score - alone.score) <= 2.0
+        assert abs(result.score - alone.score) <= 2.0

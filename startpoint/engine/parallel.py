@@ -56,9 +56,9 @@ class SeedWorkers:
         return seeds[:k], seeds[k:]
 
     def run(self, folder: str | Path, dataset, recipe, seeds: Sequence[int], cache_dir: Path | None,
-            run_here: Callable[[int], object], on_result: Callable[[int, object], None]) -> None:
+            run_here: Callable[[int], object], on_result: Callable[[int, object, bool], None]) -> None:
         """Finetune `seeds` (workers first, the rest with `run_here(seed)` in this process), calling
-        `on_result(seed, FinetuneResult)` in this process for each, in seed order."""
+        `on_result(seed, FinetuneResult, in_worker)` in this process for each, in seed order."""
         in_workers, here = self.split(seeds)
         futures = []
         if in_workers:
@@ -75,9 +75,9 @@ class SeedWorkers:
 
                 result = failed_result(dataset.dataset_id, seed, f"the worker process failed: {type(exc).__name__}: "
                                        f"{exc}", metric=getattr(dataset, "metric", None))
-            on_result(seed, result)
+            on_result(seed, result, True)
         for seed in here:
-            on_result(seed, run_here(seed))
+            on_result(seed, run_here(seed), False)
 
     def close(self) -> None:
         if self._pool is not None:

@@ -76,7 +76,6 @@ def run_on_target(options, settings: Settings, target: UserTarget, evidence: Evi
             folder = resolve(model_id)
         except Exception:
             return [train_one(model_id, seed) for seed in seeds]  # each recorded as failed, with the reason
-        in_workers, _ = workers.split(seeds)
         out: dict[int, tuple] = {}
 
         def here(seed: int):
@@ -85,7 +84,7 @@ def run_on_target(options, settings: Settings, target: UserTarget, evidence: Evi
             return finetune_here(folder, seed)
 
         workers.run(folder, ds, recipe, seeds, settings.cache_dir, here,
-                    lambda seed, result: out.__setitem__(seed, record(model_id, result, seed in in_workers)))
+                    lambda seed, result, in_worker: out.__setitem__(seed, record(model_id, result, in_worker)))
         return [out[seed] for seed in seeds]
 
     def on_baseline(pretrained_score: float) -> list[CandidatePrediction]:
@@ -95,12 +94,12 @@ def run_on_target(options, settings: Settings, target: UserTarget, evidence: Evi
         return predict_candidates(evidence, updated)
 
     workers = SeedWorkers()
-    if workers.split(options.seed_list)[0]:
+    parallel = bool(workers.split(options.seed_list)[0])
+    if parallel:
         log(f"seeds in {workers.workers} single-threaded worker processes (whole rounds), the rest in this process")
     try:
         result = run_protocol(evidence, preds, train_one, options.seed_list, options.budget, log=log,
-                              resolve=resolve, on_baseline=on_baseline,
-                              train_seeds=train_seeds if workers.split(options.seed_list)[0] else None)
+                              resolve=resolve, on_baseline=on_baseline, train_seeds=train_seeds if parallel else None)
     finally:
         workers.close()
     lake.write(settings.lake_url, "datasets", datasets_path("user", target.dataset_id), [target.stats])
