@@ -35,8 +35,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 DESIGNS = {"previous": {"STARTPOINT_WORKERS": "1"}, "new": {}}
-HOG = "while True: pass"
 
 
 def grids() -> dict:
@@ -89,15 +89,12 @@ def measure(grid_name: str, design: str, hogs: int) -> dict:
     env.pop("STARTPOINT_LAKE", None)
     if "STARTPOINT_WORKERS" not in DESIGNS[design]:
         env.pop("STARTPOINT_WORKERS", None)
-    spinners = [subprocess.Popen([sys.executable, "-c", HOG]) for _ in range(hogs)]
-    load_before = os.getloadavg()[0]
-    try:
+    from benchmarks.contention import spinning
+
+    with spinning(hogs):
+        load_before = os.getloadavg()[0]
         done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", grid_name], env=env,
                               cwd=ROOT, capture_output=True, text=True)
-    finally:
-        for p in spinners:
-            p.kill()
-            p.wait()
     shutil.rmtree(home, ignore_errors=True)
     if done.returncode != 0 or not done.stdout.strip():
         return {"design": design, "hogs": hogs, "ok": False, "error": done.stderr.strip().splitlines()[-3:]}

@@ -33,7 +33,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-HOG = "while True: pass"
 GRID_LINE = re.compile(r"default grid: (\d+) partition\(s\) materialized, (\d+) failed")
 PUBLISH_LINE = re.compile(r"^published: \d+ asset\(s\) materialized", re.MULTILINE)
 BOUND_SECONDS = 600  # the README's bound for `make run` on 2 cores, even beside a busy process
@@ -42,17 +41,16 @@ BOUND_SECONDS = 600  # the README's bound for `make run` on 2 cores, even beside
 def measure(hogs: int, keep_log: Path | None = None, keep_home: Path | None = None) -> dict:
     """One `make run` in a fresh home beside `hogs` spinning processes (kept at `keep_home` when given)."""
     home = Path(tempfile.mkdtemp(prefix="startpoint-make-run-"))
-    spinners = [subprocess.Popen([sys.executable, "-c", HOG]) for _ in range(hogs)]
-    load_before = os.getloadavg()[0]
-    started = time.perf_counter()
+    from benchmarks.contention import spinning
+
     try:
-        proc = subprocess.run(["make", "-s", "run", f"STARTPOINT_HOME={home}"], cwd=ROOT, capture_output=True,
-                              text=True, env={**os.environ, "STARTPOINT_HOME": str(home)})
-        seconds = time.perf_counter() - started
+        with spinning(hogs):
+            load_before = os.getloadavg()[0]
+            started = time.perf_counter()
+            proc = subprocess.run(["make", "-s", "run", f"STARTPOINT_HOME={home}"], cwd=ROOT, capture_output=True,
+                                  text=True, env={**os.environ, "STARTPOINT_HOME": str(home)})
+            seconds = time.perf_counter() - started
     finally:
-        for s in spinners:
-            s.kill()
-            s.wait()
         if keep_home is not None:
             shutil.rmtree(keep_home, ignore_errors=True)
             shutil.move(str(home), keep_home)

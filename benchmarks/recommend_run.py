@@ -43,10 +43,12 @@ def user_csv(dataset: str | None, rows: int, folder: Path) -> tuple[str, Path]:
     choices = [d for d in installed() if d not in used]
     name = dataset or ("fortunes_topic" if "fortunes_topic" in choices else choices[0])
     ds = load_offline(name)
-    frame = ds.train.sample(n=min(rows, len(ds.train)), random_state=0)
-    frame = frame.assign(label=[ds.label_names[i] for i in frame["label"]])[["text", "label"]]
+    import polars as pl
+
+    frame = ds.train.sample(n=min(rows, len(ds.train)), seed=0)
+    frame = frame.select("text", pl.col("label").map_elements(lambda i: ds.label_names[i], return_dtype=pl.String))
     path = folder / f"{name}.csv"
-    frame.to_csv(path, index=False)
+    frame.write_csv(path)
     return name, path
 
 
