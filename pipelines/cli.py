@@ -111,10 +111,10 @@ def _print_leaderboard(args: argparse.Namespace, con) -> int:
             names, ranking_cells = ranking_table(records)
             table = [
                 tuple(_terminal(c) if isinstance(c, str) else c for c in cells)
-                + (n(r["avg_score"]), None if r["n_targets"] is None else int(r["n_targets"]), n(r["probe_score"]))
+                + (n(r["avg_score"]), n(r["probe_score"]))
                 for cells, r in zip(ranking_cells, records)
             ]
-            cols = [*names, "avg", "targets", "probe"]
+            cols = [*names, "avg", "probe"]
             print(markdown_table(cols, table))
             if records and records[0].get("order_has_evidence"):
                 print(tie_summary(int(records[0]["n_tied"]), max(int(records[0]["n_ranked"]) - 1, 0)))

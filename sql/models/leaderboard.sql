@@ -4,7 +4,9 @@
 -- probe score and integrity flag. ranking_score orders the list and is not a gain. `tied` marks every row that
 -- cannot be told apart from rank 1, rank 1 included when some other row is tied with it, and every row of an
 -- architecture whose order carries no evidence (order_has_evidence false). best_is_pretrained: no candidate ranks
--- above the pretrained model. rank is NULL for flagged models.
+-- above the pretrained model. rank is NULL for flagged models. n_suite_targets: the architecture's targets (any model's
+-- cell); few_cells marks a ranked candidate whose rank rests on fewer kept cells than model_flags needs to judge a
+-- row (var integrity_min_targets): its values were never checked for integrity, and its interval is wide.
 with pretrained as (
     -- the plain mean of the pretrained seeds, as published (row 0); gains are over the robust baseline
     select architecture, avg(baseline_mean) as pretrained_avg
@@ -24,6 +26,9 @@ probe as (
         partition by architecture, model_id order by (proxy_dataset = 'mnli') desc, proxy_dataset
     ) = 1
 ),
+suite as (
+    select architecture, count(distinct dataset_id) as n_suite_targets from {{ ref('gains') }} group by all
+),
 board as (
     select e.*,
            bool_or(e.is_pretrained and e.rank = 1) over (partition by e.architecture) as best_is_pretrained,
@@ -38,11 +43,14 @@ select
     e.p_better_than_rank1, e.tied_with_rank1,
     case when e.rank = 1 then not e.order_has_evidence or e.any_tied_below else e.tied end as tied,
     e.best_is_pretrained,
-    e.median_gain, e.win_rate, e.n_targets, e.n_collapsed,
+    e.median_gain, e.win_rate, e.n_targets, su.n_suite_targets, e.n_collapsed,
+    coalesce(not e.is_pretrained and e.rank is not null
+             and e.n_targets < {{ var('integrity_min_targets') }}, false) as few_cells,
     pr.probe_score, pr.probe_dataset,
     e.flagged, f.flag_reason
 from board e
 join pretrained p using (architecture)
+left join suite su using (architecture)
 left join scores s using (architecture, model_id)
 left join {{ ref('model_flags') }} f using (architecture, model_id)
 left join {{ ref('ranking_reliability') }} r using (architecture)

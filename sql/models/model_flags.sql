@@ -5,7 +5,7 @@
 -- shifted: the row's values sit under the wrong target columns. Target difficulty dominates the spread of scores
 -- across targets (the consensus profile, the per-target median over the architecture's finetuned models, has an
 -- SD of tens of points) and a starting point moves a score by a few, so a genuine row follows the profile closely.
--- A row is flagged when, judged on 8 or more targets, both hold:
+-- A row is flagged when, judged on 8 or more targets (var integrity_min_targets), both hold:
 --   1. off profile: Pearson r between its scores and the consensus profile below 0.8;
 --   2. misplaced upward: some score lies more than one profile SD above the consensus on its target.
 -- Moving values between columns pushes some up as far as it pushes others down; a collapsed finetune only pushes
@@ -33,7 +33,7 @@ per_model as (
 ),
 judged as (
     select p.*, s.profile_sd,
-           coalesce(p.n_targets >= 8 and p.profile_corr < 0.8 and p.max_above_profile > s.profile_sd, false)
+           coalesce(p.n_targets >= {{ var('integrity_min_targets') }} and p.profile_corr < 0.8 and p.max_above_profile > s.profile_sd, false)
                as shifted
     from per_model p join profile_spread s using (architecture)
 )

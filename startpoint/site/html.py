@@ -16,7 +16,7 @@ from html import escape
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from startpoint.warehouse.leaderboard import percent  # the one format of P(better than #1)
+from startpoint.warehouse.leaderboard import percent, targets_text  # one format each, CLI and site alike
 
 
 def num(v, digits: int = 2, signed: bool = False) -> str:
@@ -52,7 +52,8 @@ def environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(num=num, signed=lambda v, digits=2: num(v, digits, signed=True), integer=integer, percent=percent)
+    env.filters.update(num=num, signed=lambda v, digits=2: num(v, digits, signed=True), integer=integer, percent=percent,
+                       targets=targets_text)
     return env
 
 

@@ -33,6 +33,7 @@ OPTIONAL_COLUMNS: dict[str, str] = {
     "ranking_score": "double", "reliability": "double", "p_better_than_rank1": "double",
     "tied_with_rank1": "boolean", "tied": "boolean", "is_pretrained": "boolean", "order_has_evidence": "boolean",
     "best_is_pretrained": "boolean", "n_collapsed": "bigint", "flagged": "boolean", "flag_reason": "varchar",
+    "n_suite_targets": "bigint", "few_cells": "boolean",
 }
 # Per-architecture counts every row carries (window columns of `read_leaderboard`).
 DERIVED_COLUMNS = ("n_ranked", "n_tied", "pretrained_rank", "pretrained_id")
@@ -185,7 +186,7 @@ def model_label(r: dict) -> str:
     return f"{r['model_id']} (pretrained: stay)" if _true(r.get("is_pretrained")) else str(r["model_id"])
 
 
-RANKING_HEADERS = ["rank", "tied", "model", "gain, points (95% CI)", "win rate", "P(better than #1)"]
+RANKING_HEADERS = ["rank", "tied", "model", "gain, points (95% CI)", "win rate", "P(better than #1)", "targets"]
 
 
 def percent(p) -> str:
@@ -199,13 +200,15 @@ def percent(p) -> str:
 def ranking_table(rows: list[dict]) -> tuple[list[str], list[list]]:
     """The ranking columns of leaderboard rows (rank order) as a text table, for the CLI and the Dagster preview:
     rank, ≈1 when tied with #1, model (the pretrained row marked "stay"), gain over the pretrained model in points
-    with its 95% interval (the mean over kept cells), win rate, P(better than #1). Cells are unescaped; each medium
-    escapes the strings it prints."""
+    with its 95% interval (the mean over kept cells), win rate, P(better than #1), targets measured of the suite
+    ("few cells" where the rank rests on too few to be checked). Cells are unescaped; each medium escapes the
+    strings it prints."""
     n = _float
     table = [[int(r["rank"]), tie_mark(r), model_label(r),
               interval_text(n(r["mean_gain"]), n(r["ci_low"]), n(r["ci_high"])),
               None if _true(r.get("is_pretrained")) else n(r["win_rate"]),
-              "" if r["rank"] == 1 else percent(r.get("p_better_than_rank1"))]
+              "" if r["rank"] == 1 else percent(r.get("p_better_than_rank1")),
+              targets_text(r) + (" few cells" if _true(r.get("few_cells")) else "")]
              for r in rows]
     return list(RANKING_HEADERS), table
 
@@ -217,9 +220,37 @@ def tie_summary(n_tied: int, n_others: int) -> str:
             "score (winsorized, shrunk; not a gain); P(better than #1) comes from the paired comparison.")
 
 
+def targets_text(r: dict) -> str:
+    """'5 of 36': the targets the row's figures rest on, of the architecture's suite ('5' where it is unknown)."""
+    n, suite = r.get("n_targets"), r.get("n_suite_targets")
+    if n is None:
+        return ""
+    return f"{int(n)} of {int(suite)}" if suite is not None else str(int(n))
+
+
+def few_cells_note(rows: list[dict]) -> str | None:
+    """A sentence on the ranked candidates among `rows` whose rank rests on few cells (leaderboard.few_cells): fewer
+    kept targets than the integrity checks need, so nobody checked their values and their interval is wide."""
+    few = [r for r in rows if _true(r.get("few_cells")) and r.get("rank") is not None]
+    if not few:
+        return None
+    candidates = [r for r in rows if r.get("rank") is not None and not _true(r.get("is_pretrained"))]
+    why = ("fewer targets than the integrity checks need to judge a row (docs/data_quality.md), so their values were "
+           "never checked for shifted columns, and their intervals are wide")
+    if len(few) == len(candidates):
+        counts = sorted({targets_text(r) for r in few})
+        return (f"Every candidate's rank rests on few cells ({', '.join(counts)} targets): {why}. Finetune on more "
+                "targets before trusting the order.")
+    ranks = ", ".join(f"{int(r['rank'])} ({targets_text(r)} targets)" for r in few[:5])
+    more = f" and {len(few) - 5} more" if len(few) > 5 else ""
+    return (f"Ranks decided on few cells: {ranks}{more}. They rest on {why}; finetune them on more targets before "
+            "starting from them.")
+
+
 def board_notes(rows: list[dict]) -> list[str]:
     """What a reader must know before reading the order of one architecture's ranked rows (rank order): whether the
-    order carries evidence at all, and whether the best start is the pretrained model itself."""
+    order carries evidence at all, whether the best start is the pretrained model itself, and which ranks rest on
+    few cells."""
     notes = []
     if rows and not _true(rows[0].get("order_has_evidence")):
         notes.append("The models cannot be told apart on these targets (no evidence that their gains differ): "
@@ -228,6 +259,9 @@ def board_notes(rows: list[dict]) -> list[str]:
         notes.append("No candidate ranks above the pretrained model: start from the pretrained model (stay).")
     elif rows and _float(rows[0].get("mean_gain")) is not None and _float(rows[0]["mean_gain"]) <= 0:
         notes.append("Rank 1's gain is not above 0: starting from the pretrained model is expected to do as well.")
+    few = few_cells_note(rows)
+    if few is not None:
+        notes.append(few)
     return notes
 
 

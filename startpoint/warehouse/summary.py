@@ -23,6 +23,8 @@ TOP_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("p_better_than_rank1", "float", "Probability this model beats rank 1 (2 decimals; empty for rank 1)."),
     ("tied", "bool", "Cannot be told apart from rank 1 on these targets, or the order carries no evidence."),
     ("n_targets", "int", "Targets the gain is the mean over."),
+    ("n_suite_targets", "int", "The architecture's targets: n_targets of these were measured."),
+    ("few_cells", "bool", "The rank rests on fewer targets than the integrity checks need: unchecked, wide interval."),
     ("is_pretrained", "bool", "The pretrained model itself (stay; gain 0)."),
 )
 ROUNDED = ("mean_gain", "ci_low", "ci_high", "p_better_than_rank1")
