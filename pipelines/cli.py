@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Optional
 
 from startpoint.settings import get_settings
 from startpoint.tables import (
@@ -133,9 +134,10 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
 
     try:
         options = RecommendOptions(**{name: getattr(args, name) for name in _cli_fields(RecommendOptions)})
-        if options.run:  # the pretrained model and up to `budget` candidates, each with every seed
+        if options.run:  # the pretrained model and up to `budget` candidates: every seed, or --finetunes in all
             options.check()
-            with RunProgress(len(options.seed_list) * (1 + options.budget), "recommend --run") as progress:
+            total = options.finetunes or len(options.seed_list) * (1 + options.budget)
+            with RunProgress(total, "recommend --run") as progress:
                 report = recommend(options, log=lambda m: progress.log(_terminal(m)), progress=progress)
         else:
             report = recommend(options, log=_log)
@@ -334,7 +336,7 @@ def _add_model_flags(parser: argparse.ArgumentParser, model) -> None:
         if f.annotation is bool:
             parser.add_argument(flag, dest=name, action="store_true", help=f.description)
             continue
-        kind = int if f.annotation is int else float if f.annotation is float else str
+        kind = next((t for t in (int, float) if f.annotation in (t, Optional[t])), str)
         if f.is_required():
             parser.add_argument(flag, dest=name, type=kind, required=True, help=f.description)
         else:

@@ -110,10 +110,9 @@ def test_decision_without_runs_is_to_stay():
     assert measured_decision(ModelRuns("base", None, [80.0, 81.0]), [], "base")["action"] == "stay"
 
 
-@pytest.mark.slow
-def test_run_smoke_on_the_offline_zoo(tmp_path, monkeypatch):
-    """Real finetuning of the packaged MiniLM and one local candidate; runs land in the lake and warehouse."""
-    from startpoint.recommend import RecommendOptions, recommend
+def _zoo_home(tmp_path, monkeypatch):
+    """A home with the fixture warehouse, one local candidate with real weights (the packaged MiniLM) ranked after
+    the fixture's models (which have none), and a small two-class CSV; (home, data path)."""
     from startpoint.zoo import resolve
 
     try:
@@ -143,6 +142,15 @@ def test_run_smoke_on_the_offline_zoo(tmp_path, monkeypatch):
         word = rng.choice(["great", "lovely", "superb"] if label == "pos" else ["awful", "dull", "poor"])
         lines.append(f"{word} film {i},{label}")
     data.write_text("\n".join(lines) + "\n")
+    return home, data
+
+
+@pytest.mark.slow
+def test_run_smoke_on_the_offline_zoo(tmp_path, monkeypatch):
+    """Real finetuning of the packaged MiniLM and one local candidate; runs land in the lake and warehouse."""
+    from startpoint.recommend import RecommendOptions, recommend
+
+    home, data = _zoo_home(tmp_path, monkeypatch)
     shown = io.StringIO()
     report = recommend(
         RecommendOptions(data=str(data), architecture=ARCH, budget=1, run=True, seeds=2, train_cap=48,
@@ -179,3 +187,32 @@ def test_run_smoke_on_the_offline_zoo(tmp_path, monkeypatch):
     assert sorted(r[2] for r in runs if r[0] == "local/minilm-copy") == pytest.approx(
         sorted(protocol["candidates"][0]["scores"]))
     assert user_dataset == (2,)
+
+
+@pytest.mark.slow
+def test_adaptive_run_smoke_on_the_offline_zoo(tmp_path, monkeypatch):
+    """`--finetunes`: the adaptive protocol with the real engine, the baseline's 2 seeds side by side in the
+    workers; every finetune it spent is reported with its reason and lands in the lake and the warehouse."""
+    from startpoint.recommend import RecommendOptions, recommend
+    from startpoint.recommend.report import summary_lines
+
+    home, data = _zoo_home(tmp_path, monkeypatch)
+    report = recommend(
+        RecommendOptions(data=str(data), architecture=ARCH, budget=1, run=True, seeds=2, finetunes=4, train_cap=48,
+                         eval_cap=16, test_cap=40, epochs=1, max_length=16, batch_size=16),
+        log=lambda m: None,
+    )
+    protocol = report["protocol"]
+    spent = protocol["spent"]
+    assert 3 <= len(spent) <= 4 and protocol["finetunes_budget"] == 4
+    assert [s["why"] for s in spent[:3]] == ["baseline", "baseline", "screening rank 50"]
+    assert all(s["ok"] for s in spent)
+    assert [c["model_id"] for c in protocol["candidates"]] == ["local/minilm-copy"]
+    assert len(protocol["lake_files"]) == len(spent)
+    assert len(protocol["pretrained"]["scores"]) + len(protocol["candidates"][0]["scores"]) == len(spent)
+    assert any(f"{len(spent)} of at most 4 finetunes" in line for line in summary_lines(report))
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    n, = con.execute("select count(*) from finetune_runs where dataset_id = ? and status = 'ok'",
+                     [report["target"]["dataset_id"]]).fetchone()
+    con.close()
+    assert n == len(spent)

@@ -1,5 +1,6 @@
-"""The seeds of one model on one target in single-threaded worker processes: `recommend --run`'s finetunes, sized like
-the grid's workers (`startpoint.engine.device.grid_workers`).
+"""`recommend --run`'s finetunes on one target in single-threaded worker processes, sized like the grid's workers
+(`startpoint.engine.device.grid_workers`): the seeds of one model (`run`), or a batch of (model, seed) jobs of
+several models (`run_jobs`, the adaptive protocol's).
 
 Seeds that fill every worker run there, one thread each; the rest run in this process on every core. With 3 seeds
 and 2 workers, seeds 0 and 1 train side by side and seed 2 alone: on an idle machine that takes less time than 3
@@ -50,24 +51,37 @@ class SeedWorkers:
     def split(self, seeds: Sequence[int]) -> tuple[list[int], list[int]]:
         """(seeds for the workers, seeds for this process): the workers take whole rounds only."""
         seeds = list(seeds)
-        if self.workers < 2 or len(seeds) < 2:
-            return [], seeds
-        k = len(seeds) // self.workers * self.workers
+        k = self.in_workers(len(seeds))
         return seeds[:k], seeds[k:]
+
+    def in_workers(self, n: int) -> int:
+        """How many of n finetunes go to the workers: whole rounds only, none when there is a single worker."""
+        if self.workers < 2 or n < 2:
+            return 0
+        return n // self.workers * self.workers
 
     def run(self, folder: str | Path, dataset, recipe, seeds: Sequence[int], cache_dir: Path | None,
             run_here: Callable[[int], object], on_result: Callable[[int, object, bool], None]) -> None:
-        """Finetune `seeds` (workers first, the rest with `run_here(seed)` in this process), calling
+        """Finetune `seeds` of one model (workers first, the rest with `run_here(seed)` in this process), calling
         `on_result(seed, FinetuneResult, in_worker)` in this process for each, in seed order."""
-        in_workers, here = self.split(seeds)
+        seeds = list(seeds)
+        self.run_jobs([(folder, s) for s in seeds], dataset, recipe, cache_dir,
+                      lambda i: run_here(seeds[i]), lambda i, result, in_worker: on_result(seeds[i], result, in_worker))
+
+    def run_jobs(self, jobs: Sequence[tuple[str | Path, int]], dataset, recipe, cache_dir: Path | None,
+                 run_here: Callable[[int], object], on_result: Callable[[int, object, bool], None]) -> None:
+        """Finetune (model folder, seed) `jobs`, possibly of several models: whole rounds in the workers, the rest
+        with `run_here(job index)` in this process; `on_result(job index, FinetuneResult, in_worker)` for each, in
+        job order."""
+        k = self.in_workers(len(jobs))
         futures = []
-        if in_workers:
+        if k:
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
                                                  initializer=start_worker_process, initargs=(1,))
-            futures = [(s, self._pool.submit(_finetune, str(folder), dataset, recipe, s, cache_dir))
-                       for s in in_workers]
-        for seed, future in futures:
+            futures = [(i, seed, self._pool.submit(_finetune, str(folder), dataset, recipe, seed, cache_dir))
+                       for i, (folder, seed) in enumerate(jobs[:k])]
+        for i, seed, future in futures:
             try:
                 result = future.result()
             except Exception as exc:  # noqa: BLE001 - a worker that died or could not return: that seed failed
@@ -75,9 +89,9 @@ class SeedWorkers:
 
                 result = failed_result(dataset.dataset_id, seed, f"the worker process failed: {type(exc).__name__}: "
                                        f"{exc}", metric=getattr(dataset, "metric", None))
-            on_result(seed, result, True)
-        for seed in here:
-            on_result(seed, run_here(seed), False)
+            on_result(i, result, True)
+        for i in range(k, len(jobs)):
+            on_result(i, run_here(i), False)
 
     def close(self) -> None:
         if self._pool is not None:

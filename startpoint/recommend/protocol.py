@@ -77,6 +77,7 @@ class ProtocolResult:
     skipped: list[dict]  # candidates that could not be run (no local weights, a refused folder, every run failed)
     decision: dict
     seconds: float
+    spent: list[dict] = field(default_factory=list)  # adaptive protocol: every finetune, in order, and why
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -24,12 +24,16 @@ def summary_lines(report: dict) -> list[str]:
     protocol = report.get("protocol")
     if protocol:
         pre = protocol["pretrained"]
-        lines += ["", f"Runs on your data ({len(protocol['seeds'])} seeds each, {protocol['run_split_sizes']['train']} "
-                      f"train examples, {protocol['seconds']:.0f} s):",
-                  f"  pretrained {pre['model_id']}: mean {_mean(pre['scores'])}"]
+        budget = protocol.get("finetunes_budget")
+        spend = (f"{len(protocol['seeds'])} seeds each" if budget is None else
+                 f"{len(protocol.get('spent') or [])} of at most {budget} finetunes, seeds where the decision was open")
+        lines += ["", f"Runs on your data ({spend}, {protocol['run_split_sizes']['train']} train examples, "
+                      f"{protocol['seconds']:.0f} s):",
+                  f"  pretrained {pre['model_id']}: mean {_mean(pre['scores'])}"
+                  + ("" if budget is None else f" ({len(pre['scores'])} seeds)")]
         for g in protocol["gains"]:
             lines.append(f"  rank {g['rank']} {g['model_id']}: gain {g['gain']:+.2f} (95% CI {_ci(g['low'], g['high'])}),"
-                         f" predicted {g['predicted_gain']:+.2f}")
+                         f" predicted {g['predicted_gain']:+.2f}" + ("" if budget is None else f", {g['n_seeds']} seeds"))
         for s in protocol["skipped"]:
             lines.append(f"  skipped rank {s['rank']} {s['model_id']}: {s['reason']}")
         if protocol["stopped_early"]:

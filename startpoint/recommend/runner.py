@@ -44,7 +44,8 @@ def run_on_target(options, settings: Settings, target: UserTarget, evidence: Evi
     )
     ds = capped.dataset
     log(f"protocol on {ds.dataset_id}: {len(ds.train)} train / {len(ds.test)} test rows, recipe {recipe.recipe_hash}, "
-        f"seeds {options.seed_list}, budget {options.budget} candidate(s)")
+        f"seeds {options.seed_list}, budget {options.budget} candidate(s)"
+        + ("" if options.finetunes is None else f", at most {options.finetunes} finetunes where the decision is open"))
     written: list[str] = []
 
     def record(model_id: str, result, in_worker: bool = False) -> tuple[float | None, str | None]:
@@ -93,13 +94,49 @@ def run_on_target(options, settings: Settings, target: UserTarget, evidence: Evi
             f"({updated.method}{': ' + ', '.join(updated.features) if updated.features else ''})")
         return predict_candidates(evidence, updated)
 
+    def train_many(jobs: list[tuple[str, int]]) -> list[tuple[float | None, str | None]]:
+        """One batch of the adaptive protocol, (model, seed) jobs of several models: side by side in the workers
+        where they fill a round, the rest here."""
+        folders = {}
+        for model_id, _ in jobs:
+            try:
+                folders[model_id] = resolve(model_id)
+            except Exception:
+                pass
+        runnable = [(i, job) for i, job in enumerate(jobs) if job[0] in folders]
+        out: list = [None] * len(jobs)
+        for i, (model_id, seed) in enumerate(jobs):
+            if model_id not in folders:
+                out[i] = train_one(model_id, seed)  # recorded as failed, with the reason
+
+        def here(k: int):
+            model_id, seed = runnable[k][1]
+            if progress is not None:
+                progress.start(f"{model_id} seed {seed}")
+            return finetune_here(folders[model_id], seed)
+
+        workers.run_jobs([(folders[m], seed) for _, (m, seed) in runnable], ds, recipe, settings.cache_dir, here,
+                         lambda k, result, in_worker: out.__setitem__(
+                             runnable[k][0], record(runnable[k][1][0], result, in_worker)))
+        return out
+
     workers = SeedWorkers()
-    parallel = bool(workers.split(options.seed_list)[0])
-    if parallel:
-        log(f"seeds in {workers.workers} single-threaded worker processes (whole rounds), the rest in this process")
     try:
-        result = run_protocol(evidence, preds, train_one, options.seed_list, options.budget, log=log,
-                              resolve=resolve, on_baseline=on_baseline, train_seeds=train_seeds if parallel else None)
+        if options.finetunes is not None:  # adaptive: seeds where the decision is still open, batches of a round
+            from startpoint.recommend.adaptive import run_adaptive
+
+            if workers.workers > 1:
+                log(f"batches of {workers.workers} finetunes side by side in single-threaded worker processes")
+            result = run_adaptive(evidence, preds, train_many, options.finetunes, options.budget, options.seeds,
+                                  batch=workers.workers, log=log, resolve=resolve, on_baseline=on_baseline)
+        else:
+            parallel = bool(workers.split(options.seed_list)[0])
+            if parallel:
+                log(f"seeds in {workers.workers} single-threaded worker processes (whole rounds), the rest in this "
+                    "process")
+            result = run_protocol(evidence, preds, train_one, options.seed_list, options.budget, log=log,
+                                  resolve=resolve, on_baseline=on_baseline,
+                                  train_seeds=train_seeds if parallel else None)
     finally:
         workers.close()
     lake.write(settings.lake_url, "datasets", datasets_path("user", target.dataset_id), [target.stats])
@@ -112,6 +149,7 @@ def run_on_target(options, settings: Settings, target: UserTarget, evidence: Evi
     out["recipe"] = json.loads(recipe.to_json())
     out["seeds"] = options.seed_list
     out["budget"] = options.budget
+    out["finetunes_budget"] = options.finetunes
     out["lake_files"] = written
     out["run_split_sizes"] = {"train": len(ds.train), "validation": len(ds.validation), "test": len(ds.test)}
     return out
