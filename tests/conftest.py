@@ -30,3 +30,17 @@ def published_warehouse(tmp_path_factory):
     yield con
     con.close()
     mp.undo()
+
+
+@pytest.fixture()
+def minilm_evidence(tmp_path):
+    """The MiniLM-L6 evidence (`load_evidence`) of the product fixture's warehouse, for the --run protocols."""
+    from product_fixture import build
+    from startpoint.recommend.predict import load_evidence
+
+    path = build(tmp_path / "warehouse.duckdb")
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return load_evidence(con, "all-MiniLM-L6-v2")
+    finally:
+        con.close()

@@ -13,7 +13,6 @@ from scipy import stats
 
 from startpoint.progress import RunProgress
 from startpoint.recommend.predict import (
-    load_evidence,
     predict_candidates,
     predict_target_effect,
 )
@@ -27,16 +26,6 @@ from startpoint.recommend.protocol import (
 from product_fixture import build
 
 ARCH = "all-MiniLM-L6-v2"
-
-
-@pytest.fixture()
-def evidence(tmp_path):
-    path = build(tmp_path / "warehouse.duckdb")
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        return load_evidence(con, ARCH)
-    finally:
-        con.close()
 
 
 def scripted(means: dict[str, float], jitter: float = 0.2):
@@ -59,13 +48,13 @@ def test_welch_interval_matches_scipy():
     assert welch_interval([1.0], [2.0])[1] == -math.inf  # one run each: no interval is claimed
 
 
-def test_clear_winner_is_recommended_and_budget_is_respected(evidence):
-    preds = predict_candidates(evidence, predict_target_effect(evidence, {}))
+def test_clear_winner_is_recommended_and_budget_is_respected(minilm_evidence):
+    preds = predict_candidates(minilm_evidence, predict_target_effect(minilm_evidence, {}))
     first, second, third = (p.model_id for p in preds[:3])
-    train_one, calls = scripted({evidence.pretrained_model: 80.0, first: 85.0, second: 82.0, third: 90.0})
-    result = run_protocol(evidence, preds, train_one, seeds=[0, 1, 2], budget=2, log=lambda m: None)
+    train_one, calls = scripted({minilm_evidence.pretrained_model: 80.0, first: 85.0, second: 82.0, third: 90.0})
+    result = run_protocol(minilm_evidence, preds, train_one, seeds=[0, 1, 2], budget=2, log=lambda m: None)
     assert [c.model_id for c in result.candidates] == [first, second]  # rank order, budget 2: the third is not run
-    assert calls[:3] == [(evidence.pretrained_model, s) for s in range(3)]  # the baseline comes first
+    assert calls[:3] == [(minilm_evidence.pretrained_model, s) for s in range(3)]  # the baseline comes first
     assert result.gains[0].gain == pytest.approx(5.0)
     assert result.decision["action"] == "start_from" and result.decision["model_id"] == first
     assert result.decision["ci_low"] > 0
@@ -73,35 +62,35 @@ def test_clear_winner_is_recommended_and_budget_is_respected(evidence):
     assert result.stopped_early is None
 
 
-def test_stops_early_when_the_next_candidate_cannot_win(evidence):
-    preds = predict_candidates(evidence, predict_target_effect(evidence, {}))
-    means = {evidence.pretrained_model: 80.0, **{p.model_id: 65.0 for p in preds}}
+def test_stops_early_when_the_next_candidate_cannot_win(minilm_evidence):
+    preds = predict_candidates(minilm_evidence, predict_target_effect(minilm_evidence, {}))
+    means = {minilm_evidence.pretrained_model: 80.0, **{p.model_id: 65.0 for p in preds}}
     train_one, _ = scripted(means)
-    result = run_protocol(evidence, preds, train_one, seeds=[0, 1, 2], budget=3, log=lambda m: None)
+    result = run_protocol(minilm_evidence, preds, train_one, seeds=[0, 1, 2], budget=3, log=lambda m: None)
     assert len(result.candidates) == 1
     assert result.stopped_early and f"rank {preds[1].rank}" in result.stopped_early
     assert result.decision["action"] == "stay"
     assert result.decision["text"].startswith("stay with the pretrained model")
 
 
-def test_noisy_small_gain_means_stay(evidence):
-    preds = predict_candidates(evidence, predict_target_effect(evidence, {}))
-    train_one, _ = scripted({evidence.pretrained_model: 80.0, **{p.model_id: 80.3 for p in preds}}, jitter=2.0)
-    result = run_protocol(evidence, preds, train_one, seeds=[0, 1, 2], budget=2, log=lambda m: None)
+def test_noisy_small_gain_means_stay(minilm_evidence):
+    preds = predict_candidates(minilm_evidence, predict_target_effect(minilm_evidence, {}))
+    train_one, _ = scripted({minilm_evidence.pretrained_model: 80.0, **{p.model_id: 80.3 for p in preds}}, jitter=2.0)
+    result = run_protocol(minilm_evidence, preds, train_one, seeds=[0, 1, 2], budget=2, log=lambda m: None)
     assert all(g.low <= 0 for g in result.gains)
     assert result.decision["action"] == "stay"
 
 
-def test_models_without_weights_are_skipped_without_using_the_budget(evidence):
-    preds = predict_candidates(evidence, predict_target_effect(evidence, {}))
+def test_models_without_weights_are_skipped_without_using_the_budget(minilm_evidence):
+    preds = predict_candidates(minilm_evidence, predict_target_effect(minilm_evidence, {}))
     missing = {preds[0].model_id}
 
     def resolve(model_id):
         if model_id in missing:
             raise FileNotFoundError(f"no local weights for {model_id}")
 
-    train_one, calls = scripted({evidence.pretrained_model: 80.0, **{p.model_id: 81.0 for p in preds}})
-    result = run_protocol(evidence, preds, train_one, seeds=[0], budget=1, log=lambda m: None, resolve=resolve)
+    train_one, calls = scripted({minilm_evidence.pretrained_model: 80.0, **{p.model_id: 81.0 for p in preds}})
+    result = run_protocol(minilm_evidence, preds, train_one, seeds=[0], budget=1, log=lambda m: None, resolve=resolve)
     assert [s["model_id"] for s in result.skipped] == [preds[0].model_id]
     assert [c.model_id for c in result.candidates] == [preds[1].model_id]
 

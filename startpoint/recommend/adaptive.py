@@ -7,7 +7,7 @@ change the answer, by the decision rule of `measured_decision` (start from X whe
 1. **Baseline**: the pretrained model with 2 seeds (the fewest that give its spread).
 2. **Screening**: each candidate in rank order, up to `max_candidates` (`--budget`), gets 1 seed, unless the
    prediction from the ones tried says it cannot plausibly win (the fixed protocol's early stop,
-   `next_candidate_upper`).
+   `protocol.CandidateQueue`).
 3. **Refining**. The leader is the candidate with the highest measured gain.
    - While *leader vs pretrained* is open (not yet "start from", and its 95% upper bound above 0), those two get
      the next seeds, the one with fewer seeds first (the leader on a tie).
@@ -27,16 +27,16 @@ recorded runs (benchmarks/recommend_budget.py) drives the same code.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from startpoint.recommend.predict import CandidatePrediction, Evidence, RecommendError
 from startpoint.recommend.protocol import (
     ModelRuns,
     ObservedGain,
     ProtocolResult,
+    CandidateQueue,
     confident,
     measured_decision,
-    next_candidate_upper,
     p_beats,
     welch_interval,
 )
@@ -128,13 +128,7 @@ def run_adaptive(
         for (runs, why), (_, seed), (score, error) in zip(chosen, jobs, results, strict=True):
             runs.seconds = round(runs.seconds + seconds, 1)
             spent.append({"model_id": runs.model_id, "seed": seed, "why": why, "ok": score is not None})
-            if score is None:
-                runs.failures.append(f"seed {seed}: {error}")
-                log(f"  {runs.model_id} seed {seed}: failed: {error}")
-            else:
-                runs.scores.append(score)
-                log(f"  {runs.model_id} seed {seed}: {score:.2f} ({why})")
-            ok.append(score is not None)
+            ok.append(runs.add(seed, score, error, log, why))
         return ok
 
     log(f"baseline: finetuning the pretrained model {evidence.pretrained_model} with {BASELINE_SEEDS} seeds")
@@ -148,47 +142,22 @@ def run_adaptive(
         predictions = on_baseline(pretrained.mean)
 
     done: list[ModelRuns] = []
-    tried: list[tuple[CandidatePrediction, ObservedGain]] = []
-    skipped: list[dict] = []
-    stopped = None
-
-    def screen() -> Iterator[CandidatePrediction]:
-        """Candidates in rank order that have local weights and may still win (before each batch)."""
-        nonlocal stopped
-        for cand in predictions:
-            if resolve is not None:
-                try:
-                    resolve(cand.model_id)
-                except Exception as exc:  # no local weights: say so and move on, it does not use the budget
-                    skipped.append({"model_id": cand.model_id, "rank": cand.rank, "reason": str(exc)})
-                    log(f"skip rank {cand.rank} {cand.model_id}: {exc}")
-                    continue
-            if tried:
-                best_so_far = max(0.0, max(obs.gain for _, obs in tried))
-                predicted, upper = next_candidate_upper(cand, tried, evidence.interaction_sd)
-                if upper < best_so_far:
-                    stopped = (f"rank {cand.rank} {cand.model_id} cannot plausibly win: predicted {predicted:+.2f} "
-                               f"points, 95% upper bound {upper:+.2f} < best so far {best_so_far:+.2f}")
-                    log(f"stop screening: {stopped}")
-                    return
-            yield cand
-
-    queue = screen()
-    while len(done) < max_candidates and len(spent) < finetunes and stopped is None:
+    queue = CandidateQueue(predictions, evidence.interaction_sd, resolve, log)
+    candidates = iter(queue)
+    while len(done) < max_candidates and len(spent) < finetunes and queue.stopped is None:
         room = min(batch, max_candidates - len(done), finetunes - len(spent))
-        cands = [c for _, c in zip(range(room), queue)]
+        cands = [c for _, c in zip(range(room), candidates)]
         if not cands:
             break
         fresh = [ModelRuns(model_id=c.model_id, rank=c.rank) for c in cands]
         for cand, runs, ok in zip(cands, fresh, run_batch([(r, f"screening rank {r.rank}") for r in fresh]),
                                   strict=True):
             if not ok:  # a broken candidate (e.g. a model folder the loader refuses): report it, move on
-                skipped.append({"model_id": cand.model_id, "rank": cand.rank,
-                                "reason": f"broken candidate: {runs.failures[0]}"})
+                queue.skip(cand, f"broken candidate: {runs.failures[0]}")
                 continue
             done.append(runs)
             gain, low, high = welch_interval(runs.scores, pretrained.scores)
-            tried.append((cand, ObservedGain(cand.model_id, cand.rank, 1, gain, low, high, cand.expected_gain)))
+            queue.tried.append((cand, ObservedGain(cand.model_id, cand.rank, 1, gain, low, high, cand.expected_gain)))
 
     settled = None
     while done and len(spent) < finetunes:
@@ -199,16 +168,17 @@ def run_adaptive(
             break
         run_batch(choices[:batch])
 
+    stopped = queue.stopped
     if settled is not None:
         stopped = f"{stopped}; {settled}" if stopped else settled
         log(f"stop: {settled} ({len(spent)} of {finetunes} finetunes spent)")
     gains = []
-    for cand, _ in tried:
+    for cand, _ in queue.tried:
         runs = next(r for r in done if r.model_id == cand.model_id)
         gain, low, high = welch_interval(runs.scores, pretrained.scores)
         gains.append(ObservedGain(cand.model_id, cand.rank, len(runs.scores), gain, low, high, cand.expected_gain))
     return ProtocolResult(
-        pretrained=pretrained, candidates=done, gains=gains, stopped_early=stopped, skipped=skipped,
+        pretrained=pretrained, candidates=done, gains=gains, stopped_early=stopped, skipped=queue.skipped,
         decision=measured_decision(pretrained, done, evidence.pretrained_model),
         seconds=round(time.monotonic() - started, 1), spent=spent,
     )

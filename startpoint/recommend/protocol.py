@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -55,6 +55,17 @@ class ModelRuns:
     @property
     def mean(self) -> float | None:
         return float(np.mean(self.scores)) if self.scores else None
+
+    def add(self, seed: int, score: float | None, error: str | None, log: Callable[[str], None],
+            why: str = "") -> bool:
+        """One seed's result (a score, or the error of a failed run), logged; True when it scored."""
+        if score is None:
+            self.failures.append(f"seed {seed}: {error}")
+            log(f"  {self.model_id} seed {seed}: failed: {error}")
+            return False
+        self.scores.append(score)
+        log(f"  {self.model_id} seed {seed}: {score:.2f}" + (f" ({why})" if why else ""))
+        return True
 
 
 @dataclass
@@ -126,6 +137,44 @@ def next_candidate_upper(next_c: CandidatePrediction, tried: list[tuple[Candidat
     predicted = next_c.base_effect + offset
     sd = math.sqrt(inter**2 + (inter**2 + obs_var) / len(tried) + base_se**2)
     return predicted, predicted + Z95 * sd
+
+
+class CandidateQueue:
+    """The candidates to try, in rank order: those whose weights are not available (`resolve` fails: e.g. a published
+    Hub model while offline) go to `skipped` with the reason and use no budget; the queue ends when the next one
+    cannot plausibly win, the 95% upper end of its predicted gain on this target (`next_candidate_upper`, from the
+    `tried` ones) below the best result so far (max(0, best observed gain)); `stopped` says why. The fixed and the
+    adaptive protocol take their candidates from it."""
+
+    def __init__(self, predictions: list[CandidatePrediction], interaction_sd: float,
+                 resolve: Callable[[str], object] | None, log: Callable[[str], None]):
+        self.predictions, self.interaction_sd, self.resolve, self.log = predictions, interaction_sd, resolve, log
+        self.tried: list[tuple[CandidatePrediction, ObservedGain]] = []
+        self.skipped: list[dict] = []
+        self.stopped: str | None = None
+
+    def skip(self, cand: CandidatePrediction, reason: str) -> None:
+        self.skipped.append({"model_id": cand.model_id, "rank": cand.rank, "reason": reason})
+        self.log(f"skip rank {cand.rank} {cand.model_id}: {reason}")
+
+    def __iter__(self) -> Iterator[CandidatePrediction]:
+        for cand in self.predictions:
+            if self.resolve is not None:
+                try:
+                    self.resolve(cand.model_id)
+                except Exception as exc:  # no local weights: say so and move on
+                    self.skip(cand, str(exc))
+                    continue
+            if self.tried:
+                best_so_far = max(0.0, max(obs.gain for _, obs in self.tried))
+                predicted, upper = next_candidate_upper(cand, self.tried, self.interaction_sd)
+                if upper < best_so_far:
+                    self.stopped = (f"rank {cand.rank} {cand.model_id} cannot plausibly win: predicted "
+                                    f"{predicted:+.2f} points, 95% upper bound {upper:+.2f} < best so far "
+                                    f"{best_so_far:+.2f}")
+                    self.log(f"stop early: {self.stopped}")
+                    return
+            yield cand
 
 
 def p_beats(a: list[float], b: list[float]) -> float | None:
@@ -206,12 +255,7 @@ def run_protocol(
         runs = ModelRuns(model_id=model_id, rank=rank)
         t0 = time.monotonic()
         for seed, (score, error) in zip(seeds, seed_results(model_id), strict=True):
-            if score is None:
-                runs.failures.append(f"seed {seed}: {error}")
-                log(f"  {model_id} seed {seed}: failed: {error}")
-            else:
-                runs.scores.append(score)
-                log(f"  {model_id} seed {seed}: {score:.2f}")
+            runs.add(seed, score, error, log)
         runs.seconds = round(time.monotonic() - t0, 1)
         return runs
 
@@ -226,44 +270,27 @@ def run_protocol(
         predictions = on_baseline(pretrained.mean)
     done: list[ModelRuns] = []
     gains: list[ObservedGain] = []
-    tried: list[tuple[CandidatePrediction, ObservedGain]] = []
-    skipped: list[dict] = []
-    stopped = None
-    queue = list(predictions)
-    while queue and len(done) < budget:
-        cand = queue.pop(0)
-        if resolve is not None:
-            try:
-                resolve(cand.model_id)
-            except Exception as exc:  # no local weights: say so and move on, it does not use the budget
-                skipped.append({"model_id": cand.model_id, "rank": cand.rank, "reason": str(exc)})
-                log(f"skip rank {cand.rank} {cand.model_id}: {exc}")
-                continue
-        if tried:
-            best_so_far = max(0.0, max(g.gain for g in gains))
-            predicted, upper = next_candidate_upper(cand, tried, evidence.interaction_sd)
-            if upper < best_so_far:
-                stopped = (f"rank {cand.rank} {cand.model_id} cannot plausibly win: predicted {predicted:+.2f} points, "
-                           f"95% upper bound {upper:+.2f} < best so far {best_so_far:+.2f}")
-                log(f"stop early: {stopped}")
-                break
+    queue = CandidateQueue(predictions, evidence.interaction_sd, resolve, log)
+    candidates = iter(queue)
+    while len(done) < budget:  # the budget is checked before the next candidate is looked at
+        cand = next(candidates, None)
+        if cand is None:
+            break
         log(f"candidate {len(done) + 1}/{budget}: rank {cand.rank} {cand.model_id} "
             f"(predicted {cand.expected_gain:+.2f} points)")
         runs = run_model(cand.model_id, cand.rank)
         if not runs.scores:  # a broken candidate (e.g. a model folder the loader refuses): report it, move on
             more = f" (all {len(runs.failures)} runs failed)" if len(runs.failures) > 1 else ""
-            reason = f"broken candidate: {runs.failures[0]}{more}"
-            skipped.append({"model_id": cand.model_id, "rank": cand.rank, "reason": reason})
-            log(f"skip rank {cand.rank} {cand.model_id}: {reason}")
+            queue.skip(cand, f"broken candidate: {runs.failures[0]}{more}")
             continue
         done.append(runs)
         gain, low, high = welch_interval(runs.scores, pretrained.scores)
         obs = ObservedGain(cand.model_id, cand.rank, len(runs.scores), gain, low, high, cand.expected_gain)
         gains.append(obs)
-        tried.append((cand, obs))
+        queue.tried.append((cand, obs))
         log(f"  gain {gain:+.2f} points (95% CI {low:+.2f}..{high:+.2f}) over the pretrained model")
     return ProtocolResult(
-        pretrained=pretrained, candidates=done, gains=gains, stopped_early=stopped, skipped=skipped,
+        pretrained=pretrained, candidates=done, gains=gains, stopped_early=queue.stopped, skipped=queue.skipped,
         decision=measured_decision(pretrained, done, evidence.pretrained_model),
         seconds=round(time.monotonic() - started, 1),
     )
