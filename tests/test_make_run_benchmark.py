@@ -68,6 +68,21 @@ def test_the_docs_quote_the_finetune_phases():
     assert data["test_eval_saving_pct"] > 0 and data["accuracy_abs_diff_max"] <= 0.5
 
 
+BEFORE_PASSIVE = ROOT / "benchmarks" / "results" / "make_run_before_passive.json"
+
+
+@pytest.mark.skipif(not BEFORE_PASSIVE.exists(), reason="no benchmarks/results/make_run_before_passive.json")
+def test_the_docs_quote_the_run_before_the_passive_wait_policy():
+    data = json.loads(BEFORE_PASSIVE.read_text())
+    assert data["all_succeeded"]
+    text = (ROOT / "docs" / "engine.md").read_text()
+    block = " ".join(text[text.index("<!-- make_run -->"):text.index("<!-- /make_run -->")].split())
+    assert f"took {data['idle_seconds']:.1f} s idle and {data['contended_seconds']:.1f} s beside one spinning" in block
+    now = json.loads(RESULTS.read_text())
+    margin = make_run.BOUND_SECONDS - now["contended_seconds"]
+    assert f"the contended run by {margin:.0f} s" in block
+
+
 OLD = ROOT / "benchmarks" / "results" / "make_run_256_300.json"
 
 
