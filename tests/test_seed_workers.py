@@ -48,8 +48,8 @@ def test_worker_seeds_score_like_this_process(tmp_path):
         return finetune(folder, ds, recipe, seed, log=lambda m: None, cache_dir=tmp_path)
 
     try:
-        workers.run(folder, ds, recipe, [0, 1, 2], tmp_path, here,
-                    lambda seed, result, in_worker: results.__setitem__(seed, (result, in_worker)))
+        workers.run_jobs([(folder, seed) for seed in (0, 1, 2)], ds, recipe, tmp_path, here,
+                         lambda seed, result, in_worker: results.__setitem__(seed, (result, in_worker)))
     finally:
         workers.close()
     assert sorted(results) == [0, 1, 2] and here_pids == [os.getpid()]  # seed 2 alone, in this process

@@ -1,6 +1,6 @@
 """`recommend --run`'s finetunes on one target in single-threaded worker processes, sized like the grid's workers
-(`startpoint.engine.device.grid_workers`): the seeds of one model (`run`), or a batch of (model, seed) jobs of
-several models (`run_jobs`, the adaptive protocol's).
+(`startpoint.engine.device.grid_workers`): a batch of (model, seed) jobs, the seeds of one model (the fixed
+protocol) or one seed each of several models (the adaptive protocol).
 
 Seeds that fill every worker run there, one thread each; the rest run in this process on every core. With 3 seeds
 and 2 workers, seeds 0 and 1 train side by side and seed 2 alone: on an idle machine that takes less time than 3
@@ -59,14 +59,6 @@ class SeedWorkers:
         if self.workers < 2 or n < 2:
             return 0
         return n // self.workers * self.workers
-
-    def run(self, folder: str | Path, dataset, recipe, seeds: Sequence[int], cache_dir: Path | None,
-            run_here: Callable[[int], object], on_result: Callable[[int, object, bool], None]) -> None:
-        """Finetune `seeds` of one model (workers first, the rest with `run_here(seed)` in this process), calling
-        `on_result(seed, FinetuneResult, in_worker)` in this process for each, in seed order."""
-        seeds = list(seeds)
-        self.run_jobs([(folder, s) for s in seeds], dataset, recipe, cache_dir,
-                      lambda i: run_here(seeds[i]), lambda i, result, in_worker: on_result(seeds[i], result, in_worker))
 
     def run_jobs(self, jobs: Sequence[tuple[str | Path, int]], dataset, recipe, cache_dir: Path | None,
                  run_here: Callable[[int], object], on_result: Callable[[int, object, bool], None]) -> None:

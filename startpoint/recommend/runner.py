@@ -71,23 +71,6 @@ def run_on_target(options, settings: Settings, target: UserTarget, evidence: Evi
             return record(model_id, failed_result(target.dataset_id, seed, str(exc), metric=ds.metric))
         return record(model_id, finetune_here(folder, seed))
 
-    def train_seeds(model_id: str, seeds: list[int]) -> list[tuple[float | None, str | None]]:
-        """Every seed of one model: whole rounds in the single-threaded workers, the rest here."""
-        try:
-            folder = resolve(model_id)
-        except Exception:
-            return [train_one(model_id, seed) for seed in seeds]  # each recorded as failed, with the reason
-        out: dict[int, tuple] = {}
-
-        def here(seed: int):
-            if progress is not None:
-                progress.start(f"{model_id} seed {seed}")
-            return finetune_here(folder, seed)
-
-        workers.run(folder, ds, recipe, seeds, settings.cache_dir, here,
-                    lambda seed, result, in_worker: out.__setitem__(seed, record(model_id, result, in_worker)))
-        return [out[seed] for seed in seeds]
-
     def on_baseline(pretrained_score: float) -> list[CandidatePrediction]:
         updated = predict_target_effect(evidence, {**target.stats, "pretrained_score": pretrained_score})
         log(f"baseline mean {pretrained_score:.2f}; target sensitivity now {updated.mean:+.2f} points "
@@ -119,6 +102,10 @@ def run_on_target(options, settings: Settings, target: UserTarget, evidence: Evi
                          lambda k, result, in_worker: out.__setitem__(
                              runnable[k][0], record(runnable[k][1][0], result, in_worker)))
         return out
+
+    def train_seeds(model_id: str, seeds: list[int]) -> list[tuple[float | None, str | None]]:
+        """Every seed of one model (the fixed protocol): one batch of jobs."""
+        return train_many([(model_id, seed) for seed in seeds])
 
     workers = SeedWorkers()
     try:
