@@ -48,6 +48,13 @@ Job = tuple[str, int]  # (model id, seed)
 TrainMany = Callable[[list[Job]], list[tuple[float | None, str | None]]]
 
 
+def check_finetunes(finetunes: int) -> None:
+    """Refuse a budget that cannot hold a baseline and one candidate seed (the one-line error the CLI prints)."""
+    if finetunes < MIN_FINETUNES:
+        raise RecommendError(f"--finetunes must be at least {MIN_FINETUNES} (a {BASELINE_SEEDS}-seed baseline and one "
+                             f"candidate seed), got {finetunes}")
+
+
 def open_against_pretrained(runs: ModelRuns, pretrained: ModelRuns) -> tuple[bool, str]:
     """Whether another seed could still change "start from this model" vs "stay", with the figures that say so."""
     gain, low, high = welch_interval(runs.scores, pretrained.scores)
@@ -101,9 +108,7 @@ def run_adaptive(
 ) -> ProtocolResult:
     """Spend at most `finetunes` finetunes (the baseline included) by the rules of the module docstring;
     `train_many([(model_id, seed), ...])` runs one batch and returns one (score, error) per job."""
-    if finetunes < MIN_FINETUNES:
-        raise RecommendError(f"--finetunes must be at least {MIN_FINETUNES} (a {BASELINE_SEEDS}-seed baseline and one "
-                             f"candidate seed), got {finetunes}")
+    check_finetunes(finetunes)
     started = time.monotonic()
     batch = max(1, batch)
     cap = max(max_seeds, BASELINE_SEEDS)

@@ -17,7 +17,7 @@ from typing import Optional  # pydantic and Dagster config need real annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from startpoint.recommend.adaptive import MIN_FINETUNES
+from startpoint.recommend.adaptive import check_finetunes
 from startpoint.recommend.predict import (
     CandidatePrediction,
     RecommendError,
@@ -52,8 +52,8 @@ class RecommendOptions(BaseModel):
     run: bool = Field(False, description="finetune the pretrained model and the top candidates on your data")
     seeds: int = Field(3, description="seeds per model with --run (with --finetunes: at most this many)")
     finetunes: Optional[int] = Field(
-        None, description="with --run: spend at most this many finetunes, the baseline included, one at a time where "
-                          "the decision is still open, and stop when it is settled (--budget caps the candidates)")
+        None, description="with --run: spend at most this many finetunes, the baseline included, where the decision "
+                          "is still open, and stop when it is settled (--budget caps the candidates)")
     # The small recipe of the protocol: a few hundred examples, short sequences, so --budget 3 fits in minutes.
     train_cap: int = Field(256, description="training examples per run with --run")
     eval_cap: int = Field(200, description="validation examples per run", json_schema_extra={"cli": False})
@@ -77,9 +77,8 @@ class RecommendOptions(BaseModel):
             raise RecommendError(f"--budget must be at least 1 candidate model, got {self.budget}")
         if self.seeds < 1:
             raise RecommendError(f"--seeds must be at least 1: at least one seed per model is needed, got {self.seeds}")
-        if self.finetunes is not None and self.finetunes < MIN_FINETUNES:
-            raise RecommendError(f"--finetunes must be at least {MIN_FINETUNES} (a 2-seed baseline and one candidate "
-                                 f"seed), got {self.finetunes}")
+        if self.finetunes is not None:
+            check_finetunes(self.finetunes)
         for name in ("train_cap", "eval_cap", "test_cap", "epochs", "max_length", "batch_size"):
             value = getattr(self, name)
             if value < 1:
