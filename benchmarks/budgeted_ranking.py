@@ -31,7 +31,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -53,7 +52,7 @@ DOCS = ROOT / "docs" / "budgeted_ranking.md"
 
 def shipped_clip() -> float:
     """The clip the product ships (dbt var ranking_clip)."""
-    return float(yaml.safe_load((ROOT / "sql" / "dbt_project.yml").read_text())["vars"]["ranking_clip"])
+    return float(ranking_rules.dbt_var("ranking_clip"))
 
 
 def load(con, arch: str) -> dict:

@@ -50,7 +50,7 @@ from startpoint.warehouse.load import connect  # noqa: E402
 
 INTEGRITY_RHO = 0.7  # the independent rule: Spearman with the pretrained seed means on the evaluation half
 PROFILE_R = 0.8  # the product's model_flags rule (sql/models/model_flags.sql), recomputed per selection half
-MIN_FLAG_TARGETS = 8
+MIN_FLAG_TARGETS = ranking_rules.dbt_var("integrity_min_targets")  # model_flags judges a row on this many
 BOOT = 2000
 METRICS = ("top1_A", "top1_B", "top3_A", "top3_B")
 

@@ -11,14 +11,22 @@ from __future__ import annotations
 
 import math
 import warnings
+from pathlib import Path
 
 import numpy as np
+import yaml
 from scipy import stats
 
 MAD_SD = 1.4826  # MAD -> SD of a normal sample
 MIN_SCALE = 0.1  # points: the smallest robust SD a target gets (winsorized_gains)
 Z_CLIP = 5.0  # the z-clipped mean's bound, in robust SDs
 HUBER_K = 1.345  # the Huber M-estimate's tuning constant (95% efficiency under normal errors)
+DBT_PROJECT = Path(__file__).resolve().parent.parent / "sql" / "dbt_project.yml"
+
+
+def dbt_var(name: str):
+    """A var the SQL models ship (sql/dbt_project.yml), so a rule recomputed here uses the product's value."""
+    return yaml.safe_load(DBT_PROJECT.read_text())["vars"][name]
 
 
 def column_nanmedian(x: np.ndarray) -> np.ndarray:

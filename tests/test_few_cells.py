@@ -4,20 +4,17 @@ need (`few_cells`, dbt var integrity_min_targets), and every reader (CLI, previe
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import duckdb
 import pandas as pd
 import pytest
-import yaml
 
+from benchmarks import ranking_rules
 from published_fixture import SHARED, edit_table, make_folder, materialize_published
 from startpoint.warehouse.leaderboard import board_notes, ranking_table, read_leaderboard, targets_text
 
 pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/model-recycling")
 
-MIN_TARGETS = yaml.safe_load(
-    (Path(__file__).resolve().parents[1] / "sql" / "dbt_project.yml").read_text())["vars"]["integrity_min_targets"]
+MIN_TARGETS = ranking_rules.dbt_var("integrity_min_targets")
 KEEP = 5  # targets left to the thinned row: fewer than the integrity checks need
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import yaml
 
 from benchmarks import heldout_ranking, ranking_rules
 from startpoint.settings import REPO_ROOT
@@ -24,7 +23,7 @@ def test_docs_quote_the_results_file():
 
 def test_the_product_ships_the_rule_the_evaluation_chose():
     results = json.loads(RESULTS.read_text())
-    clip = yaml.safe_load((REPO_ROOT / "sql" / "dbt_project.yml").read_text())["vars"]["ranking_clip"]
+    clip = ranking_rules.dbt_var("ranking_clip")
     assert results["shipped"] == f"product_clip{clip:g}"
     for res in results["architectures"].values():  # every regret interval is a regret's: never below 0
         for metrics in res["rules"].values():

@@ -89,12 +89,9 @@ def test_an_architecture_with_no_real_differences_never_ranks_by_name(tmp_path, 
 def test_the_benchmarks_product_rule_orders_models_as_the_leaderboard(published_warehouse):
     """benchmarks/ranking_rules.product_rule on the warehouse's kept cells gives the leaderboard's order, the
     pretrained model's place included: the held-out benchmark evaluates the rule the SQL ships."""
-    import yaml
-
     from benchmarks import heldout_ranking, ranking_rules
-    from startpoint.settings import REPO_ROOT
 
-    clip = yaml.safe_load((REPO_ROOT / "sql" / "dbt_project.yml").read_text())["vars"]["ranking_clip"]
+    clip = ranking_rules.dbt_var("ranking_clip")
     con = published_warehouse
     for arch in ("bert-base-uncased", "roberta-base", "t5-base"):
         data = heldout_ranking.load(con, arch)
