@@ -69,9 +69,11 @@ from startpoint.plan import (
     ready_steps,
     selection_stage,
     steps_done,
+    within_budget,
 )
 
 GRID_TAG = "startpoint/grid"
+REASON_TAG = "startpoint/reason"  # why a selection asked for the run (baseline, or its probe rank)
 Log = Callable[[str], None]
 # Progress lines go to logging unless a caller (the CLI) passes its own `log`; they are no library's stdout.
 _info = logging.getLogger(__name__).info
@@ -147,8 +149,9 @@ def run_key(name: str, step: Step) -> str:
 
 
 def run_request(name: str, step: Step) -> dg.RunRequest:
+    tags = {GRID_TAG: name, **({REASON_TAG: step.reason} if step.reason else {})}
     return dg.RunRequest(run_key=run_key(name, step), job_name=JOB_NAMES[step.kind], partition_key=partition_key(step),
-                         run_config=run_config(step), tags={GRID_TAG: name})
+                         run_config=run_config(step), tags=tags)
 
 
 def _sensor_result(context, name: str, all_steps: list[Step], batch: list[Step], idle: str) -> dg.SensorResult:
@@ -216,6 +219,38 @@ def failed_probes(instance: dg.DagsterInstance, name: str) -> set[str]:
             if "dagster/partition" in r.dagster_run.tags}
 
 
+def requested_finetunes(instance: dg.DagsterInstance, name: str, period_hours: float) -> tuple[set[str], int]:
+    """The finetune partitions selection `name` has asked for (runs of any status, at any time: a run key is never
+    launched twice) and how many finetunes (seeds) those asked for in the last `period_hours` hold."""
+    import datetime as dt
+
+    since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=period_hours)
+    op = _ASSETS[FINETUNE].op.name
+    partitions, spent = set(), 0
+    for record in instance.get_run_records(dg.RunsFilter(job_name=JOB_NAMES[FINETUNE], tags={GRID_TAG: name})):
+        run = record.dagster_run
+        partitions.add(run.tags.get("dagster/partition", ""))
+        created = record.create_timestamp
+        if (created if created.tzinfo else created.replace(tzinfo=dt.timezone.utc)) >= since:
+            spent += len(((run.run_config or {}).get("ops", {}).get(op, {}).get("config") or {}).get("seeds", [0]))
+    return partitions, spent
+
+
+def _budgeted(context, name: str, options: SelectionOptions, batch: list[Step]) -> tuple[list[Step], str]:
+    """`batch` cut to what is left of the period's budget (all of it when there is no budget), and why."""
+    if not options.budget:
+        return batch, ""
+    requested, spent = requested_finetunes(context.instance, name, options.period_hours)
+    new = [s for s in batch if str(partition_key(s)) not in requested]
+    kept = within_budget(new, options.budget - spent)
+    if not new:
+        return [], f"{name}: {len(batch)} requested finetune partition(s) not in the lake yet" if batch else ""
+    if len(kept) == len(new):
+        return kept, ""
+    return kept, (f"{name}: {spent} of {options.budget} finetune(s) per {options.period_hours:g} h already asked for; "
+                  f"{len(new) - len(kept)} finetune partition(s) wait for the next period")
+
+
 def selection_sensor(architecture: str) -> dg.SensorDefinition:
     name = selection_name(architecture)
 
@@ -235,6 +270,11 @@ def selection_sensor(architecture: str) -> dg.SensorDefinition:
         done = steps_done(stage.steps, lake.url, home.models_dir)
         batch = [s for s in stage.steps if s.id not in done]
         idle = f"{name}: {stage.note}; every requested run is in the lake" if stage.phase == FINETUNE else stage.note
+        if stage.phase == FINETUNE:
+            batch, waiting = _budgeted(context, name, options, batch)
+            if waiting:
+                context.log.info(waiting)
+                idle = waiting
         return _sensor_result(context, name, stage.steps, batch, idle)
 
     return _selection_sensor

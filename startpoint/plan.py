@@ -41,7 +41,8 @@ class Step:
 
     `model` is the model the step makes (intermediate) or uses (finetune, probe); `base` and `source` name an
     intermediate model's parents, `base` and `fusion` (a recipe key, e.g. `top2-avg`) a fused model's; `after`
-    holds the ids of the steps that must be done first."""
+    holds the ids of the steps that must be done first; `reason` says why a selection asked for it (a run tag; not
+    part of the step's identity or config)."""
 
     kind: str
     model: str = ""
@@ -51,6 +52,7 @@ class Step:
     fusion: str = ""
     config: Mapping[str, Any] = field(default_factory=dict)
     after: tuple[str, ...] = ()
+    reason: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -237,10 +239,17 @@ class SelectionOptions:
     seeds: tuple[int, ...] = (0, 1)
     baseline_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     probe_train_cap: int = 256
+    # At most this many finetunes (one seed each) requested by the sensor per period of `period_hours`; 0: no cap.
+    budget: int = 0
+    period_hours: float = 24.0
 
     def __post_init__(self) -> None:
         if self.k < 1:
             raise ValueError(f"k must be at least 1 candidate, got {self.k}")
+        if self.budget < 0:
+            raise ValueError(f"budget must be 0 (no cap) or a number of finetunes, got {self.budget}")
+        if not self.period_hours > 0:
+            raise ValueError(f"period_hours must be > 0, got {self.period_hours}")
         if self.method not in ("logme", "linear_probe"):
             raise ValueError(f"method must be logme or linear_probe, got {self.method!r}")
         if self.probe_train_cap < 2:
@@ -252,9 +261,16 @@ class SelectionOptions:
         d = cls()
         k = env.get("STARTPOINT_SELECT_K", "").strip()
         cap = env.get("STARTPOINT_SELECT_PROBE_TRAIN_CAP", "").strip()
-        for name, text in (("STARTPOINT_SELECT_K", k), ("STARTPOINT_SELECT_PROBE_TRAIN_CAP", cap)):
+        budget = env.get("STARTPOINT_SELECT_BUDGET", "").strip()
+        for name, text in (("STARTPOINT_SELECT_K", k), ("STARTPOINT_SELECT_PROBE_TRAIN_CAP", cap),
+                           ("STARTPOINT_SELECT_BUDGET", budget)):
             if text and not text.isdigit():
                 raise ValueError(f"{name}={text!r} is not a whole number")
+        period = env.get("STARTPOINT_SELECT_PERIOD_HOURS", "").strip()
+        try:
+            period_hours = float(period) if period else d.period_hours
+        except ValueError:
+            raise ValueError(f"STARTPOINT_SELECT_PERIOD_HOURS={period!r} is not a number of hours") from None
         targets = env.get("STARTPOINT_SELECT_TARGETS", "").strip()
         return cls(
             k=int(k) if k else d.k,
@@ -264,6 +280,8 @@ class SelectionOptions:
             seeds=_env_ints(env, "STARTPOINT_SELECT_SEEDS", d.seeds),
             baseline_seeds=_env_ints(env, "STARTPOINT_SELECT_BASELINE_SEEDS", d.baseline_seeds),
             probe_train_cap=int(cap) if cap else d.probe_train_cap,
+            budget=int(budget) if budget else d.budget,
+            period_hours=period_hours,
         )
 
 
@@ -304,10 +322,24 @@ def selection_steps(
     ranked = rank_by_probe(rows, architecture, options.method, proxy)
     plans = plan_finetunes(ranked, k=options.k, pretrained=pretrained, targets=options.targets or default_targets,
                            seeds=options.seeds, baseline_seeds=options.baseline_seeds, method=options.method)
-    steps = [Step(FINETUNE, model=p.model_id, target=t, config={"seeds": list(p.seeds)})
+    steps = [Step(FINETUNE, model=p.model_id, target=t, config={"seeds": list(p.seeds)}, reason=p.reason)
              for p in plans for t in p.targets]
     chosen = "; ".join(f"{p.model_id} ({p.reason})" for p in plans)
     return SelectionStage("finetune", steps, ranked, f"{len(ranked)} probed {architecture} model(s); finetune {chosen}")
+
+
+def within_budget(steps: Sequence[Step], left: int) -> list[Step]:
+    """The leading finetune steps whose seeds fit in `left` finetunes, in the selection's order (the baseline,
+    then the candidates by probe rank). It stops at the first that does not fit rather than skip to a cheaper one,
+    so a period's budget never goes to a lower rank before a higher one; a step's seeds share one run, never split."""
+    kept: list[Step] = []
+    for step in steps:
+        cost = len(step.config.get("seeds", ())) or 1
+        if cost > left:
+            break
+        kept.append(step)
+        left -= cost
+    return kept
 
 
 def selection_pretrained(architecture: str) -> str:
