@@ -45,6 +45,9 @@ def test_the_docs_quote_the_results_file():
     assert f"{data['peak_rss_mb']:,} MB" in block
     assert f"{data['hogs']} spinning process" in block
     assert f"{data['runs'][0]['grid_partitions']} grid partitions" in block
+    assert f"{data['rounds']} round" in block
+    for hogs in (0, data["hogs"]):  # every run's time, not only the medians
+        assert ", ".join(f"{r['seconds']:.1f} s" for r in data["runs"] if r["hogs"] == hogs) in block, hogs
 
 
 PHASES = ROOT / "benchmarks" / "results" / "finetune_phases.json"
