@@ -219,21 +219,24 @@ def failed_probes(instance: dg.DagsterInstance, name: str) -> set[str]:
             if "dagster/partition" in r.dagster_run.tags}
 
 
-def requested_finetunes(instance: dg.DagsterInstance, name: str, period_hours: float) -> tuple[set[str], int]:
-    """The finetune partitions selection `name` has asked for (runs of any status, at any time: a run key is never
-    launched twice) and how many finetunes (seeds) those asked for in the last `period_hours` hold."""
+def requested_finetunes(instance: dg.DagsterInstance, name: str,
+                        period_hours: float) -> tuple[set[tuple[str, tuple[int, ...]]], int]:
+    """The finetunes selection `name` has asked for, as (partition, seeds) pairs (runs of any status, at any time:
+    a run key, which is the partition and its config, is never launched twice), and how many finetunes (seeds)
+    those asked for in the last `period_hours` hold."""
     import datetime as dt
 
     since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=period_hours)
     op = _ASSETS[FINETUNE].op.name
-    partitions, spent = set(), 0
+    requested, spent = set(), 0
     for record in instance.get_run_records(dg.RunsFilter(job_name=JOB_NAMES[FINETUNE], tags={GRID_TAG: name})):
         run = record.dagster_run
-        partitions.add(run.tags.get("dagster/partition", ""))
+        seeds = tuple(((run.run_config or {}).get("ops", {}).get(op, {}).get("config") or {}).get("seeds", [0]))
+        requested.add((run.tags.get("dagster/partition", ""), seeds))
         created = record.create_timestamp
         if (created if created.tzinfo else created.replace(tzinfo=dt.timezone.utc)) >= since:
-            spent += len(((run.run_config or {}).get("ops", {}).get(op, {}).get("config") or {}).get("seeds", [0]))
-    return partitions, spent
+            spent += len(seeds)
+    return requested, spent
 
 
 def _budgeted(context, name: str, options: SelectionOptions, batch: list[Step]) -> tuple[list[Step], str]:
@@ -241,7 +244,7 @@ def _budgeted(context, name: str, options: SelectionOptions, batch: list[Step]) 
     if not options.budget:
         return batch, ""
     requested, spent = requested_finetunes(context.instance, name, options.period_hours)
-    new = [s for s in batch if str(partition_key(s)) not in requested]
+    new = [s for s in batch if (str(partition_key(s)), tuple(s.config.get("seeds", ()))) not in requested]
     kept = within_budget(new, options.budget - spent)
     if not new:
         return [], f"{name}: {len(batch)} requested finetune partition(s) not in the lake yet" if batch else ""

@@ -97,6 +97,11 @@ def test_each_tick_asks_for_what_fits_in_the_period_budget_in_rank_order(home, m
         fourth = _tick(instance, home)
         assert [x[:3] for x in _asked(fourth)] == [(b, TARGETS[1], 2)]
 
+        # A changed config is a new request (a new run key, as without a budget): 3 seeds per candidate.
+        monkeypatch.setenv("STARTPOINT_SELECT_SEEDS", "0,1,2")
+        fifth = _tick(instance, home)
+        assert [x[:3] for x in _asked(fifth)] == [(a, TARGETS[0], 3), (a, TARGETS[1], 3)]
+
 
 def test_without_a_budget_the_tick_asks_for_every_finetune_at_once(home, monkeypatch):
     monkeypatch.delenv("STARTPOINT_SELECT_BUDGET")
