@@ -70,7 +70,7 @@ def test_every_reader_prints_the_count_and_the_few_cells_note(thinned_warehouse)
     assert targets_text(thin) == f"{thin['n_targets']} of {thinned['n_suite']}"
     headers, table = ranking_table(rows)
     cell = table[rows.index(thin)][headers.index("targets")]
-    assert cell == f"{thin['n_targets']} of {thinned['n_suite']} few cells"
+    assert cell == f"{thin['n_targets']} of {thinned['n_suite']} · few cells"
     assert table[0][headers.index("targets")] == f"{rows[0]['n_targets']} of {thinned['n_suite']}"
     notes = " ".join(board_notes(rows))
     assert f"{int(thin['rank'])} ({thin['n_targets']} of {thinned['n_suite']} targets)" in notes

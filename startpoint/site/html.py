@@ -16,7 +16,7 @@ from html import escape
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from startpoint.warehouse.leaderboard import percent, targets_text  # one format each, CLI and site alike
+from startpoint.warehouse.leaderboard import percent, targets_label  # one format each, CLI and site alike
 
 
 def num(v, digits: int = 2, signed: bool = False) -> str:
@@ -53,7 +53,7 @@ def environment() -> Environment:
         keep_trailing_newline=True,
     )
     env.filters.update(num=num, signed=lambda v, digits=2: num(v, digits, signed=True), integer=integer, percent=percent,
-                       targets=targets_text)
+                       targets=targets_label)
     return env
 
 

@@ -208,7 +208,7 @@ def ranking_table(rows: list[dict]) -> tuple[list[str], list[list]]:
               interval_text(n(r["mean_gain"]), n(r["ci_low"]), n(r["ci_high"])),
               None if _true(r.get("is_pretrained")) else n(r["win_rate"]),
               "" if r["rank"] == 1 else percent(r.get("p_better_than_rank1")),
-              targets_text(r) + (" few cells" if _true(r.get("few_cells")) else "")]
+              targets_label(r)]
              for r in rows]
     return list(RANKING_HEADERS), table
 
@@ -226,6 +226,11 @@ def targets_text(r: dict) -> str:
     if n is None:
         return ""
     return f"{int(n)} of {int(suite)}" if suite is not None else str(int(n))
+
+
+def targets_label(r: dict) -> str:
+    """'5 of 36 · few cells': `targets_text` marked where the rank rests on too few cells to be checked."""
+    return targets_text(r) + (" · few cells" if _true(r.get("few_cells")) else "")
 
 
 def few_cells_note(rows: list[dict]) -> str | None:
