@@ -73,6 +73,7 @@ from startpoint.plan import (
 )
 
 GRID_TAG = "startpoint/grid"
+RUN_KEY_TAG = "dagster/run_key"  # what the sensor daemon tags a requested run with
 REASON_TAG = "startpoint/reason"  # why a selection asked for the run (baseline, or its probe rank)
 Log = Callable[[str], None]
 # Progress lines go to logging unless a caller (the CLI) passes its own `log`; they are no library's stdout.
@@ -219,24 +220,23 @@ def failed_probes(instance: dg.DagsterInstance, name: str) -> set[str]:
             if "dagster/partition" in r.dagster_run.tags}
 
 
-def requested_finetunes(instance: dg.DagsterInstance, name: str,
-                        period_hours: float) -> tuple[set[tuple[str, tuple[int, ...]]], int]:
-    """The finetunes selection `name` has asked for, as (partition, seeds) pairs (runs of any status, at any time:
-    a run key, which is the partition and its config, is never launched twice), and how many finetunes (seeds)
-    those asked for in the last `period_hours` hold."""
+def requested_finetunes(instance: dg.DagsterInstance, name: str, period_hours: float) -> tuple[set[str], int]:
+    """The run keys of the finetunes selection `name` asked for (the daemon tags each run with its key and never
+    launches a key twice) and how many finetunes (seeds) its finetune runs of the last `period_hours` hold: every
+    run tagged with the selection counts, retries and `run_selection`'s runs included."""
     import datetime as dt
 
     since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=period_hours)
     op = _ASSETS[FINETUNE].op.name
-    requested, spent = set(), 0
+    keys, spent = set(), 0
     for record in instance.get_run_records(dg.RunsFilter(job_name=JOB_NAMES[FINETUNE], tags={GRID_TAG: name})):
         run = record.dagster_run
-        seeds = tuple(((run.run_config or {}).get("ops", {}).get(op, {}).get("config") or {}).get("seeds", [0]))
-        requested.add((run.tags.get("dagster/partition", ""), seeds))
+        if key := run.tags.get(RUN_KEY_TAG):
+            keys.add(key)
         created = record.create_timestamp
         if (created if created.tzinfo else created.replace(tzinfo=dt.timezone.utc)) >= since:
-            spent += len(seeds)
-    return requested, spent
+            spent += len(((run.run_config or {}).get("ops", {}).get(op, {}).get("config") or {}).get("seeds", [0]))
+    return keys, spent
 
 
 def _budgeted(context, name: str, options: SelectionOptions, batch: list[Step]) -> tuple[list[Step], str]:
@@ -244,14 +244,15 @@ def _budgeted(context, name: str, options: SelectionOptions, batch: list[Step]) 
     if not options.budget:
         return batch, ""
     requested, spent = requested_finetunes(context.instance, name, options.period_hours)
-    new = [s for s in batch if (str(partition_key(s)), tuple(s.config.get("seeds", ()))) not in requested]
-    kept = within_budget(new, options.budget - spent)
+    new = [s for s in batch if run_key(name, s) not in requested]
     if not new:
-        return [], f"{name}: {len(batch)} requested finetune partition(s) not in the lake yet" if batch else ""
+        return [], (f"{name}: every finetune partition not in the lake was asked for already ({len(batch)}: "
+                    "running, or failed: re-execute a failed run from the UI)") if batch else ""
+    kept = within_budget(new, options.budget - spent)
     if len(kept) == len(new):
         return kept, ""
-    return kept, (f"{name}: {spent} of {options.budget} finetune(s) per {options.period_hours:g} h already asked for; "
-                  f"{len(new) - len(kept)} finetune partition(s) wait for the next period")
+    return kept, (f"{name}: {spent} of {options.budget} finetune(s) asked for in the last {options.period_hours:g} h; "
+                  f"{len(new) - len(kept)} finetune partition(s) wait until earlier runs leave that window")
 
 
 def selection_sensor(architecture: str) -> dg.SensorDefinition:

@@ -225,6 +225,9 @@ def _env_ints(environ: Mapping[str, str], name: str, default: Sequence[int]) -> 
         raise ValueError(f"{name}={text!r} is not a comma-separated list of integers (e.g. 0,1,2)") from None
 
 
+MAX_PERIOD_HOURS = 8760  # a year: a selection budget's longest period
+
+
 @dataclass(frozen=True)
 class SelectionOptions:
     """How a `select_<architecture>` sensor selects; each field from `STARTPOINT_SELECT_<FIELD>` when set
@@ -246,10 +249,12 @@ class SelectionOptions:
     def __post_init__(self) -> None:
         if self.k < 1:
             raise ValueError(f"k must be at least 1 candidate, got {self.k}")
-        if self.budget < 0:
-            raise ValueError(f"budget must be 0 (no cap) or a number of finetunes, got {self.budget}")
-        if not self.period_hours > 0:
-            raise ValueError(f"period_hours must be > 0, got {self.period_hours}")
+        largest = max(len(self.seeds), len(self.baseline_seeds))
+        if self.budget < 0 or 0 < self.budget < largest:
+            raise ValueError(f"budget must be 0 (no cap) or at least {largest} finetunes, the seeds of one partition "
+                             f"(a partition's seeds run together), got {self.budget}")
+        if not 0 < self.period_hours <= MAX_PERIOD_HOURS:
+            raise ValueError(f"period_hours must be > 0 and at most {MAX_PERIOD_HOURS} (a year), got {self.period_hours}")
         if self.method not in ("logme", "linear_probe"):
             raise ValueError(f"method must be logme or linear_probe, got {self.method!r}")
         if self.probe_train_cap < 2:

@@ -96,3 +96,17 @@ def test_the_docs_quote_the_run_with_the_former_target_recipe():
     text = (ROOT / "docs" / "engine.md").read_text()
     block = text[text.index("<!-- make_run -->"):text.index("<!-- /make_run -->")]
     assert f"{data['idle_seconds']:.1f} s idle" in block and f"{data['contended_seconds']:.1f} s" in block
+
+
+ONE_ROUND = ROOT / "benchmarks" / "results" / "make_run_passive_1round.json"
+
+
+@pytest.mark.skipif(not ONE_ROUND.exists(), reason="no benchmarks/results/make_run_passive_1round.json")
+def test_the_docs_quote_the_earlier_round_of_the_same_code():
+    data = json.loads(ONE_ROUND.read_text())
+    assert data["all_succeeded"] and data["rounds"] == 1
+    block = " ".join((ROOT / "docs" / "engine.md").read_text().split("<!-- make_run -->")[1]
+                     .split("<!-- /make_run -->")[0].split())
+    margin = make_run.BOUND_SECONDS - data["contended_seconds"]
+    assert (f"took {data['idle_seconds']:.1f} s idle and {data['contended_seconds']:.1f} s beside one spinning "
+            f"process (`benchmarks/results/make_run_passive_1round.json`): within the bound by {margin:.0f} s") in block

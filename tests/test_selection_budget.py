@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 
 from assets.resources import HomeResource, LakeResource
-from pipelines.launch import GRID_TAG, JOB_NAMES, REASON_TAG, grid_definitions, selection_sensor
+from pipelines.launch import GRID_TAG, JOB_NAMES, REASON_TAG, RUN_KEY_TAG, grid_definitions, selection_sensor
 from startpoint import lake as lake_files
 from startpoint.keys import encode_key
 from startpoint.plan import FINETUNE, SelectionOptions, Step, within_budget
@@ -52,11 +52,12 @@ def _tick(instance, home):
 
 
 def _launched(instance, requests) -> None:
-    """What the daemon does with a tick's requests: one run each, with the request's config and tags."""
+    """What the daemon does with a tick's requests: one run each, with the request's config and tags, and its
+    partition and run key as tags."""
     job = grid_definitions().resolve_job_def(JOB_NAMES[FINETUNE])
     for r in requests:
-        instance.create_run_for_job(job, run_config=r.run_config,
-                                    tags={**r.tags, "dagster/partition": str(r.partition_key)})
+        instance.create_run_for_job(job, run_config=r.run_config, tags={
+            **r.tags, "dagster/partition": str(r.partition_key), RUN_KEY_TAG: r.run_key})
 
 
 def _asked(result) -> list[tuple[str, str, int, str]]:
@@ -81,7 +82,7 @@ def test_each_tick_asks_for_what_fits_in_the_period_budget_in_rank_order(home, m
         second = _tick(instance, home)
         assert not second.run_requests
         message = second.skip_reason.skip_message
-        assert "6 of 7 finetune(s) per 1 h" in message and "4 finetune partition(s) wait" in message
+        assert "6 of 7 finetune(s) asked for in the last 1 h" in message and "4 finetune partition(s) wait" in message
 
         # A new period (one of 1.8 s): the top candidate on both targets, then the second on the first target.
         monkeypatch.setenv("STARTPOINT_SELECT_PERIOD_HOURS", "0.0005")
@@ -96,6 +97,10 @@ def test_each_tick_asks_for_what_fits_in_the_period_budget_in_rank_order(home, m
         time.sleep(2.0)
         fourth = _tick(instance, home)
         assert [x[:3] for x in _asked(fourth)] == [(b, TARGETS[1], 2)]
+        _launched(instance, fourth.run_requests)
+        time.sleep(2.0)
+        everything = _tick(instance, home)  # all asked for, none in the lake: it says so, and asks for nothing
+        assert not everything.run_requests and "was asked for already (6" in everything.skip_reason.skip_message
 
         # A changed config is a new request (a new run key, as without a budget): 3 seeds per candidate.
         monkeypatch.setenv("STARTPOINT_SELECT_SEEDS", "0,1,2")
@@ -126,5 +131,20 @@ def test_budget_options_come_from_the_environment_with_one_line_errors():
         SelectionOptions.from_env({"STARTPOINT_SELECT_BUDGET": "ten"})
     with pytest.raises(ValueError, match="STARTPOINT_SELECT_PERIOD_HOURS='a week' is not a number of hours"):
         SelectionOptions.from_env({"STARTPOINT_SELECT_PERIOD_HOURS": "a week"})
-    with pytest.raises(ValueError, match="period_hours must be > 0"):
-        SelectionOptions.from_env({"STARTPOINT_SELECT_PERIOD_HOURS": "0"})
+    for bad in ("0", "inf", "nan", "1e8"):
+        with pytest.raises(ValueError, match="period_hours must be > 0 and at most 8760"):
+            SelectionOptions.from_env({"STARTPOINT_SELECT_PERIOD_HOURS": bad})
+    # a budget below one partition's seeds could never ask for anything: refused, in one line
+    with pytest.raises(ValueError, match="budget must be 0 .no cap. or at least 5 finetunes"):
+        SelectionOptions.from_env({"STARTPOINT_SELECT_BUDGET": "4"})
+    assert SelectionOptions.from_env({"STARTPOINT_SELECT_BUDGET": "3", "STARTPOINT_SELECT_BASELINE_SEEDS": "0,1,2"}
+                                     ).budget == 3
+
+
+def test_a_bad_budget_setting_is_the_ticks_skip_reason(home, monkeypatch):
+    monkeypatch.setenv("STARTPOINT_SELECT_BUDGET", "2")
+    resources = {"lake": LakeResource(url=str(home / "lake")), "home": HomeResource(path=str(home))}
+    with dg.instance_for_test() as instance:
+        result = selection_sensor(ARCH)(dg.build_sensor_context(instance=instance, resources=resources))
+    assert isinstance(result, dg.SkipReason)
+    assert result.skip_message.startswith("budget must be 0 (no cap) or at least 3 finetunes")
