@@ -31,12 +31,12 @@ from collections.abc import Callable
 
 from startpoint.recommend.predict import CandidatePrediction, Evidence, RecommendError
 from startpoint.recommend.protocol import (
-    ModelRuns,
-    ObservedGain,
-    ProtocolResult,
     CandidateQueue,
+    ModelRuns,
+    ProtocolResult,
     confident,
     measured_decision,
+    observed_gain,
     p_beats,
     welch_interval,
 )
@@ -161,8 +161,7 @@ def run_adaptive(
                 queue.skip(cand, f"broken candidate: {runs.failures[0]}")
                 continue
             done.append(runs)
-            gain, low, high = welch_interval(runs.scores, pretrained.scores)
-            queue.tried.append((cand, ObservedGain(cand.model_id, cand.rank, 1, gain, low, high, cand.expected_gain)))
+            queue.tried.append((cand, observed_gain(cand, runs, pretrained)))
 
     settled = None
     while done and len(spent) < finetunes:
@@ -177,11 +176,8 @@ def run_adaptive(
     if settled is not None:
         stopped = f"{stopped}; {settled}" if stopped else settled
         log(f"stop: {settled} ({len(spent)} of {finetunes} finetunes spent)")
-    gains = []
-    for cand, _ in queue.tried:
-        runs = next(r for r in done if r.model_id == cand.model_id)
-        gain, low, high = welch_interval(runs.scores, pretrained.scores)
-        gains.append(ObservedGain(cand.model_id, cand.rank, len(runs.scores), gain, low, high, cand.expected_gain))
+    runs_of = {r.model_id: r for r in done}
+    gains = [observed_gain(cand, runs_of[cand.model_id], pretrained) for cand, _ in queue.tried]
     return ProtocolResult(
         pretrained=pretrained, candidates=done, gains=gains, stopped_early=stopped, skipped=queue.skipped,
         decision=measured_decision(pretrained, done, evidence.pretrained_model),

@@ -79,6 +79,13 @@ class ObservedGain:
     predicted_gain: float
 
 
+def observed_gain(cand: CandidatePrediction, runs: ModelRuns, pretrained: ModelRuns) -> ObservedGain:
+    """A candidate's measured gain over the pretrained model on this target (Welch interval of the seed scores), beside
+    the gain predicted for it."""
+    gain, low, high = welch_interval(runs.scores, pretrained.scores)
+    return ObservedGain(cand.model_id, cand.rank, len(runs.scores), gain, low, high, cand.expected_gain)
+
+
 @dataclass
 class ProtocolResult:
     pretrained: ModelRuns
@@ -284,11 +291,10 @@ def run_protocol(
             queue.skip(cand, f"broken candidate: {runs.failures[0]}{more}")
             continue
         done.append(runs)
-        gain, low, high = welch_interval(runs.scores, pretrained.scores)
-        obs = ObservedGain(cand.model_id, cand.rank, len(runs.scores), gain, low, high, cand.expected_gain)
+        obs = observed_gain(cand, runs, pretrained)
         gains.append(obs)
         queue.tried.append((cand, obs))
-        log(f"  gain {gain:+.2f} points (95% CI {low:+.2f}..{high:+.2f}) over the pretrained model")
+        log(f"  gain {obs.gain:+.2f} points (95% CI {obs.low:+.2f}..{obs.high:+.2f}) over the pretrained model")
     return ProtocolResult(
         pretrained=pretrained, candidates=done, gains=gains, stopped_early=queue.stopped, skipped=queue.skipped,
         decision=measured_decision(pretrained, done, evidence.pretrained_model),
