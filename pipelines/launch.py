@@ -64,6 +64,7 @@ from startpoint.plan import (
     PROBE,
     SelectionOptions,
     Step,
+    finetune_count,
     grid_steps,
     made_fusions,
     ready_steps,
@@ -235,7 +236,7 @@ def requested_finetunes(instance: dg.DagsterInstance, name: str, period_hours: f
             keys.add(key)
         created = record.create_timestamp
         if (created if created.tzinfo else created.replace(tzinfo=dt.timezone.utc)) >= since:
-            spent += len(((run.run_config or {}).get("ops", {}).get(op, {}).get("config") or {}).get("seeds", [0]))
+            spent += finetune_count((run.run_config or {}).get("ops", {}).get(op, {}).get("config") or {})
     return keys, spent
 
 

@@ -333,13 +333,19 @@ def selection_steps(
     return SelectionStage("finetune", steps, ranked, f"{len(ranked)} probed {architecture} model(s); finetune {chosen}")
 
 
+def finetune_count(config: Mapping[str, Any]) -> int:
+    """The finetunes one finetune partition's config asks for: one per seed. A config without seeds counts as one
+    (the selection's steps always name their seeds, so its budget never meets one)."""
+    return len(config.get("seeds", ())) or 1
+
+
 def within_budget(steps: Sequence[Step], left: int) -> list[Step]:
     """The leading finetune steps whose seeds fit in `left` finetunes, in the selection's order (the baseline,
     then the candidates by probe rank). It stops at the first that does not fit rather than skip to a cheaper one,
     so a period's budget never goes to a lower rank before a higher one; a step's seeds share one run, never split."""
     kept: list[Step] = []
     for step in steps:
-        cost = len(step.config.get("seeds", ())) or 1
+        cost = finetune_count(step.config)
         if cost > left:
             break
         kept.append(step)
