@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -94,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import tempfile
 
-    from benchmarks.results_file import write_results
+    from benchmarks.results_file import machine, write_results
     from startpoint.data import load_dataset
     from startpoint.engine.train import EVAL_BATCH
     from startpoint.grid import target_recipe
@@ -116,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         "accuracy_abs_diff_max": round(max(abs(r[f"test_accuracy_batch{batch}"] - r["test_accuracy_batch128"])
                                            for r in runs), 4),
         "step_parts": step_parts(folder),
-        "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": machine(),
         "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"),
         "runs": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in runs],
     }

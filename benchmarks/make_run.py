@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import re
 import resource
 import shutil
@@ -90,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-home", type=Path, default=None,
                         help="keep the last idle run's STARTPOINT_HOME here (for the figures read from its warehouse)")
     args = parser.parse_args(argv)
-    from benchmarks.results_file import write_results
+    from benchmarks.results_file import machine, write_results
 
     runs = []
     for r in range(args.rounds):
@@ -103,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     data = {"rounds": args.rounds, "hogs": args.hogs, "bound_seconds": BOUND_SECONDS,
             "all_succeeded": all(r["ok"] for r in runs), **summarize(runs, args.hogs),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
-            "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+            "machine": machine(),
             "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"), "runs": runs}
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

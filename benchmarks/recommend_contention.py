@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -101,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.home / "warehouse.duckdb").exists():
         print(f"no warehouse in {args.home}: run `make run` first, or pass --home")
         return 2
-    from benchmarks.results_file import write_results
+    from benchmarks.results_file import machine, write_results
 
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -115,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     data = {"command": f"startpoint recommend --run --budget {args.budget}", "dataset": name, "rows": args.rows,
             "rounds": args.rounds, "hogs": args.hogs, "goal_ratio": GOAL_RATIO,
             "all_succeeded": all(r["ok"] for r in runs), "designs": summarize(runs, args.hogs),
-            "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+            "machine": machine(),
             "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"), "runs": runs}
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

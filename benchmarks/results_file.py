@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
 from pathlib import Path
 from typing import Any
 
@@ -15,3 +17,8 @@ def write_results(name: str, data: Any) -> Path:
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
     print(f"wrote benchmarks/results/{path.name}")
     return path
+
+
+def machine() -> dict:
+    """The machine a benchmark ran on, as the results files record it."""
+    return {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -69,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hogs", type=int, default=2)
     parser.add_argument("--dataset", default="fortunes_topic")
     args = parser.parse_args(argv)
-    from benchmarks.results_file import write_results
+    from benchmarks.results_file import machine, write_results
 
     runs = []
     for r in range(args.rounds):
@@ -91,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     data = {"dataset": args.dataset, "rounds": args.rounds, "hogs": args.hogs,
             "all_succeeded": all(x["ok"] for x in runs) and len(scores) == 1, "same_score": len(scores) == 1,
             "medians": medians,
-            "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+            "machine": machine(),
             "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"), "runs": runs}
     write_results("thread_wait", data)
     return 0 if data["all_succeeded"] else 1
