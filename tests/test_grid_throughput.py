@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import grid_throughput
+from docs_fixture import docs_block
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "grid_throughput.json"
@@ -45,8 +46,7 @@ def test_a_failed_step_marks_the_file_and_its_run_is_left_out_of_the_figures():
 def test_the_docs_quote_the_results_file():
     data = json.loads(RESULTS.read_text())
     assert data["all_steps_succeeded"], "the results file holds a run with a failed step: rerun the benchmark"
-    text = (ROOT / "docs" / "engine.md").read_text()
-    block = text[text.index("<!-- grid_throughput -->"):text.index("<!-- /grid_throughput -->")]
+    block = docs_block("engine.md", "grid_throughput", joined=False)
     for design in ("previous", "new"):
         for key in ("idle_seconds", "contended_seconds"):
             assert f"{data['designs'][design][key]:.1f}" in block, (design, key)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import make_run
+from docs_fixture import docs_block
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "make_run.json"
@@ -36,8 +37,7 @@ def test_the_docs_quote_the_results_file():
     data = json.loads(RESULTS.read_text())
     assert data["all_succeeded"], "the results file holds a run with a failed step: rerun the benchmark"
     assert all(r["ok"] and r["exit_code"] == 0 and r["grid_failed"] == 0 and r["published"] for r in data["runs"])
-    text = (ROOT / "docs" / "engine.md").read_text()
-    block = text[text.index("<!-- make_run -->"):text.index("<!-- /make_run -->")]
+    block = docs_block("engine.md", "make_run", joined=False)
     for key in ("idle_seconds", "contended_seconds"):
         minutes, seconds = divmod(round(data[key]), 60)
         assert f"{data[key]:.1f} s" in block and f"{minutes} min {seconds:02d} s" in block, key
@@ -56,8 +56,7 @@ PHASES = ROOT / "benchmarks" / "results" / "finetune_phases.json"
 @pytest.mark.skipif(not PHASES.exists(), reason="no benchmarks/results/finetune_phases.json yet")
 def test_the_docs_quote_the_finetune_phases():
     data = json.loads(PHASES.read_text())
-    text = (ROOT / "docs" / "engine.md").read_text()
-    block = " ".join(text[text.index("<!-- finetune_phases -->"):text.index("<!-- /finetune_phases -->")].split())
+    block = docs_block("engine.md", "finetune_phases")
     med = data["medians"]
     for key in ("prepare_s", "train_s", "test_eval_batch32_s", "test_eval_batch128_s"):
         assert f"{med[key]:.2f} s" in block, key
@@ -78,8 +77,7 @@ BEFORE_PASSIVE = ROOT / "benchmarks" / "results" / "make_run_before_passive.json
 def test_the_docs_quote_the_run_before_the_passive_wait_policy():
     data = json.loads(BEFORE_PASSIVE.read_text())
     assert data["all_succeeded"]
-    text = (ROOT / "docs" / "engine.md").read_text()
-    block = " ".join(text[text.index("<!-- make_run -->"):text.index("<!-- /make_run -->")].split())
+    block = docs_block("engine.md", "make_run")
     assert f"took {data['idle_seconds']:.1f} s idle and {data['contended_seconds']:.1f} s beside one spinning" in block
     now = json.loads(RESULTS.read_text())
     margin = make_run.BOUND_SECONDS - now["contended_seconds"]
@@ -93,8 +91,7 @@ OLD = ROOT / "benchmarks" / "results" / "make_run_256_300.json"
 def test_the_docs_quote_the_run_with_the_former_target_recipe():
     data = json.loads(OLD.read_text())
     assert data["all_succeeded"] and data["contended_seconds"] > make_run.BOUND_SECONDS
-    text = (ROOT / "docs" / "engine.md").read_text()
-    block = text[text.index("<!-- make_run -->"):text.index("<!-- /make_run -->")]
+    block = docs_block("engine.md", "make_run", joined=False)
     assert f"{data['idle_seconds']:.1f} s idle" in block and f"{data['contended_seconds']:.1f} s" in block
 
 
@@ -105,8 +102,7 @@ ONE_ROUND = ROOT / "benchmarks" / "results" / "make_run_passive_1round.json"
 def test_the_docs_quote_the_earlier_round_of_the_same_code():
     data = json.loads(ONE_ROUND.read_text())
     assert data["all_succeeded"] and data["rounds"] == 1
-    block = " ".join((ROOT / "docs" / "engine.md").read_text().split("<!-- make_run -->")[1]
-                     .split("<!-- /make_run -->")[0].split())
+    block = docs_block("engine.md", "make_run")
     margin = make_run.BOUND_SECONDS - data["contended_seconds"]
     assert (f"took {data['idle_seconds']:.1f} s idle and {data['contended_seconds']:.1f} s beside one spinning "
             f"process (`benchmarks/results/make_run_passive_1round.json`): within the bound by {margin:.0f} s") in block

@@ -10,14 +10,10 @@ from pathlib import Path
 import pytest
 
 from benchmarks import recommend_budget, recommend_contention
+from docs_fixture import docs_block
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-
-
-def _block(doc: str, name: str) -> str:
-    text = (ROOT / "docs" / doc).read_text()
-    return " ".join(text[text.index(f"<!-- {name} -->"):text.index(f"<!-- /{name} -->")].split())
 
 
 def test_the_contention_summary_takes_medians_per_design_and_checks_the_goal():
@@ -66,7 +62,7 @@ def test_the_docs_quote_the_contention_results():
     data = json.loads(CONTENTION.read_text())
     assert data["all_succeeded"], "the results file holds a run with a failed step: rerun the benchmark"
     assert all(r["ok"] and r["exit_code"] == 0 and r["failed_finetunes"] == 0 for r in data["runs"])
-    block = _block("recommend.md", "recommend_contention")
+    block = docs_block("recommend.md", "recommend_contention")
     for design, d in data["designs"].items():
         row = (f"| {design} | {d['alone_seconds']:.1f} s | {d['contended_seconds']:.1f} s | "
                f"{d['contended_over_alone']:.2f} |")
@@ -93,7 +89,7 @@ THREAD_WAIT = RESULTS / "thread_wait.json"
 def test_the_docs_quote_the_thread_wait_results():
     data = json.loads(THREAD_WAIT.read_text())
     assert data["all_succeeded"] and data["same_score"]
-    block = _block("engine.md", "thread_wait")
+    block = docs_block("engine.md", "thread_wait")
     for variant, m in data["medians"].items():
         idle = f"{m['idle_seconds']:.1f} s" if "idle_seconds" in m else "—"
         assert f"| {variant} | {idle} | {m['contended_seconds']:.1f} s |" in block, variant
@@ -110,7 +106,7 @@ BUDGET = RESULTS / "recommend_budget.json"
 @pytest.mark.skipif(not BUDGET.exists(), reason="no benchmarks/results/recommend_budget.json yet")
 def test_the_docs_quote_the_budget_replay():
     data = json.loads(BUDGET.read_text())
-    block = _block("recommend.md", "recommend_budget")
+    block = docs_block("recommend.md", "recommend_budget")
     assert (f"{data['agreement_small_large']:.1%} of {data['replays']:,} replays "
             f"(95% interval {data['agreement_low']:.1%}..{data['agreement_high']:.1%})") in block
     spent = data["mean_finetunes"]
